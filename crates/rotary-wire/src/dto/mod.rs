@@ -1,0 +1,15 @@
+//! Request and response shapes, named as in botocore's service model.
+//!
+//! Every request member is `Option` so that a missing required member is reported as AWS
+//! does (`ValidationException`, "Member must not be null") rather than as a JSON error, and
+//! `null` is treated as absent. Responses skip `None` members.
+
+mod password;
+mod policy;
+mod secret;
+mod shared;
+
+pub use password::*;
+pub use policy::*;
+pub use secret::*;
+pub use shared::*;
