@@ -1,1 +1,154 @@
-//! placeholder
+//! Rotary's storage: the [`Store`] trait and its embedded SQLite implementation.
+//!
+//! The store persists secrets, versions and server metadata. It sees only ciphertext: every
+//! secret value arrives already sealed by `rotary-crypto`, and it never decrypts anything.
+//!
+//! # Invariants
+//! - Each trait method is one transaction: a version insert and the label moves that go with
+//!   it commit together or not at all.
+//! - A method returns only after its write is durable (WAL with `synchronous=FULL`).
+//! - Read-modify-write callers pass the revision they read; a concurrent change makes the
+//!   write fail with [`Error::Conflict`] instead of silently overwriting it.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+pub use sqlite::SqliteStore;
+
+/// Errors of the store. They carry ids and names, never values.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A secret with this name already exists in the namespace.
+    #[error("a secret named {0} already exists")]
+    NameTaken(String),
+    /// The secret changed since it was read.
+    #[error("secret {0} was changed concurrently")]
+    Conflict(String),
+    /// The backend failed.
+    #[error("storage backend: {0}")]
+    Backend(#[from] sqlx::Error),
+    /// Migrations failed.
+    #[error("storage migration: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// A stored row is malformed.
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+/// Result of the store.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A secret's row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRow {
+    /// Internal id, never shown to clients.
+    pub uid: String,
+    /// `<account>:<region>`.
+    pub namespace: String,
+    /// Name, unique in the namespace.
+    pub name: String,
+    /// Full ARN.
+    pub arn: String,
+    /// Creation time (ms).
+    pub created_ms: i64,
+    /// Last change (ms).
+    pub last_changed_ms: i64,
+    /// Day of the last read (ms at 00:00 UTC).
+    pub last_accessed_ms: Option<i64>,
+    /// Scheduled deletion time (ms), when scheduled.
+    pub deleted_ms: Option<i64>,
+    /// Bumped by every update.
+    pub revision: i64,
+    /// Other metadata as JSON, owned by the domain layer.
+    pub doc: String,
+}
+
+/// A version's metadata (no value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRow {
+    /// Version id (the ClientRequestToken that created it).
+    pub version_id: String,
+    /// Creation order within the secret.
+    pub seq: i64,
+    /// Creation time (ms).
+    pub created_ms: i64,
+    /// Day of the last read (ms at 00:00 UTC).
+    pub last_accessed_ms: Option<i64>,
+    /// Staging labels.
+    pub stages: Vec<String>,
+    /// KMS key that sealed the value.
+    pub kms_key_id: Option<String>,
+    /// Whether a value is stored (false for a rotation placeholder).
+    pub has_value: bool,
+}
+
+/// A secret with its versions' metadata, oldest version first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretRecord {
+    /// The secret.
+    pub row: SecretRow,
+    /// Its versions by `seq`.
+    pub versions: Vec<VersionRow>,
+}
+
+/// A version to insert, or the new state of an existing one.
+#[derive(Debug, Clone)]
+pub struct VersionWrite {
+    /// Metadata. For an existing version only `stages` (and a value, if given) change.
+    pub row: VersionRow,
+    /// Sealed value; `None` keeps what is stored (or stores no value for a new version).
+    pub ciphertext: Option<Vec<u8>>,
+}
+
+/// An atomic change to one secret.
+#[derive(Debug, Clone)]
+pub struct SecretUpdate {
+    /// The new row; its `revision` must be the one read plus one.
+    pub row: SecretRow,
+    /// Versions to insert or update.
+    pub upsert_versions: Vec<VersionWrite>,
+    /// Versions to delete.
+    pub delete_versions: Vec<String>,
+}
+
+/// How a secret is looked up.
+#[derive(Debug, Clone, Copy)]
+pub enum Lookup<'a> {
+    /// By name.
+    Name(&'a str),
+    /// By full ARN.
+    Arn(&'a str),
+}
+
+/// Persistent storage of secrets. Implementations: SQLite (embedded); PostgreSQL follows.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A secret with its versions' metadata.
+    async fn find(&self, namespace: &str, by: Lookup<'_>) -> Result<Option<SecretRecord>>;
+    /// The sealed value of a version; `None` if the version is absent or has no value.
+    async fn read_ciphertext(&self, uid: &str, version_id: &str) -> Result<Option<Vec<u8>>>;
+    /// Inserts a new secret with its first versions; [`Error::NameTaken`] if the name is used.
+    async fn insert(&self, row: &SecretRow, versions: &[VersionWrite]) -> Result<()>;
+    /// Applies `update` if the stored revision is `update.row.revision - 1`, else
+    /// [`Error::Conflict`].
+    async fn update(&self, update: &SecretUpdate) -> Result<()>;
+    /// Deletes a secret and its versions; returns whether it existed.
+    async fn delete(&self, uid: &str) -> Result<bool>;
+    /// Every secret of a namespace with its versions' metadata.
+    async fn list(&self, namespace: &str) -> Result<Vec<SecretRecord>>;
+    /// Ids of secrets whose scheduled deletion time is at or before `now_ms`.
+    async fn due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// Records the day of a read on the secret and the version (no revision bump).
+    async fn record_access(&self, uid: &str, version_id: &str, day_ms: i64) -> Result<()>;
+    /// A server-wide value.
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>>;
+    /// Stores a server-wide value unless the key exists; returns whether it was stored.
+    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
+    /// Stores or replaces a server-wide value.
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Server-wide values whose key starts with `prefix`.
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Whether the backend answers (for `/health`).
+    async fn ping(&self) -> Result<()>;
+}

@@ -1,0 +1,351 @@
+//! The embedded SQLite store: one file, WAL, `synchronous=FULL`, one writer connection.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::{
+    Error, Lookup, Result, SecretRecord, SecretRow, SecretUpdate, Store, VersionRow, VersionWrite,
+};
+
+/// SQLite implementation of [`Store`].
+///
+/// Writes go through a pool of one connection, so they serialize in-process instead of
+/// failing with `SQLITE_BUSY`; reads use their own pool and never wait for writers (WAL).
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    reader: SqlitePool,
+    writer: SqlitePool,
+}
+
+const SECRET_COLS: &str = "uid, namespace, name, arn, created_ms, last_changed_ms, \
+                           last_accessed_ms, deleted_ms, revision, doc";
+const VERSION_COLS: &str =
+    "secret_uid, version_id, seq, created_ms, last_accessed_ms, stages, kms_key_id, \
+     ciphertext IS NOT NULL AS has_value";
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database file and applies migrations.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        let opts = SqliteConnectOptions::from_str(&url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(opts.read_only(true))
+            .await?;
+        Ok(Self { reader, writer })
+    }
+}
+
+fn secret_row(r: &SqliteRow) -> Result<SecretRow> {
+    Ok(SecretRow {
+        uid: r.try_get("uid")?,
+        namespace: r.try_get("namespace")?,
+        name: r.try_get("name")?,
+        arn: r.try_get("arn")?,
+        created_ms: r.try_get("created_ms")?,
+        last_changed_ms: r.try_get("last_changed_ms")?,
+        last_accessed_ms: r.try_get("last_accessed_ms")?,
+        deleted_ms: r.try_get("deleted_ms")?,
+        revision: r.try_get("revision")?,
+        doc: r.try_get("doc")?,
+    })
+}
+
+fn version_row(r: &SqliteRow) -> Result<(String, VersionRow)> {
+    let stages: String = r.try_get("stages")?;
+    let stages: Vec<String> = serde_json::from_str(&stages)
+        .map_err(|e| Error::Corrupt(format!("version stages: {e}")))?;
+    Ok((
+        r.try_get("secret_uid")?,
+        VersionRow {
+            version_id: r.try_get("version_id")?,
+            seq: r.try_get("seq")?,
+            created_ms: r.try_get("created_ms")?,
+            last_accessed_ms: r.try_get("last_accessed_ms")?,
+            stages,
+            kms_key_id: r.try_get("kms_key_id")?,
+            has_value: r.try_get("has_value")?,
+        },
+    ))
+}
+
+fn stages_json(stages: &[String]) -> String {
+    serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_owned())
+}
+
+async fn upsert_version(
+    tx: &mut Transaction<'_, Sqlite>,
+    uid: &str,
+    v: &VersionWrite,
+) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO versions (secret_uid, version_id, seq, created_ms, last_accessed_ms, \
+         stages, kms_key_id, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (secret_uid, version_id) DO UPDATE SET stages = excluded.stages, \
+         kms_key_id = COALESCE(excluded.kms_key_id, versions.kms_key_id), \
+         ciphertext = COALESCE(excluded.ciphertext, versions.ciphertext)",
+    )
+    .bind(uid)
+    .bind(&v.row.version_id)
+    .bind(v.row.seq)
+    .bind(v.row.created_ms)
+    .bind(v.row.last_accessed_ms)
+    .bind(stages_json(&v.row.stages))
+    .bind(&v.row.kms_key_id)
+    .bind(&v.ciphertext)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn find(&self, namespace: &str, by: Lookup<'_>) -> Result<Option<SecretRecord>> {
+        let mut conn = self.reader.acquire().await?;
+        let row = match by {
+            Lookup::Name(name) => {
+                sqlx::query(&format!(
+                    "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? AND name = ?"
+                ))
+                .bind(namespace)
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+            Lookup::Arn(arn) => {
+                sqlx::query(&format!(
+                    "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? AND arn = ?"
+                ))
+                .bind(namespace)
+                .bind(arn)
+                .fetch_optional(&mut *conn)
+                .await?
+            }
+        };
+        let Some(row) = row else { return Ok(None) };
+        let row = secret_row(&row)?;
+        let versions = sqlx::query(&format!(
+            "SELECT {VERSION_COLS} FROM versions WHERE secret_uid = ? ORDER BY seq"
+        ))
+        .bind(&row.uid)
+        .fetch_all(&mut *conn)
+        .await?
+        .iter()
+        .map(|r| version_row(r).map(|(_, v)| v))
+        .collect::<Result<Vec<_>>>()?;
+        Ok(Some(SecretRecord { row, versions }))
+    }
+
+    async fn read_ciphertext(&self, uid: &str, version_id: &str) -> Result<Option<Vec<u8>>> {
+        let ct: Option<Option<Vec<u8>>> = sqlx::query_scalar(
+            "SELECT ciphertext FROM versions WHERE secret_uid = ? AND version_id = ?",
+        )
+        .bind(uid)
+        .bind(version_id)
+        .fetch_optional(&self.reader)
+        .await?;
+        Ok(ct.flatten())
+    }
+
+    async fn insert(&self, row: &SecretRow, versions: &[VersionWrite]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        let r = sqlx::query(&format!(
+            "INSERT INTO secrets ({SECRET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ))
+        .bind(&row.uid)
+        .bind(&row.namespace)
+        .bind(&row.name)
+        .bind(&row.arn)
+        .bind(row.created_ms)
+        .bind(row.last_changed_ms)
+        .bind(row.last_accessed_ms)
+        .bind(row.deleted_ms)
+        .bind(row.revision)
+        .bind(&row.doc)
+        .execute(&mut *tx)
+        .await;
+        match r {
+            Err(e) if is_unique_violation(&e) => return Err(Error::NameTaken(row.name.clone())),
+            r => r?,
+        };
+        for v in versions {
+            upsert_version(&mut tx, &row.uid, v).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn update(&self, update: &SecretUpdate) -> Result<()> {
+        let row = &update.row;
+        let mut tx = self.writer.begin().await?;
+        let done = sqlx::query(
+            "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, last_accessed_ms = ?, \
+             deleted_ms = ?, revision = ?, doc = ? WHERE uid = ? AND revision = ?",
+        )
+        .bind(&row.name)
+        .bind(&row.arn)
+        .bind(row.last_changed_ms)
+        .bind(row.last_accessed_ms)
+        .bind(row.deleted_ms)
+        .bind(row.revision)
+        .bind(&row.doc)
+        .bind(&row.uid)
+        .bind(row.revision - 1)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Err(Error::Conflict(row.name.clone()));
+        }
+        for v in &update.upsert_versions {
+            upsert_version(&mut tx, &row.uid, v).await?;
+        }
+        for id in &update.delete_versions {
+            sqlx::query("DELETE FROM versions WHERE secret_uid = ? AND version_id = ?")
+                .bind(&row.uid)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn delete(&self, uid: &str) -> Result<bool> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("DELETE FROM versions WHERE secret_uid = ?").bind(uid).execute(&mut *tx).await?;
+        let n = sqlx::query("DELETE FROM secrets WHERE uid = ?").bind(uid).execute(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(n.rows_affected() == 1)
+    }
+
+    async fn list(&self, namespace: &str) -> Result<Vec<SecretRecord>> {
+        let mut conn = self.reader.acquire().await?;
+        // One read transaction so secrets and versions are a consistent snapshot.
+        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        let rows = sqlx::query(&format!(
+            "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? ORDER BY created_ms, uid"
+        ))
+        .bind(namespace)
+        .fetch_all(&mut *conn)
+        .await;
+        let versions = sqlx::query(&format!(
+            "SELECT {VERSION_COLS} FROM versions WHERE secret_uid IN \
+             (SELECT uid FROM secrets WHERE namespace = ?) ORDER BY secret_uid, seq"
+        ))
+        .bind(namespace)
+        .fetch_all(&mut *conn)
+        .await;
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        let mut by_secret: HashMap<String, Vec<VersionRow>> = HashMap::new();
+        for r in versions? {
+            let (uid, v) = version_row(&r)?;
+            by_secret.entry(uid).or_default().push(v);
+        }
+        rows?
+            .iter()
+            .map(|r| {
+                let row = secret_row(r)?;
+                let versions = by_secret.remove(&row.uid).unwrap_or_default();
+                Ok(SecretRecord { row, versions })
+            })
+            .collect()
+    }
+
+    async fn due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT uid FROM secrets WHERE deleted_ms IS NOT NULL AND deleted_ms <= ?",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn record_access(&self, uid: &str, version_id: &str, day_ms: i64) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("UPDATE secrets SET last_accessed_ms = ? WHERE uid = ?")
+            .bind(day_ms)
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(
+            "UPDATE versions SET last_accessed_ms = ? WHERE secret_uid = ? AND version_id = ?",
+        )
+        .bind(day_ms)
+        .bind(uid)
+        .bind(version_id)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.reader)
+            .await?)
+    }
+
+    async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
+        let r = sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
+            .bind(key)
+            .bind(value)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES (?, ?) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let rows = sqlx::query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key")
+            .bind(prefix.len() as i64)
+            .bind(prefix)
+            .fetch_all(&self.reader)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
+            .collect()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.reader).await?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,106 @@
+use super::*;
+
+fn row(uid: &str, name: &str) -> SecretRow {
+    SecretRow {
+        uid: uid.into(),
+        namespace: "000000000000:us-east-1".into(),
+        name: name.into(),
+        arn: format!("arn:aws:secretsmanager:us-east-1:000000000000:secret:{name}-abcdef"),
+        created_ms: 1,
+        last_changed_ms: 1,
+        last_accessed_ms: None,
+        deleted_ms: None,
+        revision: 1,
+        doc: "{}".into(),
+    }
+}
+
+fn version(id: &str, seq: i64, stages: &[&str], ct: Option<&[u8]>) -> VersionWrite {
+    VersionWrite {
+        row: VersionRow {
+            version_id: id.into(),
+            seq,
+            created_ms: seq,
+            last_accessed_ms: None,
+            stages: stages.iter().map(|s| s.to_string()).collect(),
+            kms_key_id: Some("k".into()),
+            has_value: ct.is_some(),
+        },
+        ciphertext: ct.map(|c| c.to_vec()),
+    }
+}
+
+#[tokio::test]
+async fn insert_find_update_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let ns = "000000000000:us-east-1";
+    s.insert(&row("u1", "a"), &[version("v1", 1, &["AWSCURRENT"], Some(b"ct1"))])
+        .await
+        .unwrap();
+    assert!(matches!(s.insert(&row("u2", "a"), &[]).await, Err(Error::NameTaken(_))));
+
+    let rec = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
+    assert_eq!(rec.versions.len(), 1);
+    assert!(rec.versions[0].has_value);
+    let by_arn = s.find(ns, Lookup::Arn(&rec.row.arn)).await.unwrap().unwrap();
+    assert_eq!(by_arn, rec);
+    assert_eq!(s.read_ciphertext("u1", "v1").await.unwrap().unwrap(), b"ct1");
+
+    // A placeholder, then filled; the old version's labels change in the same update.
+    let mut r2 = rec.row.clone();
+    r2.revision = 2;
+    let upd = SecretUpdate {
+        row: r2.clone(),
+        upsert_versions: vec![version("v2", 2, &["AWSPENDING"], None)],
+        delete_versions: vec![],
+    };
+    s.update(&upd).await.unwrap();
+    assert!(matches!(s.update(&upd).await, Err(Error::Conflict(_))), "stale revision");
+    assert_eq!(s.read_ciphertext("u1", "v2").await.unwrap(), None);
+    let mut r3 = r2.clone();
+    r3.revision = 3;
+    s.update(&SecretUpdate {
+        row: r3,
+        upsert_versions: vec![
+            version("v2", 2, &["AWSCURRENT", "AWSPENDING"], Some(b"ct2")),
+            version("v1", 1, &["AWSPREVIOUS"], None),
+        ],
+        delete_versions: vec![],
+    })
+    .await
+    .unwrap();
+    let rec = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
+    assert_eq!(rec.versions[0].stages, vec!["AWSPREVIOUS"]);
+    assert!(rec.versions[0].has_value, "stage change keeps the value");
+    assert_eq!(s.read_ciphertext("u1", "v1").await.unwrap().unwrap(), b"ct1");
+    assert_eq!(s.read_ciphertext("u1", "v2").await.unwrap().unwrap(), b"ct2");
+
+    s.record_access("u1", "v2", 86_400_000).await.unwrap();
+    let listed = s.list(ns).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].row.last_accessed_ms, Some(86_400_000));
+    assert_eq!(listed[0].row.revision, 3, "reads do not bump the revision");
+
+    assert!(s.delete("u1").await.unwrap());
+    assert!(s.find(ns, Lookup::Name("a")).await.unwrap().is_none());
+    assert_eq!(s.read_ciphertext("u1", "v1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn meta_and_purge_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap();
+    assert!(s.put_meta_if_absent("kms:a", b"1").await.unwrap());
+    assert!(!s.put_meta_if_absent("kms:a", b"2").await.unwrap());
+    s.put_meta("cred:x", b"3").await.unwrap();
+    assert_eq!(s.get_meta("kms:a").await.unwrap().unwrap(), b"1");
+    assert_eq!(s.list_meta("kms:").await.unwrap(), vec![("kms:a".to_string(), b"1".to_vec())]);
+
+    let mut r = row("u1", "gone");
+    r.deleted_ms = Some(100);
+    s.insert(&r, &[]).await.unwrap();
+    s.insert(&row("u2", "kept"), &[]).await.unwrap();
+    assert!(s.due_for_purge(99).await.unwrap().is_empty());
+    assert_eq!(s.due_for_purge(100).await.unwrap(), vec!["u1".to_string()]);
+}
