@@ -119,7 +119,7 @@ impl std::error::Error for ApiError {}
 #[macro_export]
 macro_rules! api_error {
     ($code:ident, $lit:literal) => {
-        $crate::ApiError::new($crate::ErrorCode::$code, $lit)
+        $crate::ApiError::new($crate::ErrorCode::$code, format!($lit))
     };
     ($code:ident, $($arg:tt)+) => {
         $crate::ApiError::new($crate::ErrorCode::$code, format!($($arg)+))

@@ -1,0 +1,263 @@
+//! [`SecretsService`]: every Secrets Manager operation, on wire shapes.
+
+mod lifecycle;
+mod list;
+mod misc;
+mod read;
+mod write;
+
+use std::sync::Arc;
+
+use rotary_crypto::{Keyring, SecretBytes, WrappedKey};
+use rotary_store::{Lookup, SecretRecord, Store};
+use rotary_wire::{api_error, ApiError};
+
+use crate::arn;
+use crate::clock::Clock;
+use crate::names;
+use crate::secret::{value_aad, Plain, Secret, DEFAULT_KMS_KEY};
+
+/// AWS's texts, in one place.
+pub mod msg {
+    /// Unknown secret.
+    pub const NOT_FOUND: &str = "Secrets Manager can't find the specified secret.";
+    /// Operation on a secret scheduled for deletion.
+    pub const MARKED_FOR_DELETION: &str =
+        "You can't perform this operation on the secret because it was marked for deletion.";
+    /// CreateSecret over a name scheduled for deletion.
+    pub const CREATE_OVER_DELETED: &str =
+        "You can't create this secret because a secret with this name is already scheduled for deletion.";
+    /// A write without a token.
+    pub const TOKEN_REQUIRED: &str =
+        "You must provide a ClientRequestToken value. We recommend a UUID-type value.";
+    /// Both value members.
+    pub const BOTH_VALUES: &str =
+        "You can't specify both a binary secret value and a string secret value in the same secret.";
+    /// PutSecretValue without a value.
+    pub const NO_VALUE: &str = "You must provide either SecretString or SecretBinary.";
+    /// Version quota.
+    pub const TOO_MANY_VERSIONS: &str =
+        "You have exceeded the maximum number of versions for this secret.";
+    /// Label quota.
+    pub const TOO_MANY_LABELS: &str =
+        "You have exceeded the maximum number of staging labels attached across all versions of this secret.";
+    /// KMS decrypt failure.
+    pub const DECRYPTION_FAILURE: &str =
+        "Secrets Manager can't decrypt the protected secret text using the provided KMS key.";
+    /// Bad pagination token.
+    pub const BAD_NEXT_TOKEN: &str = "The NextToken value is invalid.";
+    /// Replication is not offered by a single server.
+    pub const NO_REPLICATION: &str =
+        "Rotary does not replicate secrets to other regions; remove AddReplicaRegions.";
+}
+
+/// Who is calling and for which request; passed to every operation.
+#[derive(Debug, Clone, Default)]
+pub struct Ctx {
+    /// The request id sent back in `x-amzn-RequestId`.
+    pub request_id: String,
+    /// ARN of the authenticated principal.
+    pub caller: String,
+}
+
+/// Settings of the service.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// Region of the ARNs minted.
+    pub region: String,
+    /// Account of the ARNs minted.
+    pub account_id: String,
+}
+
+/// The Secrets Manager operations over a store and a keyring.
+pub struct SecretsService {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    clock: Arc<dyn Clock>,
+    config: ServiceConfig,
+    namespace: String,
+}
+
+const KMS_META_PREFIX: &str = "kms:";
+/// How often an optimistic write is retried when the secret changed under it.
+const MAX_WRITE_ATTEMPTS: usize = 16;
+
+/// What a mutation did.
+pub(crate) enum Outcome<T> {
+    /// Nothing to write (a replay or a no-op).
+    Unchanged(T),
+    /// Write the working copy; `Some(ms)` also sets LastChangedDate.
+    Changed(T, Option<i64>),
+}
+
+impl SecretsService {
+    /// Opens the service: loads the KMS keys from the store, creating the default one on
+    /// first start.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        clock: Arc<dyn Clock>,
+        config: ServiceConfig,
+    ) -> Result<Self, ApiError> {
+        let namespace = format!("{}:{}", config.account_id, config.region);
+        let svc = Self { store, keyring, clock, config, namespace };
+        for (key, sealed) in svc.store.list_meta(KMS_META_PREFIX).await.map_err(internal)? {
+            let name = key[KMS_META_PREFIX.len()..].to_owned();
+            svc.keyring.load(&WrappedKey { name, sealed }).map_err(internal)?;
+        }
+        svc.ensure_kms_key(DEFAULT_KMS_KEY).await?;
+        Ok(svc)
+    }
+
+    /// The store (for health checks).
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The configured region.
+    pub fn region(&self) -> &str {
+        &self.config.region
+    }
+
+    /// The configured account.
+    pub fn account_id(&self) -> &str {
+        &self.config.account_id
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Makes sure a KMS key exists in the keyring and the store. Named keys other than the
+    /// default are created on first use: Rotary is its own KMS.
+    pub(crate) async fn ensure_kms_key(&self, name: &str) -> Result<(), ApiError> {
+        if self.keyring.contains(name) {
+            return Ok(());
+        }
+        let wrapped = self.keyring.generate(name).map_err(internal)?;
+        let key = format!("{KMS_META_PREFIX}{name}");
+        if !self.store.put_meta_if_absent(&key, &wrapped.sealed).await.map_err(internal)? {
+            // Another node created it first: use theirs.
+            let sealed = self.store.get_meta(&key).await.map_err(internal)?.ok_or_else(ApiError::internal)?;
+            self.keyring.load(&WrappedKey { name: name.to_owned(), sealed }).map_err(internal)?;
+        }
+        Ok(())
+    }
+
+    /// Finds a secret by name, full ARN or partial ARN (spec §2.2).
+    pub(crate) async fn find(&self, id: &str) -> Result<Option<Secret>, ApiError> {
+        let rec = if id.starts_with("arn:") {
+            self.find_arn(id).await?
+        } else {
+            names::check(id)?;
+            self.store.find(&self.namespace, Lookup::Name(id)).await.map_err(internal)?
+        };
+        rec.map(Secret::from_record).transpose().map_err(internal)
+    }
+
+    async fn find_arn(&self, id: &str) -> Result<Option<SecretRecord>, ApiError> {
+        if let Some(rec) = self.store.find(&self.namespace, Lookup::Arn(id)).await.map_err(internal)? {
+            return Ok(Some(rec));
+        }
+        // A partial ARN (no suffix), or a name that itself ends like a suffix.
+        let Some(p) = arn::parse(id) else { return Ok(None) };
+        if p.region != self.config.region || p.account != self.config.account_id {
+            return Ok(None);
+        }
+        self.store.find(&self.namespace, Lookup::Name(p.resource)).await.map_err(internal)
+    }
+
+    /// Like [`Self::find`] but a missing secret is `ResourceNotFoundException`.
+    pub(crate) async fn resolve(&self, id: &str) -> Result<Secret, ApiError> {
+        self.find(id).await?.ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))
+    }
+
+    /// Loads, changes and writes one secret, retrying if it changed concurrently.
+    ///
+    /// When `token` names a version that holds a value, its framed plaintext is passed to
+    /// `f`, so idempotent replays can be told from conflicting reuse of a token.
+    pub(crate) async fn mutate<T>(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        f: impl Fn(&mut Secret, Option<&SecretBytes>) -> Result<Outcome<T>, ApiError>,
+    ) -> Result<T, ApiError> {
+        for _ in 0..MAX_WRITE_ATTEMPTS {
+            let mut secret = self.resolve(id).await?;
+            let existing = match token {
+                Some(t) => self.token_value(&secret, t).await?,
+                None => None,
+            };
+            match f(&mut secret, existing.as_ref())? {
+                Outcome::Unchanged(t) => return Ok(t),
+                Outcome::Changed(t, changed_at) => {
+                    let update = secret.into_update(changed_at).map_err(internal)?;
+                    match self.store.update(&update).await {
+                        Ok(()) => return Ok(t),
+                        Err(rotary_store::Error::Conflict(_)) => continue,
+                        Err(e) => return Err(internal(e)),
+                    }
+                }
+            }
+        }
+        Err(api_error!(ThrottlingException, "Rate exceeded"))
+    }
+
+    /// The framed plaintext of the version whose id is `token`, if it has a value.
+    pub(crate) async fn token_value(
+        &self,
+        secret: &Secret,
+        token: &str,
+    ) -> Result<Option<SecretBytes>, ApiError> {
+        let Some(i) = secret.version_index(token) else { return Ok(None) };
+        if !secret.versions[i].row.has_value {
+            return Ok(None);
+        }
+        let sealed = self
+            .store
+            .read_ciphertext(&secret.row.uid, token)
+            .await
+            .map_err(internal)?
+            .ok_or_else(ApiError::internal)?;
+        self.open_value(&secret.row.arn, token, &sealed).map(Some)
+    }
+
+    /// Seals a value for a version of `arn` under KMS key `kms`.
+    pub(crate) fn seal(&self, kms: &str, arn: &str, version_id: &str, value: &Plain<'_>) -> Result<Vec<u8>, ApiError> {
+        self.keyring.seal(kms, &value_aad(arn, version_id), &value.frame()).map_err(|e| {
+            tracing::error!(error = %e, "Sealing a secret value failed");
+            api_error!(EncryptionFailure, "Secrets Manager can't encrypt the protected secret text using the provided KMS key.")
+        })
+    }
+
+    /// Opens a sealed value of a version of `arn`.
+    pub(crate) fn open_value(&self, arn: &str, version_id: &str, sealed: &[u8]) -> Result<SecretBytes, ApiError> {
+        self.keyring.open(&value_aad(arn, version_id), sealed).map_err(|e| {
+            tracing::error!(error = %e, arn, version_id, "Opening a secret value failed");
+            api_error!(DecryptionFailure, "{}", msg::DECRYPTION_FAILURE)
+        })
+    }
+
+    /// Purges secrets whose recovery window has ended; returns how many.
+    pub async fn purge_due(&self) -> Result<usize, ApiError> {
+        let due = self.store.due_for_purge(self.now()).await.map_err(internal)?;
+        let mut n = 0;
+        for uid in due {
+            if self.store.delete(&uid).await.map_err(internal)? {
+                tracing::info!(secret_uid = %uid, "Purged a secret whose recovery window ended");
+                n += 1;
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Logs an unexpected failure and turns it into `InternalServiceError`.
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "Internal failure");
+    ApiError::internal()
+}
+
+pub(crate) fn deleted_error() -> ApiError {
+    api_error!(InvalidRequestException, "{}", msg::MARKED_FOR_DELETION)
+}
