@@ -1,0 +1,60 @@
+//! `Operation` → service method, with JSON decoding of the request and encoding of the
+//! response.
+
+use rotary_core::{Ctx, SecretsService};
+use rotary_wire::{api_error, ApiError, Operation};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Decodes a request body. Empty bodies count as `{}`; the error text never echoes input.
+fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => api_error!(
+            SerializationException,
+            "A member of the request has the wrong JSON type, or the body is not a JSON object."
+        ),
+        _ => api_error!(SerializationException, "The request body is not valid JSON."),
+    })
+}
+
+fn encode<T: Serialize>(resp: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(resp).map_err(|_| ApiError::internal())
+}
+
+macro_rules! ops {
+    ($svc:ident, $cx:ident, $op:ident, $body:ident; $( $variant:ident => $method:ident ),* $(,)?) => {
+        match $op {
+            $( Operation::$variant => encode(&$svc.$method($cx, decode($body)?).await?), )*
+        }
+    };
+}
+
+/// Runs one operation on a raw JSON body.
+pub(crate) async fn dispatch(
+    svc: &SecretsService,
+    cx: &Ctx,
+    op: Operation,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    ops!(svc, cx, op, body;
+        CreateSecret => create_secret,
+        GetSecretValue => get_secret_value,
+        BatchGetSecretValue => batch_get_secret_value,
+        PutSecretValue => put_secret_value,
+        UpdateSecret => update_secret,
+        UpdateSecretVersionStage => update_secret_version_stage,
+        DescribeSecret => describe_secret,
+        ListSecrets => list_secrets,
+        ListSecretVersionIds => list_secret_version_ids,
+        DeleteSecret => delete_secret,
+        RestoreSecret => restore_secret,
+        TagResource => tag_resource,
+        UntagResource => untag_resource,
+        GetRandomPassword => get_random_password,
+        PutResourcePolicy => put_resource_policy,
+        GetResourcePolicy => get_resource_policy,
+        DeleteResourcePolicy => delete_resource_policy,
+        ValidateResourcePolicy => validate_resource_policy,
+    )
+}
