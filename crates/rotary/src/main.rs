@@ -1,1 +1,57 @@
-fn main() {}
+//! `rotary`: a self-hosted secrets manager that speaks the AWS Secrets Manager API.
+//!
+//! `rotary serve` runs the server. Exit codes: 0 ok, 1 runtime failure, 2 usage or
+//! configuration error.
+
+mod config;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// A self-hosted secrets manager with automatic rotation, wire-compatible with AWS
+/// Secrets Manager.
+#[derive(Debug, Parser)]
+#[command(name = "rotary", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the server.
+    Serve(config::ServeArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => {
+            let config = match config::Config::resolve(args) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("rotary: {e:#}");
+                    return ExitCode::from(2);
+                }
+            };
+            serve::init_tracing(&config);
+            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("rotary: starting the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(serve::run(config)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!("{e:#}");
+                    eprintln!("rotary: {e:#}");
+                    ExitCode::from(1)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! `rotary serve`: first-start initialisation, then the HTTP server and background jobs.
+
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use rand::distributions::{Alphanumeric, DistString, Uniform};
+use rand::rngs::OsRng;
+use rand::Rng;
+use rotary_auth::{SecretKey, Verifier};
+use rotary_core::{SecretsService, ServiceConfig, SystemClock};
+use rotary_crypto::{Keyring, MasterKey};
+use rotary_server::{root_credential, AppState, CredentialTable, Metrics};
+use rotary_store::{SqliteStore, Store};
+use serde::{Deserialize, Serialize};
+use tracing_subscriber::EnvFilter;
+
+use crate::config::{Config, LogFormat};
+
+const ROOT_CREDENTIALS_META: &str = "root-credentials";
+const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
+/// How often secrets whose recovery window ended are purged.
+const PURGE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Sets up logging to stderr.
+pub fn init_tracing(config: &Config) {
+    let filter = EnvFilter::try_from_env("ROTARY_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match config.log_format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct RootKeys {
+    access_key_id: String,
+    secret_access_key: String,
+}
+
+impl Drop for RootKeys {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.secret_access_key);
+    }
+}
+
+fn generate_root_keys() -> RootKeys {
+    let upper = Uniform::new_inclusive(b'A', b'Z');
+    let digits = Uniform::new_inclusive(b'2', b'7');
+    let akid: String = (0..16)
+        .map(|i| if i % 3 == 0 { OsRng.sample(digits) } else { OsRng.sample(upper) } as char)
+        .collect();
+    RootKeys {
+        access_key_id: format!("AKIA{akid}"),
+        secret_access_key: Alphanumeric.sample_string(&mut OsRng, 40),
+    }
+}
+
+fn write_0600(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    Ok(())
+}
+
+/// Loads the root key pair, creating it on first start (from the environment if given).
+async fn root_keys(config: &Config, store: &dyn Store, keyring: &Keyring) -> anyhow::Result<RootKeys> {
+    let from_env = match (
+        std::env::var("ROTARY_ROOT_ACCESS_KEY_ID").ok(),
+        std::env::var("ROTARY_ROOT_SECRET_ACCESS_KEY").ok(),
+    ) {
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => {
+            Some(RootKeys { access_key_id: a, secret_access_key: s })
+        }
+        (None, None) => None,
+        _ => bail!("set both ROTARY_ROOT_ACCESS_KEY_ID and ROTARY_ROOT_SECRET_ACCESS_KEY, or neither"),
+    };
+    let stored = match store.get_meta(ROOT_CREDENTIALS_META).await? {
+        Some(sealed) => {
+            let plain = keyring
+                .master()
+                .unwrap(ROOT_CREDENTIALS_LABEL, &sealed)
+                .context("the stored root credentials do not open with this master key")?;
+            Some(serde_json::from_slice::<RootKeys>(plain.expose()).context("reading root credentials")?)
+        }
+        None => None,
+    };
+    let seal = |keys: &RootKeys| -> anyhow::Result<Vec<u8>> {
+        let json = zeroize::Zeroizing::new(serde_json::to_vec(keys)?);
+        Ok(keyring.master().wrap(ROOT_CREDENTIALS_LABEL, &json)?)
+    };
+    match (from_env, stored) {
+        (Some(env), stored) => {
+            let same = stored.as_ref().is_some_and(|s| {
+                s.access_key_id == env.access_key_id && s.secret_access_key == env.secret_access_key
+            });
+            if !same {
+                store.put_meta(ROOT_CREDENTIALS_META, &seal(&env)?).await?;
+                tracing::info!(access_key_id = %env.access_key_id, "Root access key set from the environment");
+            }
+            Ok(env)
+        }
+        (None, Some(stored)) => Ok(stored),
+        (None, None) => {
+            let keys = generate_root_keys();
+            store.put_meta(ROOT_CREDENTIALS_META, &seal(&keys)?).await?;
+            let file = config.data_dir.join("root-credentials");
+            let text = zeroize::Zeroizing::new(format!(
+                "[default]\naws_access_key_id = {}\naws_secret_access_key = {}\n",
+                keys.access_key_id, keys.secret_access_key
+            ));
+            write_0600(&file, text.as_bytes())?;
+            // Printed once, on first start only, so the operator can keep them.
+            println!("Rotary root credentials (also in {}, mode 0600):", file.display());
+            println!("  AWS_ACCESS_KEY_ID={}", keys.access_key_id);
+            println!("  AWS_SECRET_ACCESS_KEY={}", keys.secret_access_key);
+            Ok(keys)
+        }
+    }
+}
+
+/// Runs the server until SIGINT or SIGTERM.
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let (master, created) = MasterKey::open_or_create(&config.master_key_file)?;
+    if created {
+        tracing::info!(path = %config.master_key_file.display(), "Created a new master key");
+    }
+    let store: Arc<dyn Store> = Arc::new(
+        SqliteStore::open(&config.store_path)
+            .await
+            .with_context(|| format!("opening store {}", config.store_path.display()))?,
+    );
+    let keyring = Arc::new(Keyring::new(master));
+    let service = SecretsService::open(
+        store.clone(),
+        keyring.clone(),
+        Arc::new(SystemClock),
+        ServiceConfig { region: config.region.clone(), account_id: config.account_id.clone() },
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("opening the secrets service: {e}"))?;
+    let service = Arc::new(service);
+
+    let keys = root_keys(&config, store.as_ref(), &keyring).await?;
+    let credentials = Arc::new(CredentialTable::new());
+    credentials.insert(
+        keys.access_key_id.clone(),
+        root_credential(
+            &config.account_id,
+            &keys.access_key_id,
+            SecretKey::new(keys.secret_access_key.clone()),
+        ),
+    );
+    drop(keys);
+
+    let state = AppState {
+        service: service.clone(),
+        verifier: Arc::new(Verifier::new(config.region.clone(), "secretsmanager")),
+        credentials,
+        metrics: Arc::new(Metrics::default()),
+    };
+
+    let purger = service.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(PURGE_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(e) = purger.purge_due().await {
+                tracing::warn!(error = %e, "Purging deleted secrets failed");
+            }
+        }
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("listening on {}", config.listen))?;
+    tracing::info!(
+        address = %listener.local_addr()?,
+        region = %config.region,
+        data_dir = %config.data_dir.display(),
+        "Rotary is listening"
+    );
+    axum::serve(listener, rotary_server::router(state))
+        .with_graceful_shutdown(shutdown())
+        .await
+        .context("serving")?;
+    tracing::info!("Rotary stopped");
+    Ok(())
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
