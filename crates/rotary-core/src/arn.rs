@@ -40,7 +40,11 @@ pub fn parse(arn: &str) -> Option<ParsedArn<'_>> {
     if resource.is_empty() {
         return None;
     }
-    Some(ParsedArn { region, account, resource })
+    Some(ParsedArn {
+        region,
+        account,
+        resource,
+    })
 }
 
 /// The Lambda-style ARN of a function name (used by rotation).
@@ -56,7 +60,10 @@ mod tests {
     fn new_arn_has_six_char_suffix() {
         let a = new_secret_arn("us-east-1", "000000000000", "db/pass");
         let (prefix, suffix) = a.rsplit_once('-').unwrap();
-        assert_eq!(prefix, "arn:aws:secretsmanager:us-east-1:000000000000:secret:db/pass");
+        assert_eq!(
+            prefix,
+            "arn:aws:secretsmanager:us-east-1:000000000000:secret:db/pass"
+        );
         assert_eq!(suffix.len(), 6);
         assert!(suffix.chars().all(|c| c.is_ascii_alphanumeric()));
         assert_ne!(a, new_secret_arn("us-east-1", "000000000000", "db/pass"));

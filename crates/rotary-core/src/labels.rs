@@ -91,14 +91,23 @@ mod tests {
     }
 
     fn labels(v: &[VersionLabels]) -> Vec<Vec<&str>> {
-        v.iter().map(|v| v.stages.iter().map(String::as_str).collect()).collect()
+        v.iter()
+            .map(|v| v.stages.iter().map(String::as_str).collect())
+            .collect()
     }
 
     #[test]
     fn make_current_drags_previous_and_abandons_pending() {
-        let mut v = vs(&[&["AWSPREVIOUS"], &["AWSCURRENT", "AWSPENDING", "custom"], &[]]);
+        let mut v = vs(&[
+            &["AWSPREVIOUS"],
+            &["AWSCURRENT", "AWSPENDING", "custom"],
+            &[],
+        ]);
         make_current(&mut v, 2);
-        assert_eq!(labels(&v), vec![vec![], vec!["AWSPREVIOUS"], vec!["AWSCURRENT"]]);
+        assert_eq!(
+            labels(&v),
+            vec![vec![], vec!["AWSPREVIOUS"], vec!["AWSCURRENT"]]
+        );
     }
 
     #[test]
@@ -114,7 +123,10 @@ mod tests {
         move_labels(&mut v, 2, &["a".into(), "b".into()]);
         assert_eq!(labels(&v), vec![vec!["AWSCURRENT"], vec![], vec!["a", "b"]]);
         move_labels(&mut v, 1, &["AWSCURRENT".into()]);
-        assert_eq!(labels(&v), vec![vec!["AWSPREVIOUS"], vec!["AWSCURRENT"], vec!["a", "b"]]);
+        assert_eq!(
+            labels(&v),
+            vec![vec!["AWSPREVIOUS"], vec!["AWSCURRENT"], vec!["a", "b"]]
+        );
     }
 
     #[test]
@@ -130,7 +142,11 @@ mod tests {
         move_one(&mut v, 1, AWSCURRENT);
         assert_eq!(
             labels(&v),
-            vec![vec!["AWSPREVIOUS", "PUT1"], vec!["AWSCURRENT", "AWSPENDING"], vec![]]
+            vec![
+                vec!["AWSPREVIOUS", "PUT1"],
+                vec!["AWSCURRENT", "AWSPENDING"],
+                vec![]
+            ]
         );
         assert_eq!(count(&v), 4);
     }

@@ -19,8 +19,16 @@ pub struct PolicyReport {
 }
 
 const EFFECTS: [&str; 2] = ["Allow", "Deny"];
-const STATEMENT_KEYS: [&str; 8] =
-    ["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "Condition"];
+const STATEMENT_KEYS: [&str; 8] = [
+    "Sid",
+    "Effect",
+    "Principal",
+    "NotPrincipal",
+    "Action",
+    "NotAction",
+    "Resource",
+    "Condition",
+];
 
 fn malformed(msg: &str) -> PolicyProblem {
     PolicyProblem::Malformed(msg.to_owned())
@@ -51,11 +59,15 @@ pub fn check(text: &str) -> Result<PolicyReport, PolicyProblem> {
     let doc: Value = serde_json::from_str(text)
         .map_err(|_| malformed("This resource policy contains a syntax error: invalid JSON."))?;
     let Value::Object(doc) = doc else {
-        return Err(malformed("This resource policy contains a syntax error: not a JSON object."));
+        return Err(malformed(
+            "This resource policy contains a syntax error: not a JSON object.",
+        ));
     };
     if let Some(v) = doc.get("Version") {
         if !matches!(v.as_str(), Some("2012-10-17") | Some("2008-10-17")) {
-            return Err(malformed("This resource policy contains an unsupported Version."));
+            return Err(malformed(
+                "This resource policy contains an unsupported Version.",
+            ));
         }
     }
     let statements = match doc.get("Statement") {
@@ -70,15 +82,21 @@ pub fn check(text: &str) -> Result<PolicyReport, PolicyProblem> {
         };
         if let Some(k) = st.keys().find(|k| !STATEMENT_KEYS.contains(&k.as_str())) {
             let _ = k;
-            return Err(malformed("This resource policy contains an unsupported statement element."));
+            return Err(malformed(
+                "This resource policy contains an unsupported statement element.",
+            ));
         }
         let effect = st.get("Effect").and_then(Value::as_str);
         if !effect.is_some_and(|e| EFFECTS.contains(&e)) {
-            return Err(malformed("Each Statement must have an Effect of Allow or Deny."));
+            return Err(malformed(
+                "Each Statement must have an Effect of Allow or Deny.",
+            ));
         }
         let action = st.get("Action").or_else(|| st.get("NotAction"));
         if !action.is_some_and(is_string_or_strings) {
-            return Err(malformed("Each Statement must have an Action or NotAction."));
+            return Err(malformed(
+                "Each Statement must have an Action or NotAction.",
+            ));
         }
         if let Some(p) = st.get("Principal").or_else(|| st.get("NotPrincipal")) {
             let ok = match p {
@@ -87,12 +105,16 @@ pub fn check(text: &str) -> Result<PolicyReport, PolicyProblem> {
                 _ => false,
             };
             if !ok {
-                return Err(malformed("This resource policy contains an unsupported principal."));
+                return Err(malformed(
+                    "This resource policy contains an unsupported principal.",
+                ));
             }
         }
         if let Some(r) = st.get("Resource") {
             if !is_string_or_strings(r) {
-                return Err(malformed("The Resource of a Statement must be a string or a list."));
+                return Err(malformed(
+                    "The Resource of a Statement must be a string or a list.",
+                ));
             }
         }
         if effect == Some("Allow")
@@ -114,7 +136,12 @@ mod tests {
         let p = r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow",
             "Principal":{"AWS":"arn:aws:iam::123456789012:root"},
             "Action":"secretsmanager:GetSecretValue","Resource":"*"}]}"#;
-        assert_eq!(check(p).unwrap(), PolicyReport { grants_public_access: false });
+        assert_eq!(
+            check(p).unwrap(),
+            PolicyReport {
+                grants_public_access: false
+            }
+        );
     }
 
     #[test]
@@ -143,7 +170,10 @@ mod tests {
             r#"{"Version":"1999","Statement":[{"Effect":"Allow","Action":"*"}]}"#,
             r#"{"Statement":[{"Effect":"Allow","Action":"*","Bogus":1}]}"#,
         ] {
-            assert!(matches!(check(bad), Err(PolicyProblem::Malformed(_))), "{bad}");
+            assert!(
+                matches!(check(bad), Err(PolicyProblem::Malformed(_))),
+                "{bad}"
+            );
         }
     }
 }

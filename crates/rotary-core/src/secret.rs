@@ -44,9 +44,10 @@ impl SecretDoc {
 
     /// The owning service, from the reserved tag.
     pub fn owning_service(&self) -> Option<&str> {
-        self.tags.as_ref()?.iter().find_map(|(k, v)| {
-            (k == "aws:secretsmanager:owningService").then_some(v.as_str())
-        })
+        self.tags
+            .as_ref()?
+            .iter()
+            .find_map(|(k, v)| (k == "aws:secretsmanager:owningService").then_some(v.as_str()))
     }
 }
 
@@ -127,7 +128,11 @@ impl Secret {
             versions: rec
                 .versions
                 .into_iter()
-                .map(|row| Version { row, new_ciphertext: None, is_new: false })
+                .map(|row| Version {
+                    row,
+                    new_ciphertext: None,
+                    is_new: false,
+                })
                 .collect(),
             row: rec.row,
             doc,
@@ -147,7 +152,9 @@ impl Secret {
 
     /// Index of the version holding `label`.
     pub fn label_holder(&self, label: &str) -> Option<usize> {
-        self.versions.iter().position(|v| v.row.stages.iter().any(|s| s == label))
+        self.versions
+            .iter()
+            .position(|v| v.row.stages.iter().any(|s| s == label))
     }
 
     /// Labels of every version, for the pure functions of [`crate::labels`].
@@ -183,7 +190,10 @@ impl Secret {
 
     /// The store update for this working copy: bumps the revision, writes new versions,
     /// versions whose labels changed, and filled values.
-    pub fn into_update(mut self, doc_changed_at: Option<i64>) -> Result<SecretUpdate, serde_json::Error> {
+    pub fn into_update(
+        mut self,
+        doc_changed_at: Option<i64>,
+    ) -> Result<SecretUpdate, serde_json::Error> {
         self.row.doc = serde_json::to_string(&self.doc)?;
         self.row.revision += 1;
         if let Some(ms) = doc_changed_at {
@@ -201,7 +211,10 @@ impl Secret {
                         .find(|o| o.version_id == v.row.version_id)
                         .is_none_or(|o| o.stages != v.row.stages)
             })
-            .map(|v| VersionWrite { row: v.row, ciphertext: v.new_ciphertext })
+            .map(|v| VersionWrite {
+                row: v.row,
+                ciphertext: v.new_ciphertext,
+            })
             .collect();
         Ok(SecretUpdate {
             row: self.row,
@@ -234,7 +247,10 @@ impl Secret {
             deleted_date: self.row.deleted_ms.map(Timestamp),
             tags: self.doc.tags.as_ref().map(|t| {
                 t.iter()
-                    .map(|(k, v)| Tag { key: Some(k.clone()), value: Some(v.clone()) })
+                    .map(|(k, v)| Tag {
+                        key: Some(k.clone()),
+                        value: Some(v.clone()),
+                    })
                     .collect()
             }),
             version_ids_to_stages: self.version_stages_map(),
@@ -247,7 +263,12 @@ impl Secret {
 
 /// Labels sorted lexicographically, as AWS returns them.
 pub fn sorted(stages: &[String]) -> Vec<String> {
-    stages.iter().cloned().collect::<BTreeSet<_>>().into_iter().collect()
+    stages
+        .iter()
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect()
 }
 
 #[cfg(test)]
@@ -259,7 +280,10 @@ mod tests {
         let f = Plain::Text("héllo").frame();
         assert!(matches!(Plain::unframe(&f), Some(Plain::Text("héllo"))));
         let f = Plain::Binary(&[0, 1, 2, 0xff]).frame();
-        assert!(matches!(Plain::unframe(&f), Some(Plain::Binary([0, 1, 2, 0xff]))));
+        assert!(matches!(
+            Plain::unframe(&f),
+            Some(Plain::Binary([0, 1, 2, 0xff]))
+        ));
         assert!(Plain::unframe(b"").is_none());
         assert!(Plain::unframe(b"X").is_none());
     }

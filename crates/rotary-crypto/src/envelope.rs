@@ -49,7 +49,10 @@ fn kms_label(name: &str) -> Vec<u8> {
 impl Keyring {
     /// A keyring over a master key with no KMS keys yet.
     pub fn new(master: MasterKey) -> Self {
-        Self { master, keys: RwLock::new(HashMap::new()) }
+        Self {
+            master,
+            keys: RwLock::new(HashMap::new()),
+        }
     }
 
     /// The master key (to wrap other server secrets).
@@ -59,10 +62,15 @@ impl Keyring {
 
     /// Loads a stored KMS key.
     pub fn load(&self, wrapped: &WrappedKey) -> Result<()> {
-        let bytes = self.master.unwrap(&kms_label(&wrapped.name), &wrapped.sealed)?;
-        let arr: [u8; 32] =
-            bytes.expose().try_into().map_err(|_| Error::Decrypt("bad KMS key length"))?;
-        self.write().insert(wrapped.name.clone(), Zeroizing::new(arr));
+        let bytes = self
+            .master
+            .unwrap(&kms_label(&wrapped.name), &wrapped.sealed)?;
+        let arr: [u8; 32] = bytes
+            .expose()
+            .try_into()
+            .map_err(|_| Error::Decrypt("bad KMS key length"))?;
+        self.write()
+            .insert(wrapped.name.clone(), Zeroizing::new(arr));
         Ok(())
     }
 
@@ -77,7 +85,10 @@ impl Keyring {
         OsRng.fill_bytes(k.as_mut());
         let sealed = self.master.wrap(&kms_label(name), k.as_ref())?;
         self.write().insert(name.to_owned(), k);
-        Ok(WrappedKey { name: name.to_owned(), sealed })
+        Ok(WrappedKey {
+            name: name.to_owned(),
+            sealed,
+        })
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Zeroizing<[u8; 32]>>> {
@@ -117,10 +128,16 @@ impl Keyring {
     /// Opens a sealed value with the AAD it was sealed with.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes> {
         let (name, wrapped_dk, body) = parse(sealed)?;
-        let kek = self.read().get(name).cloned().ok_or_else(|| Error::UnknownKey(name.to_owned()))?;
+        let kek = self
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownKey(name.to_owned()))?;
         let dk = open(&kek, name.as_bytes(), wrapped_dk)?;
-        let dk: [u8; 32] =
-            dk.expose().try_into().map_err(|_| Error::Decrypt("bad data key length"))?;
+        let dk: [u8; 32] = dk
+            .expose()
+            .try_into()
+            .map_err(|_| Error::Decrypt("bad data key length"))?;
         let dk = Zeroizing::new(dk);
         open(&dk, aad, body)
     }
@@ -128,7 +145,9 @@ impl Keyring {
 
 fn parse(sealed: &[u8]) -> Result<(&str, &[u8], &[u8])> {
     let bad = Error::Decrypt("malformed ciphertext");
-    let (&fmt, rest) = sealed.split_first().ok_or(Error::Decrypt("empty ciphertext"))?;
+    let (&fmt, rest) = sealed
+        .split_first()
+        .ok_or(Error::Decrypt("empty ciphertext"))?;
     if fmt != FORMAT_V1 || rest.len() < 2 {
         return Err(bad);
     }
@@ -150,11 +169,16 @@ mod tests {
     fn seal_open_roundtrip_and_aad_binding() {
         let ring = Keyring::new(MasterKey::generate());
         let stored = ring.generate("alias/aws/secretsmanager").unwrap();
-        let sealed = ring.seal("alias/aws/secretsmanager", b"arn\0v1", b"hunter2").unwrap();
+        let sealed = ring
+            .seal("alias/aws/secretsmanager", b"arn\0v1", b"hunter2")
+            .unwrap();
         assert!(!sealed.windows(7).any(|w| w == b"hunter2"));
         assert_eq!(ring.open(b"arn\0v1", &sealed).unwrap().expose(), b"hunter2");
         assert!(ring.open(b"arn\0v2", &sealed).is_err());
-        assert_eq!(Keyring::key_name(&sealed).unwrap(), "alias/aws/secretsmanager");
+        assert_eq!(
+            Keyring::key_name(&sealed).unwrap(),
+            "alias/aws/secretsmanager"
+        );
 
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
@@ -163,7 +187,9 @@ mod tests {
         assert!(ring.open(b"arn\0v1", &sealed[..10]).is_err());
 
         // Two seals of one value differ (fresh data key and nonce).
-        let again = ring.seal("alias/aws/secretsmanager", b"arn\0v1", b"hunter2").unwrap();
+        let again = ring
+            .seal("alias/aws/secretsmanager", b"arn\0v1", b"hunter2")
+            .unwrap();
         assert_ne!(sealed, again);
 
         // A second keyring over another master key cannot load the stored key.
@@ -174,6 +200,9 @@ mod tests {
     #[test]
     fn unknown_key_is_an_error() {
         let ring = Keyring::new(MasterKey::generate());
-        assert!(matches!(ring.seal("nope", b"", b"x"), Err(Error::UnknownKey(_))));
+        assert!(matches!(
+            ring.seal("nope", b"", b"x"),
+            Err(Error::UnknownKey(_))
+        ));
     }
 }

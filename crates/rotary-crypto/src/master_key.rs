@@ -34,7 +34,10 @@ impl MasterKey {
     /// Reads the key file; it must hold exactly 32 bytes and be mode 0600 (or stricter).
     pub fn open(path: &Path) -> Result<Self> {
         let name = path.display().to_string();
-        let io = |source| Error::Io { path: name.clone(), source };
+        let io = |source| Error::Io {
+            path: name.clone(),
+            source,
+        };
         let meta = fs::metadata(path).map_err(io)?;
         if meta.permissions().mode() & 0o077 != 0 {
             return Err(Error::BadMasterKey {
@@ -43,10 +46,13 @@ impl MasterKey {
             });
         }
         let bytes = Zeroizing::new(fs::read(path).map_err(io)?);
-        let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| Error::BadMasterKey {
-            path: name.clone(),
-            reason: "must hold exactly 32 bytes",
-        })?;
+        let arr: [u8; 32] = bytes
+            .as_slice()
+            .try_into()
+            .map_err(|_| Error::BadMasterKey {
+                path: name.clone(),
+                reason: "must hold exactly 32 bytes",
+            })?;
         Ok(Self(Zeroizing::new(arr)))
     }
 
@@ -54,7 +60,10 @@ impl MasterKey {
     pub fn create(path: &Path) -> Result<Self> {
         let key = Self::generate();
         let name = path.display().to_string();
-        let io = |source| Error::Io { path: name.clone(), source };
+        let io = |source| Error::Io {
+            path: name.clone(),
+            source,
+        };
         let mut f = fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -90,7 +99,13 @@ pub(crate) fn seal(key: &[u8; 32], aad: &[u8], plaintext: &[u8]) -> Result<Vec<u
     let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key));
     let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
     let ct = cipher
-        .encrypt(&nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            &nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .map_err(|_| Error::Encrypt)?;
     let mut out = Vec::with_capacity(NONCE_LEN + ct.len());
     out.extend_from_slice(&nonce);
@@ -119,7 +134,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("master.key");
         let k = MasterKey::create(&p).unwrap();
-        assert_eq!(fs::metadata(&p).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(&p).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
         let sealed = k.wrap(b"label", b"payload").unwrap();
         let k2 = MasterKey::open(&p).unwrap();
         assert_eq!(k2.unwrap(b"label", &sealed).unwrap().expose(), b"payload");
@@ -133,9 +151,15 @@ mod tests {
         let p = dir.path().join("master.key");
         MasterKey::create(&p).unwrap();
         fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
-        assert!(matches!(MasterKey::open(&p), Err(Error::BadMasterKey { .. })));
+        assert!(matches!(
+            MasterKey::open(&p),
+            Err(Error::BadMasterKey { .. })
+        ));
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
         fs::write(&p, b"short").unwrap();
-        assert!(matches!(MasterKey::open(&p), Err(Error::BadMasterKey { .. })));
+        assert!(matches!(
+            MasterKey::open(&p),
+            Err(Error::BadMasterKey { .. })
+        ));
     }
 }

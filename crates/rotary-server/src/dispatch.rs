@@ -8,13 +8,20 @@ use serde::Serialize;
 
 /// Decodes a request body. Empty bodies count as `{}`; the error text never echoes input.
 fn decode<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     serde_json::from_slice(body).map_err(|e| match e.classify() {
         serde_json::error::Category::Data => api_error!(
             SerializationException,
             "A member of the request has the wrong JSON type, or the body is not a JSON object."
         ),
-        _ => api_error!(SerializationException, "The request body is not valid JSON."),
+        _ => api_error!(
+            SerializationException,
+            "The request body is not valid JSON."
+        ),
     })
 }
 

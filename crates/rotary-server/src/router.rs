@@ -70,7 +70,8 @@ async fn metrics(State(st): State<AppState>) -> Response {
 fn json_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
-    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
         r.headers_mut().insert("x-amzn-RequestId", id);
     }
@@ -105,14 +106,24 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
         Ok(body) => (json_response(StatusCode::OK, body, Some(&request_id)), "OK"),
         Err(e) => {
             if e.code() == ErrorCode::InternalServiceError {
-                tracing::warn!(request_id, operation = op_label, "Request failed with a server fault");
+                tracing::warn!(
+                    request_id,
+                    operation = op_label,
+                    "Request failed with a server fault"
+                );
             } else {
-                tracing::debug!(request_id, operation = op_label, code = e.code().as_str(), "Request refused");
+                tracing::debug!(
+                    request_id,
+                    operation = op_label,
+                    code = e.code().as_str(),
+                    "Request refused"
+                );
             }
             (error_response(&e, &request_id), e.code().as_str())
         }
     };
-    st.metrics.record(op_label, code, started.elapsed().as_secs_f64());
+    st.metrics
+        .record(op_label, code, started.elapsed().as_secs_f64());
     response
 }
 
@@ -123,8 +134,11 @@ async fn handle(
     op: Option<Operation>,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let headers: Vec<(&str, &[u8])> =
-        parts.headers.iter().map(|(n, v)| (n.as_str(), v.as_bytes())).collect();
+    let headers: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
     let signed = RequestParts {
@@ -135,12 +149,19 @@ async fn handle(
         body: &body,
     };
     let now = time::OffsetDateTime::now_utc();
-    let principal = st.verifier.verify(&signed, st.credentials.as_ref(), now).map_err(|e| {
-        let code = ErrorCode::parse(e.code.as_str()).unwrap_or(ErrorCode::AccessDeniedException);
-        ApiError::new(code, e.message)
-    })?;
+    let principal = st
+        .verifier
+        .verify(&signed, st.credentials.as_ref(), now)
+        .map_err(|e| {
+            let code =
+                ErrorCode::parse(e.code.as_str()).unwrap_or(ErrorCode::AccessDeniedException);
+            ApiError::new(code, e.message)
+        })?;
     let Some(op) = op else {
-        return Err(api_error!(UnknownOperationException, "The operation requested is not known to Secrets Manager."));
+        return Err(api_error!(
+            UnknownOperationException,
+            "The operation requested is not known to Secrets Manager."
+        ));
     };
     let content_type = parts
         .headers
@@ -154,7 +175,10 @@ async fn handle(
             "Unsupported Content-Type. Send application/x-amz-json-1.1."
         ));
     }
-    let cx = Ctx { request_id: request_id.to_owned(), caller: principal.arn.clone() };
+    let cx = Ctx {
+        request_id: request_id.to_owned(),
+        caller: principal.arn.clone(),
+    };
     tracing::debug!(request_id, operation = op.name(), principal = %principal.arn, "Request authenticated");
     dispatch(&st.service, &cx, op, &body).await
 }

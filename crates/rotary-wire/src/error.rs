@@ -75,7 +75,10 @@ pub struct ApiError {
 impl ApiError {
     /// Builds an error from a code and a message.
     pub fn new(code: ErrorCode, message: impl Into<Cow<'static, str>>) -> Self {
-        Self { code, message: message.into() }
+        Self {
+            code,
+            message: message.into(),
+        }
     }
 
     /// The error code.
@@ -90,7 +93,10 @@ impl ApiError {
 
     /// The generic server fault; the cause is logged by the caller, never sent.
     pub fn internal() -> Self {
-        Self::new(ErrorCode::InternalServiceError, "An error occurred on the server side.")
+        Self::new(
+            ErrorCode::InternalServiceError,
+            "An error occurred on the server side.",
+        )
     }
 
     /// The JSON body `{"__type": ..., "Message": ...}`.
@@ -102,8 +108,11 @@ impl ApiError {
             #[serde(rename = "Message")]
             message: &'a str,
         }
-        serde_json::to_vec(&Body { ty: self.code.as_str(), message: &self.message })
-            .unwrap_or_default()
+        serde_json::to_vec(&Body {
+            ty: self.code.as_str(),
+            message: &self.message,
+        })
+        .unwrap_or_default()
     }
 }
 
@@ -135,16 +144,26 @@ mod tests {
 
     #[test]
     fn body_uses_type_and_capital_message() {
-        let e = api_error!(ResourceNotFoundException, "Secrets Manager can't find the specified secret.");
+        let e = api_error!(
+            ResourceNotFoundException,
+            "Secrets Manager can't find the specified secret."
+        );
         let v: serde_json::Value = serde_json::from_slice(&e.to_body()).unwrap();
         assert_eq!(v["__type"], "ResourceNotFoundException");
-        assert_eq!(v["Message"], "Secrets Manager can't find the specified secret.");
+        assert_eq!(
+            v["Message"],
+            "Secrets Manager can't find the specified secret."
+        );
     }
 
     #[test]
     fn only_internal_error_is_a_fault() {
         for c in ErrorCode::ALL {
-            let want = if *c == ErrorCode::InternalServiceError { 500 } else { 400 };
+            let want = if *c == ErrorCode::InternalServiceError {
+                500
+            } else {
+                400
+            };
             assert_eq!(c.http_status(), want, "{c}");
             assert_eq!(ErrorCode::parse(c.as_str()), Some(*c));
         }

@@ -55,12 +55,21 @@ mod tests {
 
     #[test]
     fn parses_known_targets_only() {
-        assert_eq!(Operation::from_target("secretsmanager.GetSecretValue"), Some(Operation::GetSecretValue));
-        assert_eq!(Operation::from_target("secretsmanager.getSecretValue"), None);
+        assert_eq!(
+            Operation::from_target("secretsmanager.GetSecretValue"),
+            Some(Operation::GetSecretValue)
+        );
+        assert_eq!(
+            Operation::from_target("secretsmanager.getSecretValue"),
+            None
+        );
         assert_eq!(Operation::from_target("kms.GetSecretValue"), None);
         assert_eq!(Operation::from_target(""), None);
         for op in Operation::ALL {
-            assert_eq!(Operation::from_target(&format!("secretsmanager.{}", op.name())), Some(*op));
+            assert_eq!(
+                Operation::from_target(&format!("secretsmanager.{}", op.name())),
+                Some(*op)
+            );
         }
     }
 }

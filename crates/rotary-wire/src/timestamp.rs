@@ -29,7 +29,13 @@ mod tests {
 
     #[test]
     fn serializes_as_epoch_seconds() {
-        assert_eq!(serde_json::to_string(&Timestamp(1523477145713)).unwrap(), "1523477145.713");
-        assert_eq!(serde_json::to_string(&Timestamp(1523404800000)).unwrap(), "1523404800");
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1523477145713)).unwrap(),
+            "1523477145.713"
+        );
+        assert_eq!(
+            serde_json::to_string(&Timestamp(1523404800000)).unwrap(),
+            "1523404800"
+        );
     }
 }

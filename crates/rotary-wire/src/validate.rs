@@ -30,7 +30,9 @@ fn quote(value: &str) -> String {
 impl Violations {
     fn push(&mut self, value: Option<String>, path: &str, constraint: &str) {
         let value = value.unwrap_or_else(|| "Value".to_owned());
-        self.0.push(format!("{value} at '{path}' failed to satisfy constraint: {constraint}"));
+        self.0.push(format!(
+            "{value} at '{path}' failed to satisfy constraint: {constraint}"
+        ));
     }
 
     /// A required member that is absent.
@@ -84,7 +86,10 @@ impl Violations {
     pub fn one_of(&mut self, path: &str, field: Option<&str>, allowed: &[&str]) {
         if let Some(s) = field {
             if !allowed.contains(&s) {
-                let c = format!("Member must satisfy enum value set: [{}]", allowed.join(", "));
+                let c = format!(
+                    "Member must satisfy enum value set: [{}]",
+                    allowed.join(", ")
+                );
                 self.push(Some(quote(s)), path, &c);
             }
         }

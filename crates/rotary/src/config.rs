@@ -75,10 +75,14 @@ pub struct Config {
 
 fn is_region(r: &str) -> bool {
     // ^([a-z]+-)+\d+$
-    let Some((head, digits)) = r.rsplit_once('-') else { return false };
+    let Some((head, digits)) = r.rsplit_once('-') else {
+        return false;
+    };
     !digits.is_empty()
         && digits.chars().all(|c| c.is_ascii_digit())
-        && head.split('-').all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
+        && head
+            .split('-')
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase()))
 }
 
 impl Config {
@@ -93,15 +97,28 @@ impl Config {
             }
             None => FileConfig::default(),
         };
-        let data_dir = args.data_dir.or(file.data_dir).unwrap_or_else(|| "rotary-data".into());
-        let listen = args.listen.or(file.listen).unwrap_or_else(|| "127.0.0.1:8750".into());
-        let listen: SocketAddr =
-            listen.parse().with_context(|| format!("--listen {listen:?} is not an address"))?;
-        let region = args.region.or(file.region).unwrap_or_else(|| "us-east-1".into());
+        let data_dir = args
+            .data_dir
+            .or(file.data_dir)
+            .unwrap_or_else(|| "rotary-data".into());
+        let listen = args
+            .listen
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:8750".into());
+        let listen: SocketAddr = listen
+            .parse()
+            .with_context(|| format!("--listen {listen:?} is not an address"))?;
+        let region = args
+            .region
+            .or(file.region)
+            .unwrap_or_else(|| "us-east-1".into());
         if !is_region(&region) {
             bail!("--region {region:?} is not a region name like us-east-1");
         }
-        let account_id = args.account_id.or(file.account_id).unwrap_or_else(|| "000000000000".into());
+        let account_id = args
+            .account_id
+            .or(file.account_id)
+            .unwrap_or_else(|| "000000000000".into());
         if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
             bail!("--account-id {account_id:?} must be 12 digits");
         }
@@ -109,14 +126,24 @@ impl Config {
             None => data_dir.join("rotary.db"),
             Some(url) => store_path(&url)?,
         };
-        let master_key_file =
-            args.master_key_file.or(file.master_key_file).unwrap_or_else(|| data_dir.join("master.key"));
+        let master_key_file = args
+            .master_key_file
+            .or(file.master_key_file)
+            .unwrap_or_else(|| data_dir.join("master.key"));
         let log_format = match args.log_format.or(file.log_format).as_deref() {
             None | Some("text") => LogFormat::Text,
             Some("json") => LogFormat::Json,
             Some(other) => bail!("--log-format {other:?} must be text or json"),
         };
-        Ok(Self { data_dir, listen, region, account_id, store_path, master_key_file, log_format })
+        Ok(Self {
+            data_dir,
+            listen,
+            region,
+            account_id,
+            store_path,
+            master_key_file,
+            log_format,
+        })
     }
 }
 
@@ -161,13 +188,32 @@ mod tests {
         assert_eq!(c.region, "eu-west-1");
         assert_eq!(c.listen.port(), 9001);
         std::fs::write(&f, "bogus = 1\n").unwrap();
-        assert!(Config::resolve(ServeArgs { config: Some(f), ..Default::default() }).is_err());
+        assert!(Config::resolve(ServeArgs {
+            config: Some(f),
+            ..Default::default()
+        })
+        .is_err());
         for bad in [
-            ServeArgs { region: Some("Mars".into()), ..Default::default() },
-            ServeArgs { account_id: Some("12".into()), ..Default::default() },
-            ServeArgs { listen: Some("nowhere".into()), ..Default::default() },
-            ServeArgs { store: Some("mysql://x".into()), ..Default::default() },
-            ServeArgs { log_format: Some("xml".into()), ..Default::default() },
+            ServeArgs {
+                region: Some("Mars".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                account_id: Some("12".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                listen: Some("nowhere".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                store: Some("mysql://x".into()),
+                ..Default::default()
+            },
+            ServeArgs {
+                log_format: Some("xml".into()),
+                ..Default::default()
+            },
         ] {
             assert!(Config::resolve(bad).is_err());
         }

@@ -37,7 +37,10 @@ fn main() -> ExitCode {
                 }
             };
             serve::init_tracing(&config);
-            let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
                 Ok(r) => r,
                 Err(e) => {
                     eprintln!("rotary: starting the async runtime: {e}");

@@ -76,16 +76,23 @@ fn write_0600(path: &std::path::Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Loads the root key pair, creating it on first start (from the environment if given).
-async fn root_keys(config: &Config, store: &dyn Store, keyring: &Keyring) -> anyhow::Result<RootKeys> {
+async fn root_keys(
+    config: &Config,
+    store: &dyn Store,
+    keyring: &Keyring,
+) -> anyhow::Result<RootKeys> {
     let from_env = match (
         std::env::var("ROTARY_ROOT_ACCESS_KEY_ID").ok(),
         std::env::var("ROTARY_ROOT_SECRET_ACCESS_KEY").ok(),
     ) {
-        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => {
-            Some(RootKeys { access_key_id: a, secret_access_key: s })
-        }
+        (Some(a), Some(s)) if !a.is_empty() && !s.is_empty() => Some(RootKeys {
+            access_key_id: a,
+            secret_access_key: s,
+        }),
         (None, None) => None,
-        _ => bail!("set both ROTARY_ROOT_ACCESS_KEY_ID and ROTARY_ROOT_SECRET_ACCESS_KEY, or neither"),
+        _ => bail!(
+            "set both ROTARY_ROOT_ACCESS_KEY_ID and ROTARY_ROOT_SECRET_ACCESS_KEY, or neither"
+        ),
     };
     let stored = match store.get_meta(ROOT_CREDENTIALS_META).await? {
         Some(sealed) => {
@@ -93,7 +100,10 @@ async fn root_keys(config: &Config, store: &dyn Store, keyring: &Keyring) -> any
                 .master()
                 .unwrap(ROOT_CREDENTIALS_LABEL, &sealed)
                 .context("the stored root credentials do not open with this master key")?;
-            Some(serde_json::from_slice::<RootKeys>(plain.expose()).context("reading root credentials")?)
+            Some(
+                serde_json::from_slice::<RootKeys>(plain.expose())
+                    .context("reading root credentials")?,
+            )
         }
         None => None,
     };
@@ -123,7 +133,10 @@ async fn root_keys(config: &Config, store: &dyn Store, keyring: &Keyring) -> any
             ));
             write_0600(&file, text.as_bytes())?;
             // Printed once, on first start only, so the operator can keep them.
-            println!("Rotary root credentials (also in {}, mode 0600):", file.display());
+            println!(
+                "Rotary root credentials (also in {}, mode 0600):",
+                file.display()
+            );
             println!("  AWS_ACCESS_KEY_ID={}", keys.access_key_id);
             println!("  AWS_SECRET_ACCESS_KEY={}", keys.secret_access_key);
             Ok(keys)
@@ -152,7 +165,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         store.clone(),
         keyring.clone(),
         Arc::new(SystemClock),
-        ServiceConfig { region: config.region.clone(), account_id: config.account_id.clone() },
+        ServiceConfig {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        },
     )
     .await
     .map_err(|e| anyhow::anyhow!("opening the secrets service: {e}"))?;

@@ -1,6 +1,8 @@
 //! DeleteSecret and RestoreSecret.
 
-use rotary_wire::dto::{ArnNameResponse, DeleteSecretRequest, DeleteSecretResponse, SecretIdRequest};
+use rotary_wire::dto::{
+    ArnNameResponse, DeleteSecretRequest, DeleteSecretResponse, SecretIdRequest,
+};
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Timestamp};
 
@@ -54,9 +56,7 @@ impl SecretsService {
                     } else {
                         arn::new_secret_arn(&self.config.region, &self.config.account_id, id)
                     }),
-                    name: Some(
-                        arn::parse(id).map_or(id, |p| p.resource).to_owned(),
-                    ),
+                    name: Some(arn::parse(id).map_or(id, |p| p.resource).to_owned()),
                     deletion_date: Some(Timestamp(now)),
                 }),
             };
@@ -102,4 +102,3 @@ impl SecretsService {
         .await
     }
 }
-

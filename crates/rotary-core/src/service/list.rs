@@ -22,7 +22,11 @@ pub(crate) fn parse_filters(filters: &[WireFilter]) -> Result<Vec<Filter>, ApiEr
                 .and_then(FilterKey::parse)
                 .ok_or_else(|| api_error!(InvalidParameterException, "Invalid filter key"))?;
             let values = f.values.clone().ok_or_else(|| {
-                api_error!(InvalidParameterException, "Invalid filter values for key: {}", key.as_str())
+                api_error!(
+                    InvalidParameterException,
+                    "Invalid filter values for key: {}",
+                    key.as_str()
+                )
             })?;
             Ok(Filter { key, values })
         })
@@ -84,7 +88,11 @@ impl Page {
                 Some((tok.k, tok.u))
             }
         };
-        Ok(Self { sort_by: sort_by.to_owned(), desc, after })
+        Ok(Self {
+            sort_by: sort_by.to_owned(),
+            desc,
+            after,
+        })
     }
 
     /// Sorts `items`, skips to the token's position and takes `limit`; returns the page and
@@ -94,7 +102,13 @@ impl Page {
             .into_iter()
             .map(|s| ((sort_key(&s, &self.sort_by), s.row.uid.clone()), s))
             .collect();
-        keyed.sort_by(|a, b| if self.desc { b.0.cmp(&a.0) } else { a.0.cmp(&b.0) });
+        keyed.sort_by(|a, b| {
+            if self.desc {
+                b.0.cmp(&a.0)
+            } else {
+                a.0.cmp(&b.0)
+            }
+        });
         let start = match &self.after {
             None => 0,
             Some(after) => keyed
@@ -106,8 +120,15 @@ impl Page {
         let page: Vec<_> = rest.by_ref().take(limit).collect();
         let next = match (rest.next(), page.last()) {
             (Some(_), Some(((k, u), _))) => {
-                let tok = Token { k: k.clone(), u: u.clone(), b: self.sort_by.clone(), d: self.desc };
-                serde_json::to_vec(&tok).ok().map(|b| URL_SAFE_NO_PAD.encode(b))
+                let tok = Token {
+                    k: k.clone(),
+                    u: u.clone(),
+                    b: self.sort_by.clone(),
+                    d: self.desc,
+                };
+                serde_json::to_vec(&tok)
+                    .ok()
+                    .map(|b| URL_SAFE_NO_PAD.encode(b))
             }
             _ => None,
         };
@@ -156,8 +177,9 @@ impl SecretsService {
         let desc = req.sort_order.as_deref() == Some("desc");
         let page = Page::sorted(req.next_token.as_deref(), sort_by, desc)?;
         let limit = req.max_results.unwrap_or(100) as usize;
-        let secrets =
-            self.list_matching(&filters, req.include_planned_deletion.unwrap_or(false)).await?;
+        let secrets = self
+            .list_matching(&filters, req.include_planned_deletion.unwrap_or(false))
+            .await?;
         let (items, next_token) = page.take(secrets, limit);
         let secret_list = items
             .iter()
@@ -167,6 +189,9 @@ impl SecretsService {
                 e
             })
             .collect();
-        Ok(ListSecretsResponse { secret_list: Some(secret_list), next_token })
+        Ok(ListSecretsResponse {
+            secret_list: Some(secret_list),
+            next_token,
+        })
     }
 }

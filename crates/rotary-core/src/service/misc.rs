@@ -44,7 +44,10 @@ impl SecretsService {
                 }
             }
             if tags.len() > MAX_TAGS {
-                return Err(api_error!(InvalidParameterException, "A secret can have at most 50 tags."));
+                return Err(api_error!(
+                    InvalidParameterException,
+                    "A secret can have at most 50 tags."
+                ));
             }
             Ok(Outcome::Changed(EmptyResponse {}, Some(self.now())))
         })
@@ -109,7 +112,9 @@ impl SecretsService {
         req: SecretIdRequest,
     ) -> Result<GetResourcePolicyResponse, ApiError> {
         req.check()?;
-        let secret = self.resolve(req.secret_id.as_deref().unwrap_or_default()).await?;
+        let secret = self
+            .resolve(req.secret_id.as_deref().unwrap_or_default())
+            .await?;
         if secret.is_deleted() {
             return Err(deleted_error());
         }
@@ -197,8 +202,14 @@ impl SecretsService {
             include_space: req.include_space.unwrap_or(false),
             require_each_included_type: req.require_each_included_type.unwrap_or(true),
         };
-        let password = random_password::generate(&spec)
-            .map_err(|e| ApiError::new(rotary_wire::ErrorCode::InvalidParameterException, e.to_string()))?;
-        Ok(GetRandomPasswordResponse { random_password: Some(Sensitive::new(password.to_string())) })
+        let password = random_password::generate(&spec).map_err(|e| {
+            ApiError::new(
+                rotary_wire::ErrorCode::InvalidParameterException,
+                e.to_string(),
+            )
+        })?;
+        Ok(GetRandomPasswordResponse {
+            random_password: Some(Sensitive::new(password.to_string())),
+        })
     }
 }

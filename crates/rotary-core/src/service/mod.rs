@@ -100,10 +100,23 @@ impl SecretsService {
         config: ServiceConfig,
     ) -> Result<Self, ApiError> {
         let namespace = format!("{}:{}", config.account_id, config.region);
-        let svc = Self { store, keyring, clock, config, namespace };
-        for (key, sealed) in svc.store.list_meta(KMS_META_PREFIX).await.map_err(internal)? {
+        let svc = Self {
+            store,
+            keyring,
+            clock,
+            config,
+            namespace,
+        };
+        for (key, sealed) in svc
+            .store
+            .list_meta(KMS_META_PREFIX)
+            .await
+            .map_err(internal)?
+        {
             let name = key[KMS_META_PREFIX.len()..].to_owned();
-            svc.keyring.load(&WrappedKey { name, sealed }).map_err(internal)?;
+            svc.keyring
+                .load(&WrappedKey { name, sealed })
+                .map_err(internal)?;
         }
         svc.ensure_kms_key(DEFAULT_KMS_KEY).await?;
         Ok(svc)
@@ -136,10 +149,25 @@ impl SecretsService {
         }
         let wrapped = self.keyring.generate(name).map_err(internal)?;
         let key = format!("{KMS_META_PREFIX}{name}");
-        if !self.store.put_meta_if_absent(&key, &wrapped.sealed).await.map_err(internal)? {
+        if !self
+            .store
+            .put_meta_if_absent(&key, &wrapped.sealed)
+            .await
+            .map_err(internal)?
+        {
             // Another node created it first: use theirs.
-            let sealed = self.store.get_meta(&key).await.map_err(internal)?.ok_or_else(ApiError::internal)?;
-            self.keyring.load(&WrappedKey { name: name.to_owned(), sealed }).map_err(internal)?;
+            let sealed = self
+                .store
+                .get_meta(&key)
+                .await
+                .map_err(internal)?
+                .ok_or_else(ApiError::internal)?;
+            self.keyring
+                .load(&WrappedKey {
+                    name: name.to_owned(),
+                    sealed,
+                })
+                .map_err(internal)?;
         }
         Ok(())
     }
@@ -150,26 +178,41 @@ impl SecretsService {
             self.find_arn(id).await?
         } else {
             names::check(id)?;
-            self.store.find(&self.namespace, Lookup::Name(id)).await.map_err(internal)?
+            self.store
+                .find(&self.namespace, Lookup::Name(id))
+                .await
+                .map_err(internal)?
         };
         rec.map(Secret::from_record).transpose().map_err(internal)
     }
 
     async fn find_arn(&self, id: &str) -> Result<Option<SecretRecord>, ApiError> {
-        if let Some(rec) = self.store.find(&self.namespace, Lookup::Arn(id)).await.map_err(internal)? {
+        if let Some(rec) = self
+            .store
+            .find(&self.namespace, Lookup::Arn(id))
+            .await
+            .map_err(internal)?
+        {
             return Ok(Some(rec));
         }
         // A partial ARN (no suffix), or a name that itself ends like a suffix.
-        let Some(p) = arn::parse(id) else { return Ok(None) };
+        let Some(p) = arn::parse(id) else {
+            return Ok(None);
+        };
         if p.region != self.config.region || p.account != self.config.account_id {
             return Ok(None);
         }
-        self.store.find(&self.namespace, Lookup::Name(p.resource)).await.map_err(internal)
+        self.store
+            .find(&self.namespace, Lookup::Name(p.resource))
+            .await
+            .map_err(internal)
     }
 
     /// Like [`Self::find`] but a missing secret is `ResourceNotFoundException`.
     pub(crate) async fn resolve(&self, id: &str) -> Result<Secret, ApiError> {
-        self.find(id).await?.ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))
+        self.find(id)
+            .await?
+            .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))
     }
 
     /// Loads, changes and writes one secret, retrying if it changed concurrently.
@@ -209,7 +252,9 @@ impl SecretsService {
         secret: &Secret,
         token: &str,
     ) -> Result<Option<SecretBytes>, ApiError> {
-        let Some(i) = secret.version_index(token) else { return Ok(None) };
+        let Some(i) = secret.version_index(token) else {
+            return Ok(None);
+        };
         if !secret.versions[i].row.has_value {
             return Ok(None);
         }
@@ -223,7 +268,13 @@ impl SecretsService {
     }
 
     /// Seals a value for a version of `arn` under KMS key `kms`.
-    pub(crate) fn seal(&self, kms: &str, arn: &str, version_id: &str, value: &Plain<'_>) -> Result<Vec<u8>, ApiError> {
+    pub(crate) fn seal(
+        &self,
+        kms: &str,
+        arn: &str,
+        version_id: &str,
+        value: &Plain<'_>,
+    ) -> Result<Vec<u8>, ApiError> {
         self.keyring.seal(kms, &value_aad(arn, version_id), &value.frame()).map_err(|e| {
             tracing::error!(error = %e, "Sealing a secret value failed");
             api_error!(EncryptionFailure, "Secrets Manager can't encrypt the protected secret text using the provided KMS key.")
@@ -231,16 +282,27 @@ impl SecretsService {
     }
 
     /// Opens a sealed value of a version of `arn`.
-    pub(crate) fn open_value(&self, arn: &str, version_id: &str, sealed: &[u8]) -> Result<SecretBytes, ApiError> {
-        self.keyring.open(&value_aad(arn, version_id), sealed).map_err(|e| {
-            tracing::error!(error = %e, arn, version_id, "Opening a secret value failed");
-            api_error!(DecryptionFailure, "{}", msg::DECRYPTION_FAILURE)
-        })
+    pub(crate) fn open_value(
+        &self,
+        arn: &str,
+        version_id: &str,
+        sealed: &[u8],
+    ) -> Result<SecretBytes, ApiError> {
+        self.keyring
+            .open(&value_aad(arn, version_id), sealed)
+            .map_err(|e| {
+                tracing::error!(error = %e, arn, version_id, "Opening a secret value failed");
+                api_error!(DecryptionFailure, "{}", msg::DECRYPTION_FAILURE)
+            })
     }
 
     /// Purges secrets whose recovery window has ended; returns how many.
     pub async fn purge_due(&self) -> Result<usize, ApiError> {
-        let due = self.store.due_for_purge(self.now()).await.map_err(internal)?;
+        let due = self
+            .store
+            .due_for_purge(self.now())
+            .await
+            .map_err(internal)?;
         let mut n = 0;
         for uid in due {
             if self.store.delete(&uid).await.map_err(internal)? {

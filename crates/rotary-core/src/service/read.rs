@@ -3,10 +3,9 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use rotary_wire::dto::{
-    ApiErrorType, BatchGetSecretValueRequest, BatchGetSecretValueResponse,
-    DescribeSecretResponse, GetSecretValueRequest, GetSecretValueResponse,
-    ListSecretVersionIdsRequest, ListSecretVersionIdsResponse, SecretIdRequest,
-    SecretVersionsListEntry,
+    ApiErrorType, BatchGetSecretValueRequest, BatchGetSecretValueResponse, DescribeSecretResponse,
+    GetSecretValueRequest, GetSecretValueResponse, ListSecretVersionIdsRequest,
+    ListSecretVersionIdsResponse, SecretIdRequest, SecretVersionsListEntry,
 };
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Blob, Sensitive, Timestamp};
@@ -39,8 +38,15 @@ impl SecretsService {
         req: GetSecretValueRequest,
     ) -> Result<GetSecretValueResponse, ApiError> {
         req.check()?;
-        let secret = self.resolve(req.secret_id.as_deref().unwrap_or_default()).await?;
-        self.read_value(&secret, req.version_id.as_deref(), req.version_stage.as_deref()).await
+        let secret = self
+            .resolve(req.secret_id.as_deref().unwrap_or_default())
+            .await?;
+        self.read_value(
+            &secret,
+            req.version_id.as_deref(),
+            req.version_stage.as_deref(),
+        )
+        .await
     }
 
     /// Reads one version of a loaded secret (GetSecretValue rules, spec §3.4).
@@ -55,7 +61,9 @@ impl SecretsService {
         }
         let idx = match (version_id, stage) {
             (Some(id), Some(stage)) => {
-                let i = secret.version_index(id).ok_or_else(|| version_not_found(id))?;
+                let i = secret
+                    .version_index(id)
+                    .ok_or_else(|| version_not_found(id))?;
                 if !secret.versions[i].row.stages.iter().any(|s| s == stage) {
                     return Err(api_error!(
                         InvalidRequestException,
@@ -95,7 +103,11 @@ impl SecretsService {
         // LastAccessedDate has day granularity: write it at most once per secret per day.
         let today = day_start(self.now());
         if secret.row.last_accessed_ms != Some(today) || v.last_accessed_ms != Some(today) {
-            if let Err(e) = self.store.record_access(&secret.row.uid, &v.version_id, today).await {
+            if let Err(e) = self
+                .store
+                .record_access(&secret.row.uid, &v.version_id, today)
+                .await
+            {
                 tracing::warn!(error = %e, "Recording LastAccessedDate failed");
             }
         }
@@ -187,7 +199,9 @@ impl SecretsService {
         req: SecretIdRequest,
     ) -> Result<DescribeSecretResponse, ApiError> {
         req.check()?;
-        let secret = self.resolve(req.secret_id.as_deref().unwrap_or_default()).await?;
+        let secret = self
+            .resolve(req.secret_id.as_deref().unwrap_or_default())
+            .await?;
         Ok(secret.describe())
     }
 
@@ -198,7 +212,9 @@ impl SecretsService {
         req: ListSecretVersionIdsRequest,
     ) -> Result<ListSecretVersionIdsResponse, ApiError> {
         req.check()?;
-        let secret = self.resolve(req.secret_id.as_deref().unwrap_or_default()).await?;
+        let secret = self
+            .resolve(req.secret_id.as_deref().unwrap_or_default())
+            .await?;
         if secret.is_deleted() {
             return Err(deleted_error());
         }

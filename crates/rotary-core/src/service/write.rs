@@ -27,7 +27,11 @@ pub(crate) fn request_value<'a>(
     b: &'a Option<Blob>,
 ) -> Result<Option<Plain<'a>>, ApiError> {
     match (s, b) {
-        (Some(_), Some(_)) => Err(api_error!(InvalidParameterException, "{}", msg::BOTH_VALUES)),
+        (Some(_), Some(_)) => Err(api_error!(
+            InvalidParameterException,
+            "{}",
+            msg::BOTH_VALUES
+        )),
         (Some(s), None) => Ok(Some(Plain::Text(s.expose()))),
         (None, Some(b)) => Ok(Some(Plain::Binary(b.expose()))),
         (None, None) => Ok(None),
@@ -39,7 +43,10 @@ pub(crate) fn check_tags(tags: &[Tag]) -> Result<Vec<(String, String)>, ApiError
     let mut out: Vec<(String, String)> = Vec::with_capacity(tags.len());
     for t in tags {
         let Some(key) = t.key.clone() else {
-            return Err(api_error!(InvalidParameterException, "Each tag must have a Key."));
+            return Err(api_error!(
+                InvalidParameterException,
+                "Each tag must have a Key."
+            ));
         };
         if key.starts_with("aws:") {
             return Err(api_error!(
@@ -88,7 +95,11 @@ impl SecretsService {
         let idx = match secret.version_index(token) {
             Some(i) if secret.versions[i].row.has_value => {
                 let same = existing.is_some_and(|e| e.expose() == value.frame().as_slice());
-                return if same { Ok(Written::Replay(i)) } else { Err(token_in_use(token, &secret.row.arn)) };
+                return if same {
+                    Ok(Written::Replay(i))
+                } else {
+                    Err(token_in_use(token, &secret.row.arn))
+                };
             }
             Some(i) => {
                 // The valueless placeholder a rotation created: fill it.
@@ -125,7 +136,11 @@ impl SecretsService {
             Some(stages) => labels::move_labels(&mut l, idx, stages),
         }
         if labels::count(&l) > MAX_LABELS_PER_SECRET {
-            return Err(api_error!(LimitExceededException, "{}", msg::TOO_MANY_LABELS));
+            return Err(api_error!(
+                LimitExceededException,
+                "{}",
+                msg::TOO_MANY_LABELS
+            ));
         }
         secret.set_labels(l);
         prune(secret, now)?;
@@ -145,14 +160,29 @@ impl SecretsService {
         let value = request_value(&req.secret_string, &req.secret_binary)?;
         let token = req.client_request_token.as_deref();
         if value.is_some() && token.is_none() {
-            return Err(api_error!(InvalidRequestException, "{}", msg::TOKEN_REQUIRED));
+            return Err(api_error!(
+                InvalidRequestException,
+                "{}",
+                msg::TOKEN_REQUIRED
+            ));
         }
-        if req.add_replica_regions.as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(api_error!(InvalidRequestException, "{}", msg::NO_REPLICATION));
+        if req
+            .add_replica_regions
+            .as_ref()
+            .is_some_and(|r| !r.is_empty())
+        {
+            return Err(api_error!(
+                InvalidRequestException,
+                "{}",
+                msg::NO_REPLICATION
+            ));
         }
         let tags = req.tags.as_deref().map(check_tags).transpose()?;
         if tags.as_ref().is_some_and(|t| t.len() > MAX_TAGS) {
-            return Err(api_error!(InvalidParameterException, "A secret can have at most 50 tags."));
+            return Err(api_error!(
+                InvalidParameterException,
+                "A secret can have at most 50 tags."
+            ));
         }
         let kms_key_id = req.kms_key_id.clone().filter(|k| !k.is_empty());
         if let Some(k) = &kms_key_id {
@@ -167,7 +197,9 @@ impl SecretsService {
         };
         loop {
             if let Some(existing) = self.find(name).await? {
-                return self.create_over_existing(&existing, token, value.as_ref()).await;
+                return self
+                    .create_over_existing(&existing, token, value.as_ref())
+                    .await;
             }
             let now = self.now();
             let arn = arn::new_secret_arn(&self.config.region, &self.config.account_id, name);
@@ -222,7 +254,11 @@ impl SecretsService {
         value: Option<&Plain<'_>>,
     ) -> Result<CreateSecretResponse, ApiError> {
         if existing.is_deleted() {
-            return Err(api_error!(InvalidRequestException, "{}", msg::CREATE_OVER_DELETED));
+            return Err(api_error!(
+                InvalidRequestException,
+                "{}",
+                msg::CREATE_OVER_DELETED
+            ));
         }
         if let (Some(token), Some(value)) = (token, value) {
             if existing.version_index(token).is_some() {
@@ -263,8 +299,13 @@ impl SecretsService {
             if secret.is_deleted() {
                 return Err(deleted_error());
             }
-            let written =
-                self.write_value(secret, existing, token, &value, req.version_stages.as_deref())?;
+            let written = self.write_value(
+                secret,
+                existing,
+                token,
+                &value,
+                req.version_stages.as_deref(),
+            )?;
             let (Written::Replay(i) | Written::New(i)) = written;
             let resp = PutSecretValueResponse {
                 arn: Some(secret.row.arn.clone()),
@@ -290,7 +331,11 @@ impl SecretsService {
         let value = request_value(&req.secret_string, &req.secret_binary)?;
         let token = req.client_request_token.as_deref();
         if value.is_some() && token.is_none() {
-            return Err(api_error!(InvalidRequestException, "{}", msg::TOKEN_REQUIRED));
+            return Err(api_error!(
+                InvalidRequestException,
+                "{}",
+                msg::TOKEN_REQUIRED
+            ));
         }
         if let Some(k) = req.kms_key_id.as_deref().filter(|k| !k.is_empty()) {
             self.ensure_kms_key(k).await?;
@@ -328,7 +373,11 @@ impl SecretsService {
                 name: Some(secret.row.name.clone()),
                 version_id,
             };
-            Ok(if changed { Outcome::Changed(resp, Some(self.now())) } else { Outcome::Unchanged(resp) })
+            Ok(if changed {
+                Outcome::Changed(resp, Some(self.now()))
+            } else {
+                Outcome::Unchanged(resp)
+            })
         })
         .await
     }
@@ -428,7 +477,13 @@ fn prune(secret: &mut Secret, now: i64) -> Result<(), ApiError> {
             .position(|v| v.row.stages.is_empty() && !v.is_new && v.row.created_ms <= now - DAY_MS);
         match victim {
             Some(i) => secret.remove_version(i),
-            None => return Err(api_error!(LimitExceededException, "{}", msg::TOO_MANY_VERSIONS)),
+            None => {
+                return Err(api_error!(
+                    LimitExceededException,
+                    "{}",
+                    msg::TOO_MANY_VERSIONS
+                ))
+            }
         }
     }
     Ok(())

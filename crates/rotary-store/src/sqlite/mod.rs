@@ -235,8 +235,14 @@ impl Store for SqliteStore {
 
     async fn delete(&self, uid: &str) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM versions WHERE secret_uid = ?").bind(uid).execute(&mut *tx).await?;
-        let n = sqlx::query("DELETE FROM secrets WHERE uid = ?").bind(uid).execute(&mut *tx).await?;
+        sqlx::query("DELETE FROM versions WHERE secret_uid = ?")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        let n = sqlx::query("DELETE FROM secrets WHERE uid = ?")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(n.rows_affected() == 1)
     }
@@ -331,11 +337,12 @@ impl Store for SqliteStore {
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows = sqlx::query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key")
-            .bind(prefix.len() as i64)
-            .bind(prefix)
-            .fetch_all(&self.reader)
-            .await?;
+        let rows =
+            sqlx::query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key")
+                .bind(prefix.len() as i64)
+                .bind(prefix)
+                .fetch_all(&self.reader)
+                .await?;
         rows.iter()
             .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
             .collect()

@@ -33,19 +33,34 @@ fn version(id: &str, seq: i64, stages: &[&str], ct: Option<&[u8]>) -> VersionWri
 #[tokio::test]
 async fn insert_find_update_delete() {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap();
-    let ns = "000000000000:us-east-1";
-    s.insert(&row("u1", "a"), &[version("v1", 1, &["AWSCURRENT"], Some(b"ct1"))])
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
         .await
         .unwrap();
-    assert!(matches!(s.insert(&row("u2", "a"), &[]).await, Err(Error::NameTaken(_))));
+    let ns = "000000000000:us-east-1";
+    s.insert(
+        &row("u1", "a"),
+        &[version("v1", 1, &["AWSCURRENT"], Some(b"ct1"))],
+    )
+    .await
+    .unwrap();
+    assert!(matches!(
+        s.insert(&row("u2", "a"), &[]).await,
+        Err(Error::NameTaken(_))
+    ));
 
     let rec = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
     assert_eq!(rec.versions.len(), 1);
     assert!(rec.versions[0].has_value);
-    let by_arn = s.find(ns, Lookup::Arn(&rec.row.arn)).await.unwrap().unwrap();
+    let by_arn = s
+        .find(ns, Lookup::Arn(&rec.row.arn))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(by_arn, rec);
-    assert_eq!(s.read_ciphertext("u1", "v1").await.unwrap().unwrap(), b"ct1");
+    assert_eq!(
+        s.read_ciphertext("u1", "v1").await.unwrap().unwrap(),
+        b"ct1"
+    );
 
     // A placeholder, then filled; the old version's labels change in the same update.
     let mut r2 = rec.row.clone();
@@ -56,7 +71,10 @@ async fn insert_find_update_delete() {
         delete_versions: vec![],
     };
     s.update(&upd).await.unwrap();
-    assert!(matches!(s.update(&upd).await, Err(Error::Conflict(_))), "stale revision");
+    assert!(
+        matches!(s.update(&upd).await, Err(Error::Conflict(_))),
+        "stale revision"
+    );
     assert_eq!(s.read_ciphertext("u1", "v2").await.unwrap(), None);
     let mut r3 = r2.clone();
     r3.revision = 3;
@@ -73,8 +91,14 @@ async fn insert_find_update_delete() {
     let rec = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
     assert_eq!(rec.versions[0].stages, vec!["AWSPREVIOUS"]);
     assert!(rec.versions[0].has_value, "stage change keeps the value");
-    assert_eq!(s.read_ciphertext("u1", "v1").await.unwrap().unwrap(), b"ct1");
-    assert_eq!(s.read_ciphertext("u1", "v2").await.unwrap().unwrap(), b"ct2");
+    assert_eq!(
+        s.read_ciphertext("u1", "v1").await.unwrap().unwrap(),
+        b"ct1"
+    );
+    assert_eq!(
+        s.read_ciphertext("u1", "v2").await.unwrap().unwrap(),
+        b"ct2"
+    );
 
     s.record_access("u1", "v2", 86_400_000).await.unwrap();
     let listed = s.list(ns).await.unwrap();
@@ -90,12 +114,17 @@ async fn insert_find_update_delete() {
 #[tokio::test]
 async fn meta_and_purge_index() {
     let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("db.sqlite")).await.unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
     assert!(s.put_meta_if_absent("kms:a", b"1").await.unwrap());
     assert!(!s.put_meta_if_absent("kms:a", b"2").await.unwrap());
     s.put_meta("cred:x", b"3").await.unwrap();
     assert_eq!(s.get_meta("kms:a").await.unwrap().unwrap(), b"1");
-    assert_eq!(s.list_meta("kms:").await.unwrap(), vec![("kms:a".to_string(), b"1".to_vec())]);
+    assert_eq!(
+        s.list_meta("kms:").await.unwrap(),
+        vec![("kms:a".to_string(), b"1".to_vec())]
+    );
 
     let mut r = row("u1", "gone");
     r.deleted_ms = Some(100);

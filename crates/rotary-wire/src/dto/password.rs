@@ -29,7 +29,12 @@ pub struct GetRandomPasswordRequest {
 impl Validate for GetRandomPasswordRequest {
     fn validate(&self, v: &mut Violations) {
         v.range("passwordLength", self.password_length, 1, 4096);
-        v.len("excludeCharacters", self.exclude_characters.as_deref(), 0, 4096);
+        v.len(
+            "excludeCharacters",
+            self.exclude_characters.as_deref(),
+            0,
+            4096,
+        );
     }
 }
 

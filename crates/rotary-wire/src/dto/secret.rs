@@ -19,8 +19,18 @@ fn secret_id(v: &mut Violations, id: &Option<String>) {
 }
 
 fn value(v: &mut Violations, s: &Option<Sensitive>, b: &Option<Blob>) {
-    v.len_sensitive("secretString", s.as_ref().map(|s| s.expose().len()), 1, MAX_SECRET_BYTES);
-    v.len_sensitive("secretBinary", b.as_ref().map(|b| b.expose().len()), 1, MAX_SECRET_BYTES);
+    v.len_sensitive(
+        "secretString",
+        s.as_ref().map(|s| s.expose().len()),
+        1,
+        MAX_SECRET_BYTES,
+    );
+    v.len_sensitive(
+        "secretBinary",
+        b.as_ref().map(|b| b.expose().len()),
+        1,
+        MAX_SECRET_BYTES,
+    );
 }
 
 fn token(v: &mut Violations, path: &str, t: Option<&str>) {
@@ -88,7 +98,11 @@ impl Validate for CreateSecretRequest {
     fn validate(&self, v: &mut Violations) {
         v.required("name", &self.name);
         v.len("name", self.name.as_deref(), 1, 512);
-        token(v, "clientRequestToken", self.client_request_token.as_deref());
+        token(
+            v,
+            "clientRequestToken",
+            self.client_request_token.as_deref(),
+        );
         v.len("description", self.description.as_deref(), 0, 2048);
         v.len("kmsKeyId", self.kms_key_id.as_deref(), 0, 2048);
         value(v, &self.secret_string, &self.secret_binary);
@@ -233,7 +247,11 @@ pub struct PutSecretValueRequest {
 impl Validate for PutSecretValueRequest {
     fn validate(&self, v: &mut Violations) {
         secret_id(v, &self.secret_id);
-        token(v, "clientRequestToken", self.client_request_token.as_deref());
+        token(
+            v,
+            "clientRequestToken",
+            self.client_request_token.as_deref(),
+        );
         value(v, &self.secret_string, &self.secret_binary);
         if let Some(stages) = &self.version_stages {
             v.list_len("versionStages", Some(stages), 1, 20);
@@ -243,7 +261,9 @@ impl Validate for PutSecretValueRequest {
         }
         v.len_sensitive(
             "rotationToken",
-            self.rotation_token.as_ref().map(|t| t.expose().chars().count()),
+            self.rotation_token
+                .as_ref()
+                .map(|t| t.expose().chars().count()),
             36,
             256,
         );
@@ -290,7 +310,11 @@ pub struct UpdateSecretRequest {
 impl Validate for UpdateSecretRequest {
     fn validate(&self, v: &mut Violations) {
         secret_id(v, &self.secret_id);
-        token(v, "clientRequestToken", self.client_request_token.as_deref());
+        token(
+            v,
+            "clientRequestToken",
+            self.client_request_token.as_deref(),
+        );
         v.len("description", self.description.as_deref(), 0, 2048);
         v.len("kmsKeyId", self.kms_key_id.as_deref(), 0, 2048);
         value(v, &self.secret_string, &self.secret_binary);
@@ -331,8 +355,18 @@ impl Validate for UpdateSecretVersionStageRequest {
         secret_id(v, &self.secret_id);
         v.required("versionStage", &self.version_stage);
         v.len("versionStage", self.version_stage.as_deref(), 1, 256);
-        v.len("removeFromVersionId", self.remove_from_version_id.as_deref(), 32, 64);
-        v.len("moveToVersionId", self.move_to_version_id.as_deref(), 32, 64);
+        v.len(
+            "removeFromVersionId",
+            self.remove_from_version_id.as_deref(),
+            32,
+            64,
+        );
+        v.len(
+            "moveToVersionId",
+            self.move_to_version_id.as_deref(),
+            32,
+            64,
+        );
     }
 }
 
@@ -423,7 +457,12 @@ pub struct ListSecretsRequest {
 /// Sort orders.
 pub const SORT_ORDERS: [&str; 2] = ["asc", "desc"];
 /// Sort keys.
-pub const SORT_BYS: [&str; 4] = ["created-date", "last-accessed-date", "last-changed-date", "name"];
+pub const SORT_BYS: [&str; 4] = [
+    "created-date",
+    "last-accessed-date",
+    "last-changed-date",
+    "name",
+];
 
 impl Validate for ListSecretsRequest {
     fn validate(&self, v: &mut Violations) {

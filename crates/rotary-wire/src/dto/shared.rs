@@ -52,20 +52,38 @@ pub struct ReplicationStatusType {
 }
 
 /// The filter keys AWS accepts.
-pub const FILTER_KEYS: [&str; 7] =
-    ["description", "name", "tag-key", "tag-value", "primary-region", "owning-service", "all"];
+pub const FILTER_KEYS: [&str; 7] = [
+    "description",
+    "name",
+    "tag-key",
+    "tag-value",
+    "primary-region",
+    "owning-service",
+    "all",
+];
 
 fn is_filter_value(s: &str) -> bool {
     // ^\!?[a-zA-Z0-9 :_@\/\+\=\.\-\!]*$
     let rest = s.strip_prefix('!').unwrap_or(s);
-    rest.chars().all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c))
+    rest.chars()
+        .all(|c| c.is_ascii_alphanumeric() || " :_@/+=.-!".contains(c))
 }
 
 pub(crate) fn validate_tags(v: &mut Violations, path: &str, tags: Option<&[Tag]>) {
     if let Some(tags) = tags {
         for (i, t) in tags.iter().enumerate() {
-            v.len(&format!("{path}.{}.member.key", i + 1), t.key.as_deref(), 1, 128);
-            v.len(&format!("{path}.{}.member.value", i + 1), t.value.as_deref(), 0, 256);
+            v.len(
+                &format!("{path}.{}.member.key", i + 1),
+                t.key.as_deref(),
+                1,
+                128,
+            );
+            v.len(
+                &format!("{path}.{}.member.value", i + 1),
+                t.value.as_deref(),
+                0,
+                256,
+            );
         }
     }
 }
@@ -75,7 +93,11 @@ pub(crate) fn validate_filters(v: &mut Violations, filters: Option<&[Filter]>) {
     v.list_len("filters", Some(filters), 0, 10);
     for (i, f) in filters.iter().enumerate() {
         let n = i + 1;
-        v.one_of(&format!("filters.{n}.member.key"), f.key.as_deref(), &FILTER_KEYS);
+        v.one_of(
+            &format!("filters.{n}.member.key"),
+            f.key.as_deref(),
+            &FILTER_KEYS,
+        );
         if let Some(values) = &f.values {
             v.list_len(&format!("filters.{n}.member.values"), Some(values), 1, 10);
             for (j, val) in values.iter().enumerate() {
