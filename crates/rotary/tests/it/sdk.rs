@@ -9,7 +9,10 @@ use aws_sdk_secretsmanager::types::{Filter, FilterNameStringType, Tag};
 use crate::harness::Server;
 
 fn code<E: ProvideErrorMetadata>(e: &E) -> (String, String) {
-    (e.code().unwrap_or_default().to_owned(), e.message().unwrap_or_default().to_owned())
+    (
+        e.code().unwrap_or_default().to_owned(),
+        e.message().unwrap_or_default().to_owned(),
+    )
 }
 
 #[tokio::test]
@@ -27,7 +30,10 @@ async fn secret_lifecycle_with_the_rust_sdk() {
         .unwrap();
     let arn = created.arn().unwrap().to_owned();
     assert!(arn.starts_with("arn:aws:secretsmanager:us-east-1:000000000000:secret:app/db-"));
-    assert_eq!(arn.len(), "arn:aws:secretsmanager:us-east-1:000000000000:secret:app/db-".len() + 6);
+    assert_eq!(
+        arn.len(),
+        "arn:aws:secretsmanager:us-east-1:000000000000:secret:app/db-".len() + 6
+    );
     let v1 = created.version_id().unwrap().to_owned();
 
     // Name, full ARN and partial ARN all find it.
@@ -37,7 +43,13 @@ async fn secret_lifecycle_with_the_rust_sdk() {
         assert_eq!(got.version_stages(), ["AWSCURRENT"]);
     }
 
-    let put = c.put_secret_value().secret_id("app/db").secret_string("second").send().await.unwrap();
+    let put = c
+        .put_secret_value()
+        .secret_id("app/db")
+        .secret_string("second")
+        .send()
+        .await
+        .unwrap();
     let v2 = put.version_id().unwrap().to_owned();
     let d = c.describe_secret().secret_id(&arn).send().await.unwrap();
     let stages = d.version_ids_to_stages().unwrap();
@@ -62,22 +74,47 @@ async fn secret_lifecycle_with_the_rust_sdk() {
         .send()
         .await
         .unwrap();
-    let b = c.get_secret_value().secret_id("app/bin").send().await.unwrap();
+    let b = c
+        .get_secret_value()
+        .secret_id("app/bin")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(b.secret_binary().unwrap().as_ref(), &[0u8, 1, 2, 0xff]);
     assert!(b.secret_string().is_none());
 
     let listed = c
         .list_secrets()
-        .filters(Filter::builder().key(FilterNameStringType::TagKey).values("env").build())
+        .filters(
+            Filter::builder()
+                .key(FilterNameStringType::TagKey)
+                .values("env")
+                .build(),
+        )
         .send()
         .await
         .unwrap();
-    let names: Vec<_> = listed.secret_list().iter().filter_map(|s| s.name()).collect();
+    let names: Vec<_> = listed
+        .secret_list()
+        .iter()
+        .filter_map(|s| s.name())
+        .collect();
     assert_eq!(names, ["app/db"]);
 
-    let del = c.delete_secret().secret_id("app/db").recovery_window_in_days(7).send().await.unwrap();
+    let del = c
+        .delete_secret()
+        .secret_id("app/db")
+        .recovery_window_in_days(7)
+        .send()
+        .await
+        .unwrap();
     assert!(del.deletion_date().is_some());
-    let e = c.get_secret_value().secret_id("app/db").send().await.unwrap_err();
+    let e = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap_err();
     let e = e.into_service_error();
     assert!(e.is_invalid_request_exception());
     assert_eq!(
@@ -85,16 +122,41 @@ async fn secret_lifecycle_with_the_rust_sdk() {
         "You can't perform this operation on the secret because it was marked for deletion."
     );
     c.restore_secret().secret_id("app/db").send().await.unwrap();
-    let got = c.get_secret_value().secret_id("app/db").send().await.unwrap();
+    let got = c
+        .get_secret_value()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(got.secret_string(), Some("second"));
 
-    c.delete_secret().secret_id("app/db").force_delete_without_recovery(true).send().await.unwrap();
-    let e = c.describe_secret().secret_id("app/db").send().await.unwrap_err().into_service_error();
+    c.delete_secret()
+        .secret_id("app/db")
+        .force_delete_without_recovery(true)
+        .send()
+        .await
+        .unwrap();
+    let e = c
+        .describe_secret()
+        .secret_id("app/db")
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
     assert!(e.is_resource_not_found_exception());
-    assert_eq!(code(&e).1, "Secrets Manager can't find the specified secret.");
+    assert_eq!(
+        code(&e).1,
+        "Secrets Manager can't find the specified secret."
+    );
 
     // Re-created with the same name: a new ARN.
-    let again = c.create_secret().name("app/db").secret_string("x").send().await.unwrap();
+    let again = c
+        .create_secret()
+        .name("app/db")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap();
     assert_ne!(again.arn().unwrap(), arn);
 }
 
@@ -147,7 +209,13 @@ async fn tokens_are_idempotent_and_conflicts_are_refused() {
         .await
         .unwrap();
     assert_eq!(put.version_stages(), ["AWSCURRENT"]);
-    let versions = c.list_secret_version_ids().secret_id("tok").include_deprecated(true).send().await.unwrap();
+    let versions = c
+        .list_secret_version_ids()
+        .secret_id("tok")
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(versions.versions().len(), 1, "a replay creates no version");
 }
 
@@ -155,12 +223,22 @@ async fn tokens_are_idempotent_and_conflicts_are_refused() {
 async fn concurrent_writers_leave_exactly_one_current_version() {
     let server = Server::start();
     let c = server.client();
-    c.create_secret().name("busy").secret_string("0").send().await.unwrap();
+    c.create_secret()
+        .name("busy")
+        .secret_string("0")
+        .send()
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for i in 0..40 {
         let c = c.clone();
         tasks.push(tokio::spawn(async move {
-            c.put_secret_value().secret_id("busy").secret_string(format!("v{i}")).send().await.unwrap()
+            c.put_secret_value()
+                .secret_id("busy")
+                .secret_string(format!("v{i}"))
+                .send()
+                .await
+                .unwrap()
         }));
     }
     let mut ids = HashSet::new();
@@ -168,7 +246,13 @@ async fn concurrent_writers_leave_exactly_one_current_version() {
         ids.insert(t.await.unwrap().version_id().unwrap().to_owned());
     }
     assert_eq!(ids.len(), 40);
-    let all = c.list_secret_version_ids().secret_id("busy").include_deprecated(true).send().await.unwrap();
+    let all = c
+        .list_secret_version_ids()
+        .secret_id("busy")
+        .include_deprecated(true)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(all.versions().len(), 41);
     let current: Vec<_> = all
         .versions()
@@ -188,10 +272,21 @@ async fn concurrent_writers_leave_exactly_one_current_version() {
 async fn wrong_keys_are_refused_with_aws_errors() {
     let server = Server::start();
     let unknown = server.client_with_keys("AKIANOTKNOWN00000000", "x");
-    let e = unknown.list_secrets().send().await.unwrap_err().into_service_error();
+    let e = unknown
+        .list_secrets()
+        .send()
+        .await
+        .unwrap_err()
+        .into_service_error();
     assert_eq!(code(&e).0, "UnrecognizedClientException");
     let wrong = server.client_with_keys(crate::harness::ACCESS_KEY, "not-the-secret");
-    let e = wrong.create_secret().name("nope").secret_string("x").send().await.unwrap_err();
+    let e = wrong
+        .create_secret()
+        .name("nope")
+        .secret_string("x")
+        .send()
+        .await
+        .unwrap_err();
     assert_eq!(code(&e.into_service_error()).0, "InvalidSignatureException");
     // Nothing was created.
     let list = server.client().list_secrets().send().await.unwrap();
@@ -203,15 +298,30 @@ async fn acknowledged_writes_survive_sigkill() {
     let mut server = Server::start();
     let c = server.client();
     for i in 0..30 {
-        c.create_secret().name(format!("dur/{i}")).secret_string(format!("value-{i}")).send().await.unwrap();
+        c.create_secret()
+            .name(format!("dur/{i}"))
+            .secret_string(format!("value-{i}"))
+            .send()
+            .await
+            .unwrap();
     }
     for i in 0..30 {
-        c.put_secret_value().secret_id(format!("dur/{i}")).secret_string(format!("value-{i}-b")).send().await.unwrap();
+        c.put_secret_value()
+            .secret_id(format!("dur/{i}"))
+            .secret_string(format!("value-{i}-b"))
+            .send()
+            .await
+            .unwrap();
     }
     server.kill_and_restart();
     let c = server.client();
     for i in 0..30 {
-        let got = c.get_secret_value().secret_id(format!("dur/{i}")).send().await.unwrap();
+        let got = c
+            .get_secret_value()
+            .secret_id(format!("dur/{i}"))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(got.secret_string(), Some(format!("value-{i}-b").as_str()));
         let prev = c
             .get_secret_value()
@@ -228,7 +338,13 @@ async fn acknowledged_writes_survive_sigkill() {
 async fn staging_labels_move_as_aws_moves_them() {
     let server = Server::start();
     let c = server.client();
-    let v1 = c.create_secret().name("st").secret_string("1").send().await.unwrap();
+    let v1 = c
+        .create_secret()
+        .name("st")
+        .secret_string("1")
+        .send()
+        .await
+        .unwrap();
     let v1 = v1.version_id().unwrap().to_owned();
     let v2 = c
         .put_secret_value()
@@ -283,10 +399,16 @@ fn files_under(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
 async fn no_plaintext_value_reaches_the_data_dir_or_the_log() {
     let mut server = Server::start();
     let c = server.client();
-    let canaries: Vec<String> =
-        (0..10).map(|i| format!("canary-{}-{i}", uuid_like())).collect();
+    let canaries: Vec<String> = (0..10)
+        .map(|i| format!("canary-{}-{i}", uuid_like()))
+        .collect();
     for (i, v) in canaries.iter().enumerate() {
-        c.create_secret().name(format!("leak/{i}")).secret_string(v).send().await.unwrap();
+        c.create_secret()
+            .name(format!("leak/{i}"))
+            .secret_string(v)
+            .send()
+            .await
+            .unwrap();
         c.put_secret_value()
             .secret_id(format!("leak/{i}"))
             .secret_binary(Blob::new(format!("bin-{v}").into_bytes()))
@@ -301,7 +423,12 @@ async fn no_plaintext_value_reaches_the_data_dir_or_the_log() {
             .client_request_token("abcdefabcdefabcdefabcdefabcdefabcdef")
             .send()
             .await;
-        c.get_secret_value().secret_id(format!("leak/{i}")).version_stage("AWSPREVIOUS").send().await.unwrap();
+        c.get_secret_value()
+            .secret_id(format!("leak/{i}"))
+            .version_stage("AWSPREVIOUS")
+            .send()
+            .await
+            .unwrap();
     }
     // SIGKILL leaves the WAL in place: scan it too.
     server.kill_and_restart();
@@ -320,6 +447,9 @@ async fn no_plaintext_value_reaches_the_data_dir_or_the_log() {
 
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
-    let n = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos();
+    let n = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("{n:x}")
 }
