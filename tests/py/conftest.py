@@ -36,8 +36,11 @@ def server(tmp_path_factory):
 
 
 @pytest.fixture
-def own_server(tmp_path):
-    srv = lib.Server(tmp_path / "own", name="own")
+def own_server(tmp_path, request):
+    """A private server. Parametrize indirectly with a dict to pass extra env, e.g.
+    @pytest.mark.parametrize("own_server", [{"ROTARY_LOG": "trace"}], indirect=True)."""
+    env = getattr(request, "param", None)
+    srv = lib.Server(tmp_path / "own", name="own", env=env)
     srv.start()
     yield srv
     srv.stop()

@@ -138,8 +138,9 @@ def free_port() -> int:
 class Server:
     """One `rotary serve` process on a data dir. Logs (stderr+stdout) go to log_path."""
 
-    def __init__(self, base_dir: Path, name: str = "server"):
+    def __init__(self, base_dir: Path, name: str = "server", env: dict | None = None):
         self.base_dir = Path(base_dir)
+        self.extra_env = dict(env or {})
         self.data_dir = self.base_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.base_dir / f"{name}.log"
@@ -158,6 +159,7 @@ class Server:
         env = dict(os.environ)
         env["ROTARY_ROOT_ACCESS_KEY_ID"] = ACCESS_KEY
         env["ROTARY_ROOT_SECRET_ACCESS_KEY"] = SECRET_KEY
+        env.update(self.extra_env)
         self._log_fh = open(self.log_path, "ab")
         self._log_fh.write(f"\n===== start port={self.port} at {time.time():.3f} =====\n".encode())
         self._log_fh.flush()

@@ -15,6 +15,8 @@ import threading
 import time
 import uuid
 
+import pytest
+
 from botocore.exceptions import ClientError
 
 from rotary_testlib import SECRET_KEY, list_all_versions, make_client
@@ -54,6 +56,11 @@ def test_master_key_mode_and_sqlite_store(server):
     assert sqlite, f"no SQLite database in {sorted(os.listdir(server.data_dir))}"
 
 
+TRACE = pytest.mark.parametrize("own_server", [{"ROTARY_LOG": "trace"}], indirect=True,
+                                ids=["log=trace"])
+
+
+@TRACE
 def test_acknowledged_writes_survive_sigkill(own_server):
     sm = own_server.client()
     canary = uuid.uuid4().hex
@@ -113,16 +120,19 @@ def test_acknowledged_writes_survive_sigkill(own_server):
     assert hits == [], f"plaintext found at rest after shutdown: {hits[:5]}"
 
 
+@TRACE
 def test_inflight_writes_during_sigkill(own_server):
     """Kill the server while 4 writers are mid-flight; every acked write survives and every
     unacked one is either absent or complete. Labels on a hot secret stay consistent."""
     url = own_server.url
     boot = own_server.client()
+    run = secrets.token_hex(8)  # appears in every value, never in a name
     hot = f"hot-{secrets.token_hex(4)}"
-    boot.create_secret(Name=hot, SecretString="hot-0")
+    hv0 = f"hv{run}-0"
+    boot.create_secret(Name=hot, SecretString=hv0)
     lock = threading.Lock()
     acked, attempted = {}, {}
-    hot_acked, hot_attempted = ["hot-0"], []
+    hot_acked, hot_attempted = [hv0], []
     stop = threading.Event()
 
     def creator(k):
@@ -130,7 +140,7 @@ def test_inflight_writes_during_sigkill(own_server):
         i = 0
         while not stop.is_set():
             name = f"fl-{k}-{i}-{secrets.token_hex(3)}"
-            val = f"inflight-{k}-{i}-{secrets.token_hex(8)}"
+            val = f"if{run}-{k}-{i}-{secrets.token_hex(8)}"
             with lock:
                 attempted[name] = val
             try:
@@ -145,7 +155,7 @@ def test_inflight_writes_during_sigkill(own_server):
         c = make_client(url)
         i = 1
         while not stop.is_set() and i <= 60:
-            val = f"hot-{i}"
+            val = f"hv{run}-{i}"
             with lock:
                 hot_attempted.append(val)
             try:
@@ -192,12 +202,16 @@ def test_inflight_writes_during_sigkill(own_server):
     assert cur in allowed, (cur, last_acked)
     st = sm.describe_secret(SecretId=hot)["VersionIdsToStages"]
     labels = sorted(sum(st.values(), []))
-    assert labels == (["AWSCURRENT"] if cur == "hot-0" else ["AWSCURRENT", "AWSPREVIOUS"]), st
+    assert labels == (["AWSCURRENT"] if cur == hv0 else ["AWSCURRENT", "AWSPREVIOUS"]), st
     values = {}
     for v in list_all_versions(sm, hot):
         values[sm.get_secret_value(SecretId=hot, VersionId=v["VersionId"])["SecretString"]] = v
     missing = [v for v in hot_acked if v not in values]
     assert missing == [], f"acknowledged versions lost: {missing}"
+
+    own_server.stop()
+    hits = scan_for(all_files(own_server.data_dir) + [own_server.log_path], [run.encode()])
+    assert hits == [], f"plaintext found at rest or in the log: {hits[:5]}"
 
 
 def test_restart_preserves_metadata(own_server):

@@ -1514,3 +1514,212 @@ class TestResourcePolicy:
             assert bad["ValidationErrors"]
         # validation never stores anything
         assert "ResourcePolicy" not in sm.get_resource_policy(SecretId=s["name"])
+
+
+# =============================================================================================
+# Extra precision: validation message format, LastChangedDate, concurrency
+# =============================================================================================
+class TestValidationFormat:
+    def test_name_too_long_exact_text(self, sm_raw):
+        name = "n" * 513
+        expect_error(sm_raw.create_secret, "ValidationException",
+                     validation_msg(name, "name",
+                                    "Member must have length less than or equal to 512"),
+                     Name=name, SecretString="x")
+
+    def test_two_violations(self, sm_raw):
+        name = "m" * 513
+        resp = expect_error(sm_raw.create_secret, "ValidationException", Name=name,
+                            SecretString="x", Description="d" * 2049)
+        msg = resp["Error"]["Message"]
+        assert msg.startswith("2 validation errors detected: "), msg
+        assert f"Value '{name}' at 'name' failed to satisfy constraint: Member must have " \
+               "length less than or equal to 512" in msg
+        assert "at 'description' failed to satisfy constraint: Member must have length less " \
+               "than or equal to 2048" in msg
+        assert "; " in msg
+
+    @pytest.mark.parametrize("n", [0, 101])
+    def test_list_max_results_range(self, sm_raw, n):
+        expect_error(sm_raw.list_secrets, "ValidationException", MaxResults=n)
+
+    def test_too_many_filter_values(self, sm_raw):
+        expect_error(sm_raw.list_secrets, "ValidationException",
+                     Filters=[{"Key": "name", "Values": [f"v{i}" for i in range(11)]}])
+
+    def test_filter_value_pattern(self, sm_raw):
+        expect_error(sm_raw.list_secrets, "ValidationException",
+                     Filters=[{"Key": "name", "Values": ["a*b"]}])
+
+
+class TestLastChangedDate:
+    def _lcd(self, sm, name):
+        return ts(sm.describe_secret(SecretId=name)["LastChangedDate"])
+
+    def test_bumped_by_label_move_delete_restore(self, sm, mk):
+        s = mk("v1")
+        t = self._lcd(sm, s["name"])
+        time.sleep(0.02)
+        sm.update_secret_version_stage(SecretId=s["name"], VersionStage="X",
+                                       MoveToVersionId=s["vid"])
+        t2 = self._lcd(sm, s["name"])
+        assert t2 > t
+        time.sleep(0.02)
+        sm.delete_secret(SecretId=s["name"], RecoveryWindowInDays=7)
+        t3 = self._lcd(sm, s["name"])
+        assert t3 > t2
+        time.sleep(0.02)
+        sm.restore_secret(SecretId=s["name"])
+        assert self._lcd(sm, s["name"]) > t3
+
+    def test_not_bumped_by_reads(self, sm, mk):
+        s = mk("v1")
+        t = self._lcd(sm, s["name"])
+        time.sleep(0.02)
+        sm.get_secret_value(SecretId=s["name"])
+        sm.list_secret_version_ids(SecretId=s["name"])
+        sm.batch_get_secret_value(SecretIdList=[s["name"]])
+        sm.get_resource_policy(SecretId=s["name"])
+        assert self._lcd(sm, s["name"]) == t
+
+    def test_timestamps_have_millisecond_precision(self, sm):
+        fractional = False
+        for _ in range(3):
+            name = unique_name("ms")
+            sm.create_secret(Name=name, SecretString="x")
+            c = ts(sm.describe_secret(SecretId=name)["CreatedDate"])
+            fractional |= (c != int(c))
+            time.sleep(0.003)
+        assert fractional, "CreatedDate never had a fractional part"
+
+
+class TestConcurrency:
+    def test_parallel_puts_keep_label_invariants(self, server, sm, mk):
+        import threading
+        s = mk("v0")
+        ids, errors = [], []
+        lock = threading.Lock()
+
+        def worker(k):
+            c = server.client()
+            for i in range(8):
+                try:
+                    r = c.put_secret_value(SecretId=s["name"], SecretString=f"w{k}-{i}")
+                    with lock:
+                        ids.append(r["VersionId"])
+                except Exception as e:  # pragma: no cover - reported below
+                    with lock:
+                        errors.append(repr(e))
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert errors == []
+        assert len(ids) == 64
+        st = stages(sm, s["name"])
+        flat = sorted(sum(st.values(), []))
+        assert flat == ["AWSCURRENT", "AWSPREVIOUS"], st
+        all_ids = {v["VersionId"] for v in list_all_versions(sm, s["name"])}
+        assert all_ids == set(ids) | {s["vid"]}
+        cur = sm.get_secret_value(SecretId=s["name"])
+        assert cur["VersionId"] in ids
+
+    def test_parallel_create_same_name(self, server, sm):
+        import threading
+        name = unique_name("race")
+        results = []
+        lock = threading.Lock()
+
+        def worker(k):
+            c = server.client(validate=False)
+            try:
+                r = c.create_secret(Name=name, SecretString=f"value-{k}")
+                out = ("ok", k, r["ARN"])
+            except ClientError as e:
+                out = ("err", e.response["Error"]["Code"], e.response["Error"]["Message"])
+            with lock:
+                results.append(out)
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        oks = [r for r in results if r[0] == "ok"]
+        errs = [r for r in results if r[0] == "err"]
+        assert len(oks) == 1, results
+        assert all(e[1:] == ("ResourceExistsException", exists_msg(name)) for e in errs), errs
+        winner = oks[0][1]
+        assert sm.get_secret_value(SecretId=name)["SecretString"] == f"value-{winner}"
+        assert len(list_all_versions(sm, name)) == 1
+
+    def test_parallel_idempotent_replays(self, server, sm):
+        import threading
+        name = unique_name("replay")
+        tok = new_token()
+        results = []
+        lock = threading.Lock()
+
+        def worker():
+            c = server.client()
+            try:
+                r = c.create_secret(Name=name, SecretString="same", ClientRequestToken=tok)
+                out = ("ok", r["ARN"], r["VersionId"])
+            except ClientError as e:
+                out = ("err", e.response["Error"]["Code"], e.response["Error"]["Message"])
+            with lock:
+                results.append(out)
+
+        threads = [threading.Thread(target=worker) for _ in range(10)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+        assert all(r[0] == "ok" for r in results), results
+        assert len({r[1:] for r in results}) == 1
+        assert results[0][2] == tok
+        assert len(list_all_versions(sm, name)) == 1
+
+
+def test_partial_arn_of_name_that_looks_suffixed(sm):
+    """§2.2 recommendation: on a full-ARN miss, treat the resource part as a name."""
+    name = unique_name("amb") + "-Ab12Cd"
+    arn = sm.create_secret(Name=name, SecretString="amb")["ARN"]
+    partial = arn[:-7]
+    assert partial.endswith(":secret:" + name)
+    assert sm.get_secret_value(SecretId=partial)["SecretString"] == "amb"
+
+
+def test_all_filter_word_splitting(sm):
+    """§4.8 [A]: words split at separators, lower->upper changes, letter<->digit changes and
+    before the last capital of a capital run; a bare special character matches nothing."""
+    p = "ws" + _rand_letters()
+    a = f"{p}-MyTest"
+    b = f"{p}/plain"
+    sm.create_secret(Name=a, SecretString="x", Description="COMPANYthings credsDatabase#892")
+    sm.create_secret(Name=b, SecretString="x", Description="nothing special")
+    base = {"Key": "name", "Values": [p]}
+
+    def all_(v):
+        return _list_names(sm, [base, {"Key": "all", "Values": [v]}])
+
+    assert all_("test") == [a]
+    assert all_("my") == [a]
+    assert all_("database") == [a]
+    assert all_("892") == [a]
+    assert all_("creds") == [a]
+    assert all_("compan") == [a]
+    assert all_("ythings") == [a]
+    assert all_("things") == []
+    assert all_("/") == []
+    assert all_("-") == []
+
+
+def test_restore_not_deleted_is_noop(sm, mk):  # [E]
+    s = mk("v")
+    before = snapshot(sm, s["name"])
+    r = sm.restore_secret(SecretId=s["name"])
+    assert r["ARN"] == s["arn"]
+    assert snapshot(sm, s["name"]) == before

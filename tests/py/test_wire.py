@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
 import urllib.request
 
 import pytest
@@ -19,6 +20,7 @@ from rotary_testlib import (
     NOT_FOUND,
     find_nulls,
     new_token,
+    signed_request,
     unique_name,
 )
 
@@ -367,3 +369,36 @@ def test_zz_server_still_serves_after_all(server, raw):
     still_serves(server, raw)
     name, _ = create(raw, value="final")
     assert assert_ok(raw("GetSecretValue", {"SecretId": name}))["SecretString"] == "final"
+
+
+class TestHttpEdges:
+    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+    def test_other_methods_on_root(self, server, raw, method):
+        req = urllib.request.Request(server.url + "/", data=b"{}" if method != "GET" else None,
+                                     method=method,
+                                     headers={"Content-Type": CONTENT_TYPE,
+                                              "X-Amz-Target": "secretsmanager.ListSecrets"})
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert 400 <= status < 500, status
+        still_serves(server, raw)
+
+    def test_post_to_other_path(self, server, raw):
+        hdrs, body = signed_request(server.url, "ListSecrets", b"{}")
+        req = urllib.request.Request(server.url + "/other/path", data=body, headers=hdrs,
+                                     method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                status = r.status
+        except urllib.error.HTTPError as e:
+            status = e.code
+        assert 400 <= status < 500, status
+
+    def test_many_sequential_errors_do_not_degrade(self, server, raw):
+        for i in range(200):
+            r = raw("GetSecretValue", {"SecretId": f"nope-{i}"})
+            assert r.status == 400
+        still_serves(server, raw)

@@ -323,3 +323,6 @@ pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
 pub(crate) fn deleted_error() -> ApiError {
     api_error!(InvalidRequestException, "{}", msg::MARKED_FOR_DELETION)
 }
+
+#[cfg(test)]
+mod tests;
