@@ -58,6 +58,8 @@ pub struct SecretRow {
     pub last_accessed_ms: Option<i64>,
     /// Scheduled deletion time (ms), when scheduled.
     pub deleted_ms: Option<i64>,
+    /// When the rotation scheduler should next look at the secret (ms), if ever.
+    pub rotation_due_ms: Option<i64>,
     /// Bumped by every update.
     pub revision: i64,
     /// Other metadata as JSON, owned by the domain layer.
@@ -119,6 +121,8 @@ pub enum Lookup<'a> {
     Name(&'a str),
     /// By full ARN.
     Arn(&'a str),
+    /// By internal id (the scheduler).
+    Uid(&'a str),
 }
 
 /// Persistent storage of secrets. Implementations: SQLite (embedded); PostgreSQL follows.
@@ -149,6 +153,20 @@ pub trait Store: Send + Sync + 'static {
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
     /// Server-wide values whose key starts with `prefix`.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
+    /// Deletes a server-wide value; returns whether it existed.
+    async fn delete_meta(&self, key: &str) -> Result<bool>;
+    /// Ids of secrets whose rotation is due at or before `now_ms`, most overdue first.
+    async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
+    /// Stores or replaces a rotation history record.
+    async fn put_history(
+        &self,
+        id: &str,
+        secret_uid: &str,
+        started_ms: i64,
+        record: &str,
+    ) -> Result<()>;
+    /// A secret's rotation history records, newest first.
+    async fn list_history(&self, secret_uid: &str, limit: i64) -> Result<Vec<String>>;
     /// Whether the backend answers (for `/health`).
     async fn ping(&self) -> Result<()>;
 }

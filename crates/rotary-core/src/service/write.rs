@@ -228,6 +228,7 @@ impl SecretsService {
                 last_changed_ms: now,
                 last_accessed_ms: None,
                 deleted_ms: None,
+                rotation_due_ms: None,
                 revision: 1,
                 doc: serde_json::to_string(&doc).map_err(internal)?,
             };

@@ -27,7 +27,7 @@ pub struct SqliteStore {
 }
 
 const SECRET_COLS: &str = "uid, namespace, name, arn, created_ms, last_changed_ms, \
-                           last_accessed_ms, deleted_ms, revision, doc";
+                           last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc";
 const VERSION_COLS: &str =
     "secret_uid, version_id, seq, created_ms, last_accessed_ms, stages, kms_key_id, \
      ciphertext IS NOT NULL AS has_value";
@@ -65,6 +65,7 @@ fn secret_row(r: &SqliteRow) -> Result<SecretRow> {
         last_changed_ms: r.try_get("last_changed_ms")?,
         last_accessed_ms: r.try_get("last_accessed_ms")?,
         deleted_ms: r.try_get("deleted_ms")?,
+        rotation_due_ms: r.try_get("rotation_due_ms")?,
         revision: r.try_get("revision")?,
         doc: r.try_get("doc")?,
     })
@@ -135,6 +136,12 @@ impl Store for SqliteStore {
                 .fetch_optional(&mut *conn)
                 .await?
             }
+            Lookup::Uid(uid) => {
+                sqlx::query(&format!("SELECT {SECRET_COLS} FROM secrets WHERE uid = ?"))
+                    .bind(uid)
+                    .fetch_optional(&mut *conn)
+                    .await?
+            }
             Lookup::Arn(arn) => {
                 sqlx::query(&format!(
                     "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? AND arn = ?"
@@ -173,7 +180,7 @@ impl Store for SqliteStore {
     async fn insert(&self, row: &SecretRow, versions: &[VersionWrite]) -> Result<()> {
         let mut tx = self.writer.begin().await?;
         let r = sqlx::query(&format!(
-            "INSERT INTO secrets ({SECRET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            "INSERT INTO secrets ({SECRET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(&row.uid)
         .bind(&row.namespace)
@@ -183,6 +190,7 @@ impl Store for SqliteStore {
         .bind(row.last_changed_ms)
         .bind(row.last_accessed_ms)
         .bind(row.deleted_ms)
+        .bind(row.rotation_due_ms)
         .bind(row.revision)
         .bind(&row.doc)
         .execute(&mut *tx)
@@ -203,13 +211,15 @@ impl Store for SqliteStore {
         let mut tx = self.writer.begin().await?;
         let done = sqlx::query(
             "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, last_accessed_ms = ?, \
-             deleted_ms = ?, revision = ?, doc = ? WHERE uid = ? AND revision = ?",
+             deleted_ms = ?, rotation_due_ms = ?, revision = ?, doc = ? \
+             WHERE uid = ? AND revision = ?",
         )
         .bind(&row.name)
         .bind(&row.arn)
         .bind(row.last_changed_ms)
         .bind(row.last_accessed_ms)
         .bind(row.deleted_ms)
+        .bind(row.rotation_due_ms)
         .bind(row.revision)
         .bind(&row.doc)
         .bind(&row.uid)
@@ -236,6 +246,10 @@ impl Store for SqliteStore {
     async fn delete(&self, uid: &str) -> Result<bool> {
         let mut tx = self.writer.begin().await?;
         sqlx::query("DELETE FROM versions WHERE secret_uid = ?")
+            .bind(uid)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM rotation_history WHERE secret_uid = ?")
             .bind(uid)
             .execute(&mut *tx)
             .await?;
@@ -346,6 +360,56 @@ impl Store for SqliteStore {
         rows.iter()
             .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
             .collect()
+    }
+
+    async fn delete_meta(&self, key: &str) -> Result<bool> {
+        let r = sqlx::query("DELETE FROM meta WHERE key = ?")
+            .bind(key)
+            .execute(&self.writer)
+            .await?;
+        Ok(r.rows_affected() == 1)
+    }
+
+    async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT uid FROM secrets WHERE rotation_due_ms IS NOT NULL AND rotation_due_ms <= ? \
+             ORDER BY rotation_due_ms LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn put_history(
+        &self,
+        id: &str,
+        secret_uid: &str,
+        started_ms: i64,
+        record: &str,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO rotation_history (id, secret_uid, started_ms, record) VALUES (?, ?, ?, ?) \
+             ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+        )
+        .bind(id)
+        .bind(secret_uid)
+        .bind(started_ms)
+        .bind(record)
+        .execute(&self.writer)
+        .await?;
+        Ok(())
+    }
+
+    async fn list_history(&self, secret_uid: &str, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT record FROM rotation_history WHERE secret_uid = ? \
+             ORDER BY started_ms DESC, id DESC LIMIT ?",
+        )
+        .bind(secret_uid)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
     }
 
     async fn ping(&self) -> Result<()> {

@@ -10,6 +10,7 @@ fn row(uid: &str, name: &str) -> SecretRow {
         last_changed_ms: 1,
         last_accessed_ms: None,
         deleted_ms: None,
+        rotation_due_ms: None,
         revision: 1,
         doc: "{}".into(),
     }
@@ -132,4 +133,43 @@ async fn meta_and_purge_index() {
     s.insert(&row("u2", "kept"), &[]).await.unwrap();
     assert!(s.due_for_purge(99).await.unwrap().is_empty());
     assert_eq!(s.due_for_purge(100).await.unwrap(), vec!["u1".to_string()]);
+}
+
+#[tokio::test]
+async fn due_rotations_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let mut a = row("u1", "a");
+    a.rotation_due_ms = Some(50);
+    let mut b = row("u2", "b");
+    b.rotation_due_ms = Some(10);
+    s.insert(&a, &[]).await.unwrap();
+    s.insert(&b, &[]).await.unwrap();
+    s.insert(&row("u3", "c"), &[]).await.unwrap();
+    assert_eq!(
+        s.due_rotations(100, 10).await.unwrap(),
+        vec!["u2".to_string(), "u1".to_string()]
+    );
+    assert_eq!(
+        s.due_rotations(20, 10).await.unwrap(),
+        vec!["u2".to_string()]
+    );
+    assert!(s
+        .find("000000000000:us-east-1", Lookup::Uid("u3"))
+        .await
+        .unwrap()
+        .is_some());
+
+    s.put_history("h1", "u1", 1, "{\"n\":1}").await.unwrap();
+    s.put_history("h2", "u1", 2, "{\"n\":2}").await.unwrap();
+    s.put_history("h1", "u1", 1, "{\"n\":3}").await.unwrap();
+    assert_eq!(
+        s.list_history("u1", 10).await.unwrap(),
+        vec!["{\"n\":2}", "{\"n\":3}"]
+    );
+    assert!(s.delete("u1").await.unwrap());
+    assert!(s.list_history("u1", 10).await.unwrap().is_empty());
+    assert!(s.delete_meta("nope").await.is_ok());
 }
