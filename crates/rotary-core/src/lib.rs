@@ -22,6 +22,8 @@ pub mod labels;
 pub mod names;
 pub mod policy;
 pub mod random_password;
+pub mod rotation;
+pub mod schedule;
 pub mod secret;
 pub mod service;
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::labels::VersionLabels;
+use crate::rotation::{describe_rotation, RotationConfig};
 
 /// The KMS key used when a secret names none.
 pub const DEFAULT_KMS_KEY: &str = "alias/aws/secretsmanager";
@@ -34,6 +35,9 @@ pub struct SecretDoc {
     /// Partner type of a managed external secret.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_type: Option<String>,
+    /// Rotation configuration and progress, once RotateSecret configured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<RotationConfig>,
 }
 
 impl SecretDoc {
@@ -236,7 +240,7 @@ impl Secret {
 
     /// The DescribeSecret view (also the body of a ListSecrets entry).
     pub fn describe(&self) -> DescribeSecretResponse {
-        DescribeSecretResponse {
+        let mut out = DescribeSecretResponse {
             arn: Some(self.row.arn.clone()),
             name: Some(self.row.name.clone()),
             secret_type: self.doc.secret_type.clone(),
@@ -257,7 +261,11 @@ impl Secret {
             owning_service: self.doc.owning_service().map(str::to_owned),
             created_date: Some(Timestamp(self.row.created_ms)),
             ..Default::default()
+        };
+        if let Some(r) = &self.doc.rotation {
+            describe_rotation(r, &mut out);
         }
+        out
     }
 }
 

@@ -10,11 +10,9 @@
 //! - No request reaches an operation without a verified principal; there is no switch that
 //!   turns authentication off.
 
-mod credentials;
 mod dispatch;
 mod metrics;
 mod router;
 
-pub use credentials::{root_credential, root_principal, CredentialTable};
 pub use metrics::Metrics;
 pub use router::{router, AppState, MAX_BODY_BYTES};

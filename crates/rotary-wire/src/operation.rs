@@ -36,6 +36,8 @@ operations! {
     GetResourcePolicy,
     DeleteResourcePolicy,
     ValidateResourcePolicy,
+    RotateSecret,
+    CancelRotateSecret,
 }
 
 /// The target prefix of Secrets Manager operations.

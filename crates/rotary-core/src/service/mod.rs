@@ -71,11 +71,13 @@ pub struct ServiceConfig {
 
 /// The Secrets Manager operations over a store and a keyring.
 pub struct SecretsService {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     keyring: Arc<Keyring>,
     clock: Arc<dyn Clock>,
-    config: ServiceConfig,
-    namespace: String,
+    pub(crate) config: ServiceConfig,
+    pub(crate) namespace: String,
+    /// Woken when a rotation becomes due now (RotateSecret).
+    pub(crate) rotation_wakeup: Arc<tokio::sync::Notify>,
 }
 
 const KMS_META_PREFIX: &str = "kms:";
@@ -106,6 +108,7 @@ impl SecretsService {
             clock,
             config,
             namespace,
+            rotation_wakeup: Arc::new(tokio::sync::Notify::new()),
         };
         for (key, sealed) in svc
             .store
@@ -125,6 +128,16 @@ impl SecretsService {
     /// The store (for health checks).
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// Notified when a rotation becomes due immediately.
+    pub fn rotation_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.rotation_wakeup.clone()
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The configured region.

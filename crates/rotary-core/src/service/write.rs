@@ -194,6 +194,7 @@ impl SecretsService {
             tags,
             policy: None,
             secret_type: req.secret_type.clone(),
+            rotation: None,
         };
         loop {
             if let Some(existing) = self.find(name).await? {

@@ -6,10 +6,12 @@
 
 mod password;
 mod policy;
+mod rotation;
 mod secret;
 mod shared;
 
 pub use password::*;
 pub use policy::*;
+pub use rotation::*;
 pub use secret::*;
 pub use shared::*;

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use parking_lot::RwLock;
-use rotary_auth::{Credential, CredentialSource, Principal, PrincipalKind, SecretKey};
+
+use crate::{Credential, CredentialSource, Principal, PrincipalKind, SecretKey};
 
 /// Access keys known to this node. Loaded from the store at start-up.
 #[derive(Default)]
@@ -20,6 +21,11 @@ impl CredentialTable {
     /// Adds or replaces a credential.
     pub fn insert(&self, access_key_id: String, credential: Credential) {
         self.keys.write().insert(access_key_id, credential);
+    }
+
+    /// Removes a credential (e.g. a session key when its rotation step ends).
+    pub fn remove(&self, access_key_id: &str) {
+        self.keys.write().remove(access_key_id);
     }
 }
 
