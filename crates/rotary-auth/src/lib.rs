@@ -22,7 +22,7 @@ pub mod sigv4;
 pub mod table;
 
 pub use principal::{Principal, PrincipalKind};
-pub use table::{root_credential, root_principal, CredentialTable};
 pub use sigv4::{
     AuthError, AuthErrorCode, Credential, CredentialSource, RequestParts, SecretKey, Verifier,
 };
+pub use table::{root_credential, root_principal, CredentialTable};

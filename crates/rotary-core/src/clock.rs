@@ -21,6 +21,28 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system clock shifted by an offset that tests move forward (enabled only by the
+/// server's `--test-clock` flag), so schedules can be tested without waiting days.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    /// Moves the clock forward (or back) by `ms`; returns the new time.
+    pub fn advance(&self, ms: i64) -> i64 {
+        self.offset_ms
+            .fetch_add(ms, std::sync::atomic::Ordering::SeqCst);
+        self.now_ms()
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now_ms(&self) -> i64 {
+        SystemClock.now_ms() + self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
 /// Milliseconds in a day.
 pub const DAY_MS: i64 = 86_400_000;
 

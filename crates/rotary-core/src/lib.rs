@@ -27,5 +27,5 @@ pub mod schedule;
 pub mod secret;
 pub mod service;
 
-pub use clock::{Clock, SystemClock};
+pub use clock::{Clock, OffsetClock, SystemClock};
 pub use service::{Ctx, SecretsService, ServiceConfig};

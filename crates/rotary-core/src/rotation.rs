@@ -8,7 +8,9 @@
 
 use rand::rngs::OsRng;
 use rotary_store::VersionRow;
-use rotary_wire::dto::{RotateSecretRequest, RotateSecretResponse, RotationRulesType, SecretIdRequest};
+use rotary_wire::dto::{
+    RotateSecretRequest, RotateSecretResponse, RotationRulesType, SecretIdRequest,
+};
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -93,6 +95,8 @@ pub struct DueRotation {
     pub state: RotationState,
     /// Whether this call started it (as opposed to resuming one).
     pub started_now: bool,
+    /// When it was due (for the scheduler-lag metric).
+    pub due_ms: i64,
 }
 
 /// What the completion check found.
@@ -135,8 +139,12 @@ fn rotation_token() -> String {
 /// The schedule of stored rules, if any.
 pub fn schedule_of(rules: Option<&RotationRulesType>) -> Option<Schedule> {
     let r = rules?;
-    Schedule::parse(r.automatically_after_days, r.schedule_expression.as_deref(), r.duration.as_deref())
-        .ok()
+    Schedule::parse(
+        r.automatically_after_days,
+        r.schedule_expression.as_deref(),
+        r.duration.as_deref(),
+    )
+    .ok()
 }
 
 /// Whether AWSPENDING sits on a version that is not AWSCURRENT (a rotation in progress).
@@ -191,10 +199,20 @@ impl SecretsService {
                     "You cannot specify both rotation frequency and schedule expression together."
                 ));
             }
-            Schedule::parse(r.automatically_after_days, r.schedule_expression.as_deref(), r.duration.as_deref())
-                .map_err(|e| ApiError::new(rotary_wire::ErrorCode::InvalidParameterException, e.message))?;
+            Schedule::parse(
+                r.automatically_after_days,
+                r.schedule_expression.as_deref(),
+                r.duration.as_deref(),
+            )
+            .map_err(|e| {
+                ApiError::new(rotary_wire::ErrorCode::InvalidParameterException, e.message)
+            })?;
         }
-        let stored_arn = existing.doc.rotation.as_ref().and_then(|r| r.lambda_arn.clone());
+        let stored_arn = existing
+            .doc
+            .rotation
+            .as_ref()
+            .and_then(|r| r.lambda_arn.clone());
         let lambda_arn = req
             .rotation_lambda_arn
             .clone()
@@ -325,7 +343,15 @@ impl SecretsService {
         secret.set_labels(l);
     }
 
-    fn begin(&self, secret: &mut Secret, token: &str, trigger: &str, test_only: bool, late: bool, now: i64) {
+    fn begin(
+        &self,
+        secret: &mut Secret,
+        token: &str,
+        trigger: &str,
+        test_only: bool,
+        late: bool,
+        now: i64,
+    ) {
         let rotation = secret.doc.rotation.get_or_insert_with(Default::default);
         rotation.in_progress = Some(RotationState {
             token: token.to_owned(),
@@ -381,13 +407,18 @@ impl SecretsService {
 
     /// Secrets whose rotation is due now, most overdue first.
     pub async fn due_rotations(&self, limit: i64) -> Result<Vec<String>, ApiError> {
-        self.store.due_rotations(self.now(), limit).await.map_err(internal)
+        self.store
+            .due_rotations(self.now(), limit)
+            .await
+            .map_err(internal)
     }
 
     /// Takes a due secret: resumes its rotation in progress, starts a scheduled one (or
     /// re-drives a stuck one), or reschedules it when nothing is to be done.
     pub async fn prepare_rotation(&self, uid: &str) -> Result<Option<DueRotation>, ApiError> {
-        let Some(arn) = self.arn_of_uid(uid).await? else { return Ok(None) };
+        let Some(arn) = self.arn_of_uid(uid).await? else {
+            return Ok(None);
+        };
         let result = self
             .mutate(&arn, None, |secret, _| {
                 let now = self.now();
@@ -402,8 +433,12 @@ impl SecretsService {
                     secret.row.rotation_due_ms = None;
                     return Ok(Outcome::Changed(None, None));
                 };
-                let (uid, arn, name) =
-                    (secret.row.uid.clone(), secret.row.arn.clone(), secret.row.name.clone());
+                let (uid, arn, name) = (
+                    secret.row.uid.clone(),
+                    secret.row.arn.clone(),
+                    secret.row.name.clone(),
+                );
+                let due_ms = secret.row.rotation_due_ms.unwrap_or(now);
                 let due = |state: RotationState, started_now| DueRotation {
                     uid: uid.clone(),
                     arn: arn.clone(),
@@ -411,6 +446,7 @@ impl SecretsService {
                     lambda_arn: lambda_arn.clone(),
                     state,
                     started_now,
+                    due_ms,
                 };
                 if let Some(state) = rotation.in_progress.clone() {
                     return Ok(Outcome::Unchanged(Some(due(state, false))));
@@ -428,7 +464,11 @@ impl SecretsService {
                     self.add_placeholder(secret, &token, now);
                     self.begin(secret, &token, "schedule", false, late, now);
                 }
-                let state = secret.doc.rotation.as_ref().and_then(|r| r.in_progress.clone());
+                let state = secret
+                    .doc
+                    .rotation
+                    .as_ref()
+                    .and_then(|r| r.in_progress.clone());
                 Ok(Outcome::Changed(state.map(|s| due(s, true)), None))
             })
             .await;
@@ -450,17 +490,27 @@ impl SecretsService {
     /// Checks, before a step, that the rotation is still the one in progress and its
     /// version still carries AWSPENDING.
     pub async fn pending_status(&self, arn: &str, token: &str) -> Result<Pending, ApiError> {
-        let Some(secret) = self.find(arn).await? else { return Ok(Pending::Abandoned) };
+        let Some(secret) = self.find(arn).await? else {
+            return Ok(Pending::Abandoned);
+        };
         let same = secret
             .doc
             .rotation
             .as_ref()
             .and_then(|r| r.in_progress.as_ref())
             .is_some_and(|s| s.token == token);
-        let pending = secret
-            .version_index(token)
-            .is_some_and(|i| secret.versions[i].row.stages.iter().any(|s| s == AWSPENDING));
-        Ok(if same && pending { Pending::Pending } else { Pending::Abandoned })
+        let pending = secret.version_index(token).is_some_and(|i| {
+            secret.versions[i]
+                .row
+                .stages
+                .iter()
+                .any(|s| s == AWSPENDING)
+        });
+        Ok(if same && pending {
+            Pending::Pending
+        } else {
+            Pending::Abandoned
+        })
     }
 
     /// Records that step `step` (index) of the rotation `token` completed.
@@ -498,7 +548,12 @@ impl SecretsService {
             let Some(i) = secret.version_index(token) else {
                 return Ok(Outcome::Unchanged(Completion::Gone));
             };
-            if !secret.versions[i].row.stages.iter().any(|s| s == AWSCURRENT) {
+            if !secret.versions[i]
+                .row
+                .stages
+                .iter()
+                .any(|s| s == AWSCURRENT)
+            {
                 return Ok(Outcome::Unchanged(Completion::NotCurrent));
             }
             secret.versions[i].row.stages.retain(|s| s != AWSPENDING);
@@ -590,7 +645,11 @@ impl SecretsService {
             let Some(rotation) = secret.doc.rotation.as_mut() else {
                 return Ok(Outcome::Unchanged(()));
             };
-            if !rotation.in_progress.as_ref().is_some_and(|s| s.token == token) {
+            if !rotation
+                .in_progress
+                .as_ref()
+                .is_some_and(|s| s.token == token)
+            {
                 return Ok(Outcome::Unchanged(()));
             }
             rotation.in_progress = None;
@@ -602,15 +661,26 @@ impl SecretsService {
     }
 
     /// The rotation configuration of a secret (for history, compliance and the driver).
-    pub async fn rotation_of(&self, id: &str) -> Result<(String, String, Option<RotationConfig>, bool), ApiError> {
+    pub async fn rotation_of(
+        &self,
+        id: &str,
+    ) -> Result<(String, String, Option<RotationConfig>, bool), ApiError> {
         let s = self.resolve(id).await?;
         let stuck = stuck_pending(&s).is_some();
-        Ok((s.row.uid.clone(), s.row.arn.clone(), s.doc.rotation.clone(), stuck))
+        Ok((
+            s.row.uid.clone(),
+            s.row.arn.clone(),
+            s.doc.rotation.clone(),
+            stuck,
+        ))
     }
 }
 
 /// Fills the rotation members of DescribeSecret / ListSecrets entries.
-pub fn describe_rotation(rotation: &RotationConfig, out: &mut rotary_wire::dto::DescribeSecretResponse) {
+pub fn describe_rotation(
+    rotation: &RotationConfig,
+    out: &mut rotary_wire::dto::DescribeSecretResponse,
+) {
     if rotation.lambda_arn.is_none() && !rotation.enabled {
         return;
     }
@@ -618,12 +688,43 @@ pub fn describe_rotation(rotation: &RotationConfig, out: &mut rotary_wire::dto::
     out.rotation_lambda_arn = rotation.lambda_arn.clone();
     out.rotation_rules = rotation.rules.clone().map(|mut r| {
         if r.automatically_after_days.is_none() {
-            r.automatically_after_days = schedule_of(Some(&r)).map(|s| s.automatically_after_days());
+            r.automatically_after_days =
+                schedule_of(Some(&r)).map(|s| s.automatically_after_days());
         }
         r
     });
     if rotation.enabled {
         out.last_rotated_date = rotation.last_rotated_ms.map(Timestamp);
         out.next_rotation_date = rotation.next_rotation_ms.map(Timestamp);
+    }
+}
+
+/// One secret's rotation standing, for compliance reports.
+#[derive(Debug, Clone)]
+pub struct RotationStanding {
+    /// ARN.
+    pub arn: String,
+    /// Name.
+    pub name: String,
+    /// Rotation configuration, if ever configured.
+    pub rotation: Option<RotationConfig>,
+    /// AWSPENDING is on a version other than AWSCURRENT.
+    pub pending_on_non_current: bool,
+}
+
+impl SecretsService {
+    /// The rotation standing of every live secret.
+    pub async fn rotation_standings(&self) -> Result<Vec<RotationStanding>, ApiError> {
+        Ok(self
+            .list_matching(&[], false)
+            .await?
+            .into_iter()
+            .map(|s| RotationStanding {
+                pending_on_non_current: stuck_pending(&s).is_some(),
+                arn: s.row.arn.clone(),
+                name: s.row.name.clone(),
+                rotation: s.doc.rotation.clone(),
+            })
+            .collect())
     }
 }

@@ -1,7 +1,9 @@
 //! `Operation` → service method, with JSON decoding of the request and encoding of the
 //! response.
 
-use rotary_core::{Ctx, SecretsService};
+use rotary_core::Ctx;
+
+use crate::router::AppState;
 use rotary_wire::{api_error, ApiError, Operation};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -30,20 +32,25 @@ fn encode<T: Serialize>(resp: &T) -> Result<Vec<u8>, ApiError> {
 }
 
 macro_rules! ops {
-    ($svc:ident, $cx:ident, $op:ident, $body:ident; $( $variant:ident => $method:ident ),* $(,)?) => {
+    ($svc:ident, $cx:ident, $op:ident, $body:ident;
+     $( $variant:ident => $method:ident ),* ;
+     $( $extra:tt )*) => {
         match $op {
             $( Operation::$variant => encode(&$svc.$method($cx, decode($body)?).await?), )*
+            $( $extra )*
         }
     };
 }
 
 /// Runs one operation on a raw JSON body.
 pub(crate) async fn dispatch(
-    svc: &SecretsService,
+    st: &AppState,
     cx: &Ctx,
     op: Operation,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
+    let svc = &st.service;
+    let functions = st.rotation.registry().as_ref();
     ops!(svc, cx, op, body;
         CreateSecret => create_secret,
         GetSecretValue => get_secret_value,
@@ -62,6 +69,10 @@ pub(crate) async fn dispatch(
         PutResourcePolicy => put_resource_policy,
         GetResourcePolicy => get_resource_policy,
         DeleteResourcePolicy => delete_resource_policy,
-        ValidateResourcePolicy => validate_resource_policy,
+        ValidateResourcePolicy => validate_resource_policy;
+        Operation::RotateSecret => {
+            encode(&svc.rotate_secret(cx, decode(body)?, functions).await?)
+        }
+        Operation::CancelRotateSecret => encode(&svc.cancel_rotate_secret(cx, decode(body)?).await?),
     )
 }

@@ -9,8 +9,9 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use rotary_auth::{CredentialSource, RequestParts, Verifier};
-use rotary_core::{Ctx, SecretsService};
+use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
+use rotary_core::{Ctx, OffsetClock, SecretsService};
+use rotary_rotation::RotationEngine;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
 use crate::dispatch::dispatch;
@@ -27,6 +28,10 @@ const AMZ_JSON: &str = "application/x-amz-json-1.1";
 pub struct AppState {
     /// The domain service.
     pub service: Arc<SecretsService>,
+    /// The rotation engine.
+    pub rotation: Arc<RotationEngine>,
+    /// The test clock, when the server runs with `--test-clock`.
+    pub test_clock: Option<Arc<OffsetClock>>,
     /// SigV4 verification (caches signing keys).
     pub verifier: Arc<Verifier>,
     /// Access keys.
@@ -59,7 +64,9 @@ async fn health(State(st): State<AppState>) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    let mut r = st.metrics.render().into_response();
+    let mut text = st.metrics.render();
+    text.push_str(&st.rotation.metrics().render());
+    let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4"),
@@ -93,8 +100,8 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    let op = Operation::from_target(&target);
-    let op_label = op.map_or("Unknown", Operation::name);
+    let op = Target::parse(&target);
+    let op_label = op.as_ref().map_or("Unknown", Target::label);
     let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Err(_) => Err(api_error!(
             SerializationException,
@@ -127,11 +134,90 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
     response
 }
 
+/// An operation of either API.
+#[derive(Debug, Clone, Copy)]
+enum Target {
+    Aws(Operation),
+    Rotary(&'static str),
+}
+
+impl Target {
+    fn parse(target: &str) -> Option<Self> {
+        if let Some(op) = Operation::from_target(target) {
+            return Some(Target::Aws(op));
+        }
+        let name = target.strip_prefix(rotary_rotation::api::TARGET_PREFIX)?;
+        rotary_rotation::api::OPERATIONS
+            .iter()
+            .find(|o| **o == name)
+            .map(|o| Target::Rotary(o))
+    }
+
+    fn label(&self) -> &'static str {
+        match self {
+            Target::Aws(op) => op.name(),
+            Target::Rotary(name) => name,
+        }
+    }
+}
+
+/// What temporary rotation credentials may do: read and write the secret being rotated.
+const SESSION_OPERATIONS: [Operation; 6] = [
+    Operation::DescribeSecret,
+    Operation::GetSecretValue,
+    Operation::PutSecretValue,
+    Operation::UpdateSecretVersionStage,
+    Operation::ListSecretVersionIds,
+    Operation::GetRandomPassword,
+];
+
+/// Session credentials (issued to rotation functions) act only on the secrets in their
+/// scope. Root and users are not restricted here; policies come with access control.
+async fn authorize(
+    st: &AppState,
+    principal: &Principal,
+    op: &Target,
+    body: &[u8],
+) -> Result<(), ApiError> {
+    let PrincipalKind::Session { scope, .. } = &principal.kind else {
+        return Ok(());
+    };
+    let deny = |action: &str, resource: &str| {
+        api_error!(
+            AccessDeniedException,
+            "User: {} is not authorized to perform: secretsmanager:{action} on resource: {resource} because no identity-based policy allows the secretsmanager:{action} action",
+            principal.arn
+        )
+    };
+    let Target::Aws(op) = op else {
+        return Err(deny(op.label(), "*"));
+    };
+    if !SESSION_OPERATIONS.contains(op) {
+        return Err(deny(op.name(), "*"));
+    }
+    if *op == Operation::GetRandomPassword {
+        return Ok(());
+    }
+    #[derive(serde::Deserialize)]
+    struct Id {
+        #[serde(rename = "SecretId")]
+        secret_id: Option<String>,
+    }
+    let id = serde_json::from_slice::<Id>(body)
+        .ok()
+        .and_then(|i| i.secret_id)
+        .unwrap_or_default();
+    match st.service.arn_of(&id).await? {
+        Some(arn) if scope.contains(&arn) => Ok(()),
+        _ => Err(deny(op.name(), &id)),
+    }
+}
+
 async fn handle(
     st: &AppState,
     parts: &axum::http::request::Parts,
     body: Bytes,
-    op: Option<Operation>,
+    op: Option<Target>,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
     let headers: Vec<(&str, &[u8])> = parts
@@ -179,6 +265,13 @@ async fn handle(
         request_id: request_id.to_owned(),
         caller: principal.arn.clone(),
     };
-    tracing::debug!(request_id, operation = op.name(), principal = %principal.arn, "Request authenticated");
-    dispatch(&st.service, &cx, op, &body).await
+    tracing::debug!(request_id, operation = op.label(), principal = %principal.arn, "Request authenticated");
+    authorize(st, &principal, &op, &body).await?;
+    match op {
+        Target::Aws(op) => dispatch(st, &cx, op, &body).await,
+        Target::Rotary(name) => {
+            rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, name, &body)
+                .await
+        }
+    }
 }

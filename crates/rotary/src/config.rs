@@ -37,6 +37,37 @@ pub struct ServeArgs {
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "ROTARY_LOG_FORMAT")]
     pub log_format: Option<String>,
+    /// URL rotation functions use to reach this server [default: http://LISTEN, with
+    /// 127.0.0.1 for an unspecified address].
+    #[arg(long, env = "ROTARY_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Attempts before a rotation is marked failed [default: 5].
+    #[arg(long, env = "ROTARY_ROTATION_MAX_ATTEMPTS")]
+    pub rotation_max_attempts: Option<u32>,
+    /// First retry delay of a failed rotation, doubled per attempt with jitter
+    /// [default: 60].
+    #[arg(long, env = "ROTARY_ROTATION_RETRY_BASE_SECONDS")]
+    pub rotation_retry_base_seconds: Option<u64>,
+    /// Longest retry delay [default: 1800].
+    #[arg(long, env = "ROTARY_ROTATION_RETRY_CAP_SECONDS")]
+    pub rotation_retry_cap_seconds: Option<u64>,
+    /// Rotations run at once [default: 8].
+    #[arg(long, env = "ROTARY_ROTATION_CONCURRENCY")]
+    pub rotation_concurrency: Option<usize>,
+    /// URL POSTed (JSON, signed) when a rotation fails.
+    #[arg(long, env = "ROTARY_ROTATION_WEBHOOK_URL")]
+    pub rotation_webhook_url: Option<String>,
+    /// Also POST the webhook when a rotation succeeds.
+    #[arg(long, env = "ROTARY_ROTATION_WEBHOOK_ON_SUCCESS", num_args = 0..=1, default_missing_value = "true")]
+    pub rotation_webhook_on_success: Option<bool>,
+    /// Key file (mode 0600) signing HTTP function calls and webhooks
+    /// [default: DATA_DIR/signing.key, created on first start].
+    #[arg(long, env = "ROTARY_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Enable `rotary.AdvanceTestClock`, which moves the server's clock forward. For tests
+    /// only: never in production.
+    #[arg(long, env = "ROTARY_TEST_CLOCK", num_args = 0..=1, default_missing_value = "true")]
+    pub test_clock: Option<bool>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -50,6 +81,15 @@ struct FileConfig {
     store: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
+    public_url: Option<String>,
+    rotation_max_attempts: Option<u32>,
+    rotation_retry_base_seconds: Option<u64>,
+    rotation_retry_cap_seconds: Option<u64>,
+    rotation_concurrency: Option<usize>,
+    rotation_webhook_url: Option<String>,
+    rotation_webhook_on_success: Option<bool>,
+    signing_key_file: Option<PathBuf>,
+    test_clock: Option<bool>,
 }
 
 /// Log output format.
@@ -71,6 +111,15 @@ pub struct Config {
     pub store_path: PathBuf,
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
+    pub public_url: String,
+    pub rotation_max_attempts: u32,
+    pub rotation_retry_base: std::time::Duration,
+    pub rotation_retry_cap: std::time::Duration,
+    pub rotation_concurrency: usize,
+    pub rotation_webhook_url: Option<String>,
+    pub rotation_webhook_on_success: bool,
+    pub signing_key_file: PathBuf,
+    pub test_clock: bool,
 }
 
 fn is_region(r: &str) -> bool {
@@ -135,6 +184,52 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("--log-format {other:?} must be text or json"),
         };
+        let public_url = match args.public_url.or(file.public_url) {
+            Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
+                u.trim_end_matches('/').to_owned()
+            }
+            Some(u) => bail!("--public-url {u:?} must start with http:// or https://"),
+            None if listen.ip().is_unspecified() => format!("http://127.0.0.1:{}", listen.port()),
+            None => format!("http://{listen}"),
+        };
+        let secs = std::time::Duration::from_secs;
+        let rotation_max_attempts = args
+            .rotation_max_attempts
+            .or(file.rotation_max_attempts)
+            .unwrap_or(5);
+        if rotation_max_attempts == 0 {
+            bail!("--rotation-max-attempts must be at least 1");
+        }
+        let rotation_retry_base = secs(
+            args.rotation_retry_base_seconds
+                .or(file.rotation_retry_base_seconds)
+                .unwrap_or(60),
+        );
+        let rotation_retry_cap = secs(
+            args.rotation_retry_cap_seconds
+                .or(file.rotation_retry_cap_seconds)
+                .unwrap_or(1800),
+        );
+        let rotation_concurrency = args
+            .rotation_concurrency
+            .or(file.rotation_concurrency)
+            .unwrap_or(8)
+            .max(1);
+        let rotation_webhook_url = args.rotation_webhook_url.or(file.rotation_webhook_url);
+        if let Some(u) = &rotation_webhook_url {
+            if !(u.starts_with("http://") || u.starts_with("https://")) {
+                bail!("--rotation-webhook-url {u:?} must start with http:// or https://");
+            }
+        }
+        let rotation_webhook_on_success = args
+            .rotation_webhook_on_success
+            .or(file.rotation_webhook_on_success)
+            .unwrap_or(false);
+        let signing_key_file = args
+            .signing_key_file
+            .or(file.signing_key_file)
+            .unwrap_or_else(|| data_dir.join("signing.key"));
+        let test_clock = args.test_clock.or(file.test_clock).unwrap_or(false);
         Ok(Self {
             data_dir,
             listen,
@@ -143,6 +238,15 @@ impl Config {
             store_path,
             master_key_file,
             log_format,
+            public_url,
+            rotation_max_attempts,
+            rotation_retry_base,
+            rotation_retry_cap,
+            rotation_concurrency,
+            rotation_webhook_url,
+            rotation_webhook_on_success,
+            signing_key_file,
+            test_clock,
         })
     }
 }

@@ -10,8 +10,10 @@ use rand::distributions::{Alphanumeric, DistString, Uniform};
 use rand::rngs::OsRng;
 use rand::Rng;
 use rotary_auth::{root_credential, CredentialTable, SecretKey, Verifier};
-use rotary_core::{SecretsService, ServiceConfig, SystemClock};
+use rotary_core::{Clock, OffsetClock, SecretsService, ServiceConfig, SystemClock};
 use rotary_crypto::{Keyring, MasterKey};
+use rotary_rotation::webhook::WebhookConfig;
+use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
 use rotary_server::{AppState, Metrics};
 use rotary_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
@@ -161,10 +163,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .with_context(|| format!("opening store {}", config.store_path.display()))?,
     );
     let keyring = Arc::new(Keyring::new(master));
+    let test_clock = config.test_clock.then(|| Arc::new(OffsetClock::default()));
+    let clock: Arc<dyn Clock> = match &test_clock {
+        Some(c) => {
+            tracing::warn!("The test clock is on: rotary.AdvanceTestClock can move time. Never use this in production.");
+            c.clone()
+        }
+        None => Arc::new(SystemClock),
+    };
     let service = SecretsService::open(
         store.clone(),
         keyring.clone(),
-        Arc::new(SystemClock),
+        clock,
         ServiceConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -186,8 +196,39 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     drop(keys);
 
+    let signing_key = signing_key(&config.signing_key_file)?;
+    let registry = Arc::new(
+        FunctionRegistry::open(store.clone(), &config.region, &config.account_id)
+            .await
+            .context("loading rotation functions")?,
+    );
+    let engine = RotationEngine::new(
+        service.clone(),
+        registry,
+        credentials.clone(),
+        EngineConfig {
+            endpoint_url: config.public_url.clone(),
+            max_attempts: config.rotation_max_attempts,
+            retry_base: config.rotation_retry_base,
+            retry_cap: config.rotation_retry_cap,
+            poll_interval: Duration::from_secs(1),
+            concurrency: config.rotation_concurrency,
+            webhook: config
+                .rotation_webhook_url
+                .clone()
+                .map(|url| WebhookConfig {
+                    url,
+                    on_success: config.rotation_webhook_on_success,
+                    signing_key: signing_key.to_vec(),
+                }),
+            http_signing_key: signing_key.to_vec(),
+        },
+    );
+
     let state = AppState {
         service: service.clone(),
+        rotation: engine.clone(),
+        test_clock,
         verifier: Arc::new(Verifier::new(config.region.clone(), "secretsmanager")),
         credentials,
         metrics: Arc::new(Metrics::default()),
@@ -213,12 +254,36 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         data_dir = %config.data_dir.display(),
         "Rotary is listening"
     );
+    // Started after the listener is bound: rotations missed while the server was down run
+    // now, and their functions can reach the endpoint.
+    engine.spawn();
     axum::serve(listener, rotary_server::router(state))
         .with_graceful_shutdown(shutdown())
         .await
         .context("serving")?;
     tracing::info!("Rotary stopped");
     Ok(())
+}
+
+/// The key signing HTTP function calls and webhooks: read from its file, or created there
+/// (32 random bytes, hex, mode 0600) on first start.
+fn signing_key(path: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    if path.exists() {
+        let text = zeroize::Zeroizing::new(
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
+        );
+        let key = hex::decode(text.trim())
+            .with_context(|| format!("{} must hold a hex key", path.display()))?;
+        if key.len() < 16 {
+            bail!("{} must hold at least 16 bytes of key", path.display());
+        }
+        return Ok(zeroize::Zeroizing::new(key));
+    }
+    let mut key = vec![0u8; 32];
+    rand::RngCore::fill_bytes(&mut OsRng, &mut key);
+    write_0600(path, hex::encode(&key).as_bytes())?;
+    tracing::info!(path = %path.display(), "Created the key that signs HTTP function calls and webhooks");
+    Ok(zeroize::Zeroizing::new(key))
 }
 
 async fn shutdown() {

@@ -221,6 +221,11 @@ impl SecretsService {
             .map_err(internal)
     }
 
+    /// The ARN of a secret id, if it exists (for authorization checks).
+    pub async fn arn_of(&self, id: &str) -> Result<Option<String>, ApiError> {
+        Ok(self.find(id).await?.map(|s| s.row.arn))
+    }
+
     /// Like [`Self::find`] but a missing secret is `ResourceNotFoundException`.
     pub(crate) async fn resolve(&self, id: &str) -> Result<Secret, ApiError> {
         self.find(id)

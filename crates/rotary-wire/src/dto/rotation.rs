@@ -5,11 +5,13 @@ use super::secret::RotationRulesType;
 use crate::validate::{Validate, Violations};
 
 fn is_duration(d: &str) -> bool {
-    d.strip_suffix('h').is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
+    d.strip_suffix('h')
+        .is_some_and(|n| !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()))
 }
 
 fn is_schedule_chars(s: &str) -> bool {
-    s.chars().all(|c| c.is_ascii_alphanumeric() || "()#?*-/, ".contains(c))
+    s.chars()
+        .all(|c| c.is_ascii_alphanumeric() || "()#?*-/, ".contains(c))
 }
 
 /// `RotateSecretRequest`.
@@ -37,15 +39,35 @@ impl Validate for RotateSecretRequest {
     fn validate(&self, v: &mut Violations) {
         v.required("secretId", &self.secret_id);
         v.len("secretId", self.secret_id.as_deref(), 1, 2048);
-        v.len("clientRequestToken", self.client_request_token.as_deref(), 32, 64);
-        v.len("rotationLambdaARN", self.rotation_lambda_arn.as_deref(), 0, 2048);
+        v.len(
+            "clientRequestToken",
+            self.client_request_token.as_deref(),
+            32,
+            64,
+        );
+        v.len(
+            "rotationLambdaARN",
+            self.rotation_lambda_arn.as_deref(),
+            0,
+            2048,
+        );
         if let Some(r) = &self.rotation_rules {
-            v.range("rotationRules.automaticallyAfterDays", r.automatically_after_days, 1, 1000);
+            v.range(
+                "rotationRules.automaticallyAfterDays",
+                r.automatically_after_days,
+                1,
+                1000,
+            );
             v.len("rotationRules.duration", r.duration.as_deref(), 2, 3);
             if let Some(d) = r.duration.as_deref() {
                 v.pattern("rotationRules.duration", Some(d), is_duration(d), "[0-9]h");
             }
-            v.len("rotationRules.scheduleExpression", r.schedule_expression.as_deref(), 1, 256);
+            v.len(
+                "rotationRules.scheduleExpression",
+                r.schedule_expression.as_deref(),
+                1,
+                256,
+            );
             if let Some(s) = r.schedule_expression.as_deref() {
                 v.pattern(
                     "rotationRules.scheduleExpression",

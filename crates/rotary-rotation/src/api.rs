@@ -1,0 +1,399 @@
+//! Rotary's own API (`X-Amz-Target: rotary.<Op>`): rotation functions, rotation history,
+//! compliance, schedule preview, and the test clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rotary_core::rotation::{schedule_of, RotationConfig};
+use rotary_core::schedule::Schedule;
+use rotary_core::{Ctx, OffsetClock};
+use rotary_wire::dto::{RotationRulesType, SecretIdRequest};
+use rotary_wire::{api_error, ApiError, ErrorCode, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_with::skip_serializing_none;
+
+use crate::engine::RotationEngine;
+use crate::functions::FunctionSpec;
+use crate::history::AttemptRecord;
+use crate::registry::{Builtin, RegistryError};
+
+/// Target prefix of Rotary's API.
+pub const TARGET_PREFIX: &str = "rotary.";
+
+/// Operations of Rotary's API.
+pub const OPERATIONS: [&str; 8] = [
+    "CreateFunction",
+    "ListFunctions",
+    "DescribeFunction",
+    "DeleteFunction",
+    "GetRotationHistory",
+    "GetComplianceReport",
+    "PreviewSchedule",
+    "AdvanceTestClock",
+];
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct CreateFunctionRequest {
+    name: Option<String>,
+    command: Option<String>,
+    python_handler: Option<String>,
+    code_dir: Option<String>,
+    url: Option<String>,
+    #[serde(default)]
+    env: BTreeMap<String, String>,
+    timeout_seconds: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionNameRequest {
+    name: Option<String>,
+}
+
+#[skip_serializing_none]
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct FunctionDescription {
+    name: String,
+    function_arn: String,
+    built_in: bool,
+    description: Option<String>,
+    #[serde(flatten)]
+    spec: Option<FunctionSpec>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct HistoryRequest {
+    secret_id: Option<String>,
+    max_results: Option<i64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct PreviewRequest {
+    schedule_expression: Option<String>,
+    automatically_after_days: Option<i64>,
+    duration: Option<String>,
+    count: Option<usize>,
+    /// Epoch seconds to preview from (default: now).
+    start_time: Option<f64>,
+    /// Epoch seconds of the last rotation, for day-based schedules.
+    last_rotated_date: Option<f64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct AdvanceClockRequest {
+    seconds: Option<i64>,
+}
+
+fn decode<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|_| {
+        api_error!(
+            SerializationException,
+            "The request body is not valid JSON for this operation."
+        )
+    })
+}
+
+fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, ApiError> {
+    serde_json::to_vec(v).map_err(|_| ApiError::internal())
+}
+
+fn registry_error(e: RegistryError) -> ApiError {
+    match e {
+        RegistryError::Invalid(m) => ApiError::new(ErrorCode::InvalidParameterException, m),
+        e @ RegistryError::Exists(_) => {
+            ApiError::new(ErrorCode::ResourceExistsException, e.to_string())
+        }
+        e @ RegistryError::NotFound(_) => {
+            ApiError::new(ErrorCode::ResourceNotFoundException, e.to_string())
+        }
+        RegistryError::Store(e) => {
+            tracing::error!(error = %e, "Function registry storage failed");
+            ApiError::internal()
+        }
+    }
+}
+
+/// Runs one operation of Rotary's API. `test_clock` is set only when the server runs with
+/// `--test-clock`.
+pub async fn handle(
+    engine: &Arc<RotationEngine>,
+    test_clock: Option<&OffsetClock>,
+    cx: &Ctx,
+    op: &str,
+    body: &[u8],
+) -> Result<Vec<u8>, ApiError> {
+    match op {
+        "CreateFunction" => create_function(engine, decode(body)?).await,
+        "ListFunctions" => {
+            let mut out: Vec<FunctionDescription> =
+                Builtin::ALL.iter().map(|b| builtin(engine, *b)).collect();
+            out.extend(engine.registry().list().into_iter().map(|(name, spec)| {
+                FunctionDescription {
+                    function_arn: engine.registry().arn(&name),
+                    name,
+                    built_in: false,
+                    description: None,
+                    spec: Some(spec),
+                }
+            }));
+            encode(&serde_json::json!({ "Functions": out }))
+        }
+        "DescribeFunction" => {
+            let req: FunctionNameRequest = decode(body)?;
+            let name = req.name.unwrap_or_default();
+            let name = engine.registry().name_of(&name).unwrap_or(&name).to_owned();
+            if let Some(b) = Builtin::ALL.into_iter().find(|b| b.name() == name) {
+                return encode(&builtin(engine, b));
+            }
+            let spec = engine
+                .registry()
+                .list()
+                .into_iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, s)| s)
+                .ok_or_else(|| {
+                    api_error!(
+                        ResourceNotFoundException,
+                        "No function named {name} is registered."
+                    )
+                })?;
+            encode(&FunctionDescription {
+                function_arn: engine.registry().arn(&name),
+                name,
+                built_in: false,
+                description: None,
+                spec: Some(spec),
+            })
+        }
+        "DeleteFunction" => {
+            let req: FunctionNameRequest = decode(body)?;
+            let name = req.name.unwrap_or_default();
+            engine
+                .registry()
+                .delete(&name)
+                .await
+                .map_err(registry_error)?;
+            encode(&serde_json::json!({}))
+        }
+        "GetRotationHistory" => history(engine, cx, decode(body)?).await,
+        "GetComplianceReport" => compliance(engine).await,
+        "PreviewSchedule" => preview(engine, decode(body)?),
+        "AdvanceTestClock" => {
+            let Some(clock) = test_clock else {
+                return Err(api_error!(
+                    InvalidRequestException,
+                    "The test clock is off; start the server with --test-clock to use it."
+                ));
+            };
+            let req: AdvanceClockRequest = decode(body)?;
+            let now = clock.advance(req.seconds.unwrap_or(0).saturating_mul(1000));
+            engine.service().rotation_wakeup().notify_one();
+            encode(&serde_json::json!({ "Now": Timestamp(now) }))
+        }
+        _ => Err(api_error!(
+            UnknownOperationException,
+            "The operation requested is not known to Rotary."
+        )),
+    }
+}
+
+fn builtin(engine: &RotationEngine, b: Builtin) -> FunctionDescription {
+    FunctionDescription {
+        name: b.name().to_owned(),
+        function_arn: engine.registry().arn(b.name()),
+        built_in: true,
+        description: Some(b.description().to_owned()),
+        spec: None,
+    }
+}
+
+async fn create_function(
+    engine: &RotationEngine,
+    req: CreateFunctionRequest,
+) -> Result<Vec<u8>, ApiError> {
+    let name = req
+        .name
+        .clone()
+        .ok_or_else(|| api_error!(InvalidParameterException, "Name is required."))?;
+    let env: Vec<(String, String)> = req.env.into_iter().collect();
+    let timeout_seconds = req.timeout_seconds.unwrap_or(30);
+    let spec = match (req.command, req.python_handler, req.url) {
+        (Some(command), None, None) => FunctionSpec::Process {
+            command,
+            env,
+            timeout_seconds,
+        },
+        (None, Some(handler), None) => FunctionSpec::PythonHandler {
+            handler,
+            code_dir: req.code_dir.ok_or_else(|| {
+                api_error!(
+                    InvalidParameterException,
+                    "CodeDir is required with PythonHandler."
+                )
+            })?,
+            env,
+            timeout_seconds,
+        },
+        (None, None, Some(url)) => FunctionSpec::Http {
+            url,
+            env,
+            timeout_seconds,
+        },
+        _ => {
+            return Err(api_error!(
+                InvalidParameterException,
+                "Give exactly one of Command, PythonHandler (with CodeDir) or Url."
+            ))
+        }
+    };
+    engine
+        .registry()
+        .create(&name, spec.clone())
+        .await
+        .map_err(registry_error)?;
+    encode(&FunctionDescription {
+        function_arn: engine.registry().arn(&name),
+        name,
+        built_in: false,
+        description: None,
+        spec: Some(spec),
+    })
+}
+
+async fn history(
+    engine: &RotationEngine,
+    cx: &Ctx,
+    req: HistoryRequest,
+) -> Result<Vec<u8>, ApiError> {
+    let id = req.secret_id.clone().unwrap_or_default();
+    let d = engine
+        .service()
+        .describe_secret(
+            cx,
+            SecretIdRequest {
+                secret_id: Some(id.clone()),
+            },
+        )
+        .await?;
+    let (uid, _, _, _) = engine.service().rotation_of(&id).await?;
+    let limit = req.max_results.unwrap_or(50).clamp(1, 1000);
+    let records = engine
+        .service()
+        .store()
+        .list_history(&uid, limit)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "Reading rotation history failed");
+            ApiError::internal()
+        })?;
+    let rotations: Vec<AttemptRecord> = records
+        .iter()
+        .filter_map(|r| serde_json::from_str(r).ok())
+        .collect();
+    encode(&serde_json::json!({ "ARN": d.arn, "Name": d.name, "Rotations": rotations }))
+}
+
+#[skip_serializing_none]
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct Finding {
+    check: &'static str,
+    detail: String,
+}
+
+fn findings(rotation: Option<&RotationConfig>, stuck: bool, now: i64) -> Vec<Finding> {
+    let mut out = Vec::new();
+    match rotation {
+        Some(r) if r.enabled => {
+            if let Some(next) = r.next_rotation_ms.filter(|n| *n < now) {
+                out.push(Finding {
+                    check: "RotationOverdue",
+                    detail: format!(
+                        "Rotation was due by {} and has not succeeded since.",
+                        Timestamp(next).millis() / 1000
+                    ),
+                });
+            }
+        }
+        _ => out.push(Finding {
+            check: "RotationDisabled",
+            detail: "Automatic rotation is not enabled.".into(),
+        }),
+    }
+    if let Some(r) = rotation.filter(|r| r.last_outcome.as_deref() == Some("failed")) {
+        out.push(Finding {
+            check: "LastRotationFailed",
+            detail: r
+                .last_error
+                .clone()
+                .unwrap_or_else(|| "The last rotation failed.".into()),
+        });
+    }
+    if stuck && rotation.is_none_or(|r| r.in_progress.is_none()) {
+        out.push(Finding {
+            check: "PendingOnNonCurrentVersion",
+            detail: "AWSPENDING is on a version that is not AWSCURRENT and no rotation is running: RotateSecret will re-drive it.".into(),
+        });
+    }
+    out
+}
+
+async fn compliance(engine: &RotationEngine) -> Result<Vec<u8>, ApiError> {
+    let now = engine.service().clock().now_ms();
+    let standings = engine.service().rotation_standings().await?;
+    let total = standings.len();
+    let secrets: Vec<_> = standings
+        .into_iter()
+        .filter_map(|s| {
+            let f = findings(s.rotation.as_ref(), s.pending_on_non_current, now);
+            (!f.is_empty())
+                .then(|| serde_json::json!({ "ARN": s.arn, "Name": s.name, "Findings": f }))
+        })
+        .collect();
+    encode(&serde_json::json!({
+        "SecretsChecked": total,
+        "NonCompliant": secrets.len(),
+        "Secrets": secrets,
+    }))
+}
+
+fn preview(engine: &RotationEngine, req: PreviewRequest) -> Result<Vec<u8>, ApiError> {
+    let schedule = Schedule::parse(
+        req.automatically_after_days,
+        req.schedule_expression.as_deref(),
+        req.duration.as_deref(),
+    )
+    .map_err(|e| ApiError::new(ErrorCode::InvalidParameterException, e.message))?;
+    let now = req.start_time.map_or_else(
+        || engine.service().clock().now_ms(),
+        |s| (s * 1000.0) as i64,
+    );
+    let last = req.last_rotated_date.map(|s| (s * 1000.0) as i64);
+    let count = req.count.unwrap_or(10).clamp(1, 100);
+    let windows: Vec<_> = schedule
+        .preview(now, last, count)
+        .into_iter()
+        .map(|w| {
+            serde_json::json!({
+                "Start": Timestamp(w.start_ms),
+                "End": Timestamp(w.end_ms),
+                "NextRotationDate": Timestamp(w.next_rotation_date_ms()),
+            })
+        })
+        .collect();
+    let rules = RotationRulesType {
+        automatically_after_days: req.automatically_after_days,
+        duration: req.duration,
+        schedule_expression: req.schedule_expression,
+    };
+    let days = schedule_of(Some(&rules)).map(|s| s.automatically_after_days());
+    encode(&serde_json::json!({ "AutomaticallyAfterDays": days, "Windows": windows }))
+}

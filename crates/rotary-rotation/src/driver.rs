@@ -1,0 +1,437 @@
+//! Runs one rotation: the four steps in order with one token, the completion check, and
+//! failure handling (spec §5.3).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use rand::Rng;
+use rotary_auth::{Credential, Principal, PrincipalKind, SecretKey};
+use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotary_core::rotation::{Completion, DueRotation, Pending, STEPS};
+use rotary_core::Ctx;
+use rotary_wire::dto::GetSecretValueRequest;
+
+use crate::builtin::GenericPassword;
+use crate::engine::RotationEngine;
+use crate::functions::{self, FunctionError, Invocation, RotationEvent, RotationFunction, Step};
+use crate::history::{redact, redaction_terms, secs, AttemptRecord, StepRecord};
+use crate::registry::{Builtin, Resolved};
+use crate::webhook;
+
+/// Timeout of a built-in step.
+const BUILTIN_TIMEOUT: Duration = Duration::from_secs(30);
+
+enum Exec {
+    Builtin(Box<dyn RotationFunction>),
+    External(Box<dyn RotationFunction>, Duration, bool),
+}
+
+fn step_of(i: u8) -> Step {
+    match i {
+        0 => Step::CreateSecret,
+        1 => Step::SetSecret,
+        2 => Step::TestSecret,
+        _ => Step::FinishSecret,
+    }
+}
+
+impl RotationEngine {
+    fn executor(&self, lambda_arn: &str) -> Option<Exec> {
+        match self.registry.resolve(lambda_arn)? {
+            Resolved::Builtin(Builtin::GenericPassword) => Some(Exec::Builtin(Box::new(
+                GenericPassword::new(self.service.clone()),
+            ))),
+            Resolved::Registered(spec) => {
+                let is_http = matches!(spec, functions::FunctionSpec::Http { .. });
+                Some(Exec::External(
+                    functions::executor(&spec, &self.config.http_signing_key),
+                    spec.timeout(),
+                    !is_http,
+                ))
+            }
+        }
+    }
+
+    /// Temporary credentials that can act only on `arn`, for one step.
+    fn session_credentials(&self, arn: &str) -> (String, String, String) {
+        use rand::distributions::{Alphanumeric, DistString};
+        let mut rng = rand::rngs::OsRng;
+        let akid = format!(
+            "ASIA{}",
+            Alphanumeric.sample_string(&mut rng, 16).to_uppercase()
+        );
+        let secret = Alphanumeric.sample_string(&mut rng, 40);
+        let token = Alphanumeric.sample_string(&mut rng, 96);
+        let principal = Principal {
+            account_id: self.service.account_id().to_owned(),
+            arn: format!(
+                "arn:aws:sts::{}:assumed-role/rotary-rotation/{}",
+                self.service.account_id(),
+                &akid
+            ),
+            access_key_id: akid.clone(),
+            kind: PrincipalKind::Session {
+                session_name: format!("rotation-{akid}"),
+                scope: vec![arn.to_owned()],
+            },
+        };
+        self.credentials.insert(
+            akid.clone(),
+            Credential {
+                secret_access_key: SecretKey::new(secret.clone()),
+                session_token: Some(token.clone()),
+                principal,
+            },
+        );
+        (akid, secret, token)
+    }
+
+    /// Values to redact from function output: the secret's current, previous and pending
+    /// values.
+    async fn redaction_terms(&self, arn: &str, token: &str) -> Vec<String> {
+        let cx = Ctx::default();
+        let mut terms = Vec::new();
+        let reads = [
+            (None, AWSCURRENT),
+            (None, AWSPREVIOUS),
+            (Some(token.to_owned()), AWSPENDING),
+        ];
+        for (version_id, stage) in reads {
+            let req = GetSecretValueRequest {
+                secret_id: Some(arn.to_owned()),
+                version_id,
+                version_stage: Some(stage.to_owned()),
+            };
+            if let Ok(v) = self.service.get_secret_value(&cx, req).await {
+                if let Some(s) = v.secret_string {
+                    terms.extend(redaction_terms(s.expose()));
+                }
+            }
+        }
+        terms
+    }
+
+    fn backoff(&self, attempt: u32) -> Duration {
+        let base = self.config.retry_base.as_millis() as f64;
+        let exp = base * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
+        let capped = exp.min(self.config.retry_cap.as_millis() as f64);
+        let jitter = rand::thread_rng().gen_range(0.5..1.5);
+        Duration::from_millis((capped * jitter) as u64)
+    }
+
+    async fn save(&self, uid: &str, started_ms: i64, rec: &AttemptRecord) {
+        match serde_json::to_string(rec) {
+            Ok(json) => {
+                if let Err(e) = self
+                    .service
+                    .store()
+                    .put_history(&rec.id, uid, started_ms, &json)
+                    .await
+                {
+                    tracing::warn!(error = %e, "Writing rotation history failed");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "Encoding rotation history failed"),
+        }
+    }
+
+    async fn load_record(&self, due: &DueRotation) -> AttemptRecord {
+        let s = &due.state;
+        if !due.started_now {
+            if let Ok(records) = self.service.store().list_history(&due.uid, 20).await {
+                for r in records {
+                    if let Ok(rec) = serde_json::from_str::<AttemptRecord>(&r) {
+                        if rec.id == s.history_id {
+                            return rec;
+                        }
+                    }
+                }
+            }
+        }
+        AttemptRecord {
+            id: s.history_id.clone(),
+            arn: due.arn.clone(),
+            token: s.token.clone(),
+            trigger: s.trigger.clone(),
+            attempt: s.attempt,
+            late: s.late,
+            test_only: s.test_only,
+            started_at: secs(self.service.clock().now_ms()),
+            outcome: "InProgress".into(),
+            ..Default::default()
+        }
+    }
+
+    /// Takes the due secret `uid` and runs its rotation to the end of this attempt.
+    pub(crate) async fn drive(self: &Arc<Self>, uid: &str) {
+        let due = match self.service.prepare_rotation(uid).await {
+            Ok(Some(d)) => d,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(secret_uid = uid, error = %e, "Preparing a rotation failed");
+                return;
+            }
+        };
+        self.metrics
+            .observe_lag(self.service.clock().now_ms() - due.due_ms);
+        let started_ms = self.service.clock().now_ms();
+        let mut rec = self.load_record(&due).await;
+        if rec.steps.is_empty() && due.state.late {
+            tracing::warn!(secret_arn = %due.arn, "Running a rotation whose window was missed");
+        }
+        self.save(uid, started_ms, &rec).await;
+        let arn = due.arn.clone();
+        let token = due.state.token.clone();
+
+        let Some(exec) = self.executor(&due.lambda_arn) else {
+            let msg = format!("The rotation function {} does not exist.", due.lambda_arn);
+            self.attempt_failed(&due, &mut rec, started_ms, None, msg)
+                .await;
+            return;
+        };
+        let steps: Vec<u8> = if due.state.test_only {
+            vec![2]
+        } else {
+            (due.state.next_step..4).collect()
+        };
+        for i in steps {
+            let step = step_of(i);
+            match self.service.pending_status(&arn, &token).await {
+                Ok(Pending::Pending) => {}
+                Ok(Pending::Abandoned) => {
+                    self.abandoned(&due, &mut rec, started_ms).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(secret_arn = %arn, error = %e, "Checking a rotation failed; will retry");
+                    return;
+                }
+            }
+            let event = RotationEvent {
+                step,
+                secret_id: arn.clone(),
+                client_request_token: token.clone(),
+                rotation_token: due.state.rotation_token.clone(),
+            };
+            let mut srec = StepRecord {
+                step: STEPS[i as usize].to_owned(),
+                started_at: secs(self.service.clock().now_ms()),
+                ..Default::default()
+            };
+            let result = match &exec {
+                Exec::Builtin(f) => {
+                    let inv = Invocation {
+                        event,
+                        env: Vec::new(),
+                        timeout: BUILTIN_TIMEOUT,
+                    };
+                    match tokio::time::timeout(BUILTIN_TIMEOUT, f.invoke(&inv)).await {
+                        Ok(r) => r,
+                        Err(_) => Err(FunctionError::Timeout(BUILTIN_TIMEOUT, Default::default())),
+                    }
+                }
+                Exec::External(f, timeout, with_credentials) => {
+                    let mut env = vec![
+                        (
+                            "SECRETS_MANAGER_ENDPOINT".to_owned(),
+                            self.config.endpoint_url.clone(),
+                        ),
+                        (
+                            "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
+                            self.config.endpoint_url.clone(),
+                        ),
+                        ("AWS_REGION".to_owned(), self.service.region().to_owned()),
+                        (
+                            "AWS_DEFAULT_REGION".to_owned(),
+                            self.service.region().to_owned(),
+                        ),
+                    ];
+                    let akid = if *with_credentials {
+                        let (akid, secret, session) = self.session_credentials(&arn);
+                        env.push(("AWS_ACCESS_KEY_ID".to_owned(), akid.clone()));
+                        env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), secret));
+                        env.push(("AWS_SESSION_TOKEN".to_owned(), session));
+                        Some(akid)
+                    } else {
+                        None
+                    };
+                    let inv = Invocation {
+                        event,
+                        env,
+                        timeout: *timeout,
+                    };
+                    let r = f.invoke(&inv).await;
+                    if let Some(akid) = akid {
+                        self.credentials.remove(&akid);
+                    }
+                    r
+                }
+            };
+            srec.ended_at = Some(secs(self.service.clock().now_ms()));
+            let terms = self.redaction_terms(&arn, &token).await;
+            match result {
+                Ok(out) => {
+                    srec.outcome = Some("Succeeded".into());
+                    srec.output = (!out.log.is_empty()).then(|| redact(&out.log, &terms));
+                    rec.steps.push(srec);
+                    if !due.state.test_only {
+                        match self.service.step_completed(&arn, &token, i).await {
+                            Ok(true) => {}
+                            Ok(false) => {
+                                self.abandoned(&due, &mut rec, started_ms).await;
+                                return;
+                            }
+                            Err(e) => {
+                                tracing::warn!(secret_arn = %arn, error = %e, "Recording a step failed; will retry");
+                                return;
+                            }
+                        }
+                    }
+                    self.save(uid, started_ms, &rec).await;
+                }
+                Err(e) => {
+                    let output = e
+                        .output()
+                        .map(|o| redact(&o.log, &terms))
+                        .filter(|o| !o.is_empty());
+                    let msg = redact(&e.to_string(), &terms);
+                    srec.outcome = Some("Failed".into());
+                    srec.error = Some(msg.clone());
+                    srec.output = output;
+                    rec.steps.push(srec);
+                    let text = format!("{} failed: {msg}", STEPS[i as usize]);
+                    self.attempt_failed(&due, &mut rec, started_ms, Some(STEPS[i as usize]), text)
+                        .await;
+                    return;
+                }
+            }
+        }
+        if due.state.test_only {
+            if let Err(e) = self.service.finish_test_rotation(&arn, &token, None).await {
+                tracing::warn!(secret_arn = %arn, error = %e, "Ending a test rotation failed");
+            }
+            self.finished(uid, started_ms, &mut rec, "Succeeded", None)
+                .await;
+            return;
+        }
+        match self.service.complete_rotation(&arn, &token).await {
+            Ok(Completion::Succeeded) => {
+                tracing::info!(secret_arn = %arn, version_id = %token, "Rotation succeeded");
+                self.finished(uid, started_ms, &mut rec, "Succeeded", None)
+                    .await;
+            }
+            Ok(Completion::NotCurrent) => {
+                let msg = format!(
+                    "finishSecret completed but AWSCURRENT is not on version {token}: the function must move it."
+                );
+                self.attempt_failed(&due, &mut rec, started_ms, Some("finishSecret"), msg)
+                    .await;
+            }
+            Ok(Completion::Gone) => self.abandoned(&due, &mut rec, started_ms).await,
+            Err(e) => {
+                tracing::warn!(secret_arn = %arn, error = %e, "Completing a rotation failed; will retry")
+            }
+        }
+    }
+
+    async fn finished(
+        &self,
+        uid: &str,
+        started_ms: i64,
+        rec: &mut AttemptRecord,
+        outcome: &str,
+        error: Option<String>,
+    ) {
+        rec.outcome = outcome.to_owned();
+        rec.error = error;
+        rec.ended_at = Some(secs(self.service.clock().now_ms()));
+        self.save(uid, started_ms, rec).await;
+        self.metrics.outcome(outcome);
+        if outcome == "Succeeded" {
+            if let Some(w) = self.config.webhook.clone().filter(|w| w.on_success) {
+                let event = if rec.test_only {
+                    "TestRotationSucceeded"
+                } else {
+                    "RotationSucceeded"
+                };
+                webhook::notify(self.http.clone(), w, event, rec.clone());
+            }
+        }
+    }
+
+    async fn abandoned(&self, due: &DueRotation, rec: &mut AttemptRecord, started_ms: i64) {
+        tracing::info!(secret_arn = %due.arn, "Rotation abandoned: a new value was written meanwhile");
+        if let Err(e) = self
+            .service
+            .abandon_rotation(&due.arn, &due.state.token)
+            .await
+        {
+            tracing::warn!(error = %e, "Recording an abandoned rotation failed");
+        }
+        let msg = "A new version was written during the rotation; the rotation was abandoned.";
+        self.finished(&due.uid, started_ms, rec, "Abandoned", Some(msg.into()))
+            .await;
+    }
+
+    async fn attempt_failed(
+        &self,
+        due: &DueRotation,
+        rec: &mut AttemptRecord,
+        started_ms: i64,
+        step: Option<&str>,
+        message: String,
+    ) {
+        rec.failed_step = step.map(str::to_owned);
+        let arn = &due.arn;
+        let token = &due.state.token;
+        if due.state.test_only {
+            if let Err(e) = self
+                .service
+                .finish_test_rotation(arn, token, Some(&message))
+                .await
+            {
+                tracing::warn!(error = %e, "Ending a failed test rotation failed");
+            }
+            self.final_failure(due, rec, started_ms, message, "TestRotationFailed")
+                .await;
+            return;
+        }
+        if due.state.attempt < self.config.max_attempts {
+            let delay = self.backoff(due.state.attempt);
+            let at = self.service.clock().now_ms() + delay.as_millis() as i64;
+            tracing::warn!(secret_arn = %arn, attempt = due.state.attempt, retry_in_ms = delay.as_millis() as u64, "Rotation attempt failed: {message}");
+            if let Err(e) = self
+                .service
+                .fail_rotation(arn, token, &message, Some(at))
+                .await
+            {
+                tracing::warn!(error = %e, "Recording a failed attempt failed");
+            }
+            rec.next_attempt_at = Some(secs(at));
+            self.finished(&due.uid, started_ms, rec, "Retrying", Some(message))
+                .await;
+            return;
+        }
+        if let Err(e) = self.service.fail_rotation(arn, token, &message, None).await {
+            tracing::warn!(error = %e, "Recording a failed rotation failed");
+        }
+        self.final_failure(due, rec, started_ms, message, "RotationFailed")
+            .await;
+    }
+
+    async fn final_failure(
+        &self,
+        due: &DueRotation,
+        rec: &mut AttemptRecord,
+        started_ms: i64,
+        message: String,
+        event: &'static str,
+    ) {
+        tracing::error!(secret_arn = %due.arn, "Rotation failed: {message}");
+        self.finished(&due.uid, started_ms, rec, "Failed", Some(message))
+            .await;
+        if let Some(w) = self.config.webhook.clone() {
+            webhook::notify(self.http.clone(), w, event, rec.clone());
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! The rotation engine: finds due rotations from the store's index and drives them, one
+//! per secret at a time, a bounded number at once.
+
+use std::collections::HashSet;
+use std::fmt::Write;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rotary_auth::CredentialTable;
+use rotary_core::SecretsService;
+use tokio::sync::Semaphore;
+
+use crate::registry::FunctionRegistry;
+use crate::webhook::WebhookConfig;
+
+/// Settings of the engine.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// This server's URL, given to functions as `SECRETS_MANAGER_ENDPOINT`.
+    pub endpoint_url: String,
+    /// Attempts before a rotation is marked failed.
+    pub max_attempts: u32,
+    /// First retry delay; doubled per attempt, with ±50% jitter.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_cap: Duration,
+    /// How often the scheduler looks for due rotations.
+    pub poll_interval: Duration,
+    /// Rotations run at once.
+    pub concurrency: usize,
+    /// Failure (and optionally success) notifications.
+    pub webhook: Option<WebhookConfig>,
+    /// Key signing HTTP function calls (`X-Rotary-Signature`).
+    pub http_signing_key: Vec<u8>,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            endpoint_url: "http://127.0.0.1:8750".into(),
+            max_attempts: 5,
+            retry_base: Duration::from_secs(60),
+            retry_cap: Duration::from_secs(30 * 60),
+            poll_interval: Duration::from_secs(1),
+            concurrency: 8,
+            webhook: None,
+            http_signing_key: Vec::new(),
+        }
+    }
+}
+
+/// Rotation counters for `/metrics`.
+#[derive(Default)]
+pub struct RotationMetrics {
+    succeeded: AtomicU64,
+    failed: AtomicU64,
+    retrying: AtomicU64,
+    abandoned: AtomicU64,
+    lag_ms_last: AtomicI64,
+    lag_ms_max: AtomicI64,
+}
+
+impl RotationMetrics {
+    pub(crate) fn outcome(&self, outcome: &str) {
+        let c = match outcome {
+            "Succeeded" => &self.succeeded,
+            "Failed" => &self.failed,
+            "Retrying" => &self.retrying,
+            _ => &self.abandoned,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn observe_lag(&self, ms: i64) {
+        let ms = ms.max(0);
+        self.lag_ms_last.store(ms, Ordering::Relaxed);
+        self.lag_ms_max.fetch_max(ms, Ordering::Relaxed);
+    }
+
+    /// Prometheus text.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP rotary_rotation_attempts_total Rotation attempts by outcome.\n");
+        out.push_str("# TYPE rotary_rotation_attempts_total counter\n");
+        for (name, c) in [
+            ("succeeded", &self.succeeded),
+            ("failed", &self.failed),
+            ("retrying", &self.retrying),
+            ("abandoned", &self.abandoned),
+        ] {
+            let _ = writeln!(
+                out,
+                "rotary_rotation_attempts_total{{outcome=\"{name}\"}} {}",
+                c.load(Ordering::Relaxed)
+            );
+        }
+        out.push_str("# HELP rotary_rotation_scheduler_lag_seconds Delay between a rotation's due time and its start (last, max).\n");
+        out.push_str("# TYPE rotary_rotation_scheduler_lag_seconds gauge\n");
+        let _ = writeln!(
+            out,
+            "rotary_rotation_scheduler_lag_seconds{{stat=\"last\"}} {}",
+            self.lag_ms_last.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "rotary_rotation_scheduler_lag_seconds{{stat=\"max\"}} {}",
+            self.lag_ms_max.load(Ordering::Relaxed) as f64 / 1000.0
+        );
+        out
+    }
+}
+
+/// The engine.
+pub struct RotationEngine {
+    pub(crate) service: Arc<SecretsService>,
+    pub(crate) registry: Arc<FunctionRegistry>,
+    pub(crate) credentials: Arc<CredentialTable>,
+    pub(crate) config: EngineConfig,
+    pub(crate) http: reqwest::Client,
+    pub(crate) metrics: RotationMetrics,
+    running: Mutex<HashSet<String>>,
+    permits: Arc<Semaphore>,
+}
+
+const BATCH: i64 = 256;
+
+impl RotationEngine {
+    /// An engine over a service.
+    pub fn new(
+        service: Arc<SecretsService>,
+        registry: Arc<FunctionRegistry>,
+        credentials: Arc<CredentialTable>,
+        config: EngineConfig,
+    ) -> Arc<Self> {
+        let permits = Arc::new(Semaphore::new(config.concurrency.max(1)));
+        Arc::new(Self {
+            service,
+            registry,
+            credentials,
+            config,
+            http: reqwest::Client::new(),
+            metrics: RotationMetrics::default(),
+            running: Mutex::new(HashSet::new()),
+            permits,
+        })
+    }
+
+    /// The domain service.
+    pub fn service(&self) -> &Arc<SecretsService> {
+        &self.service
+    }
+
+    /// The function registry.
+    pub fn registry(&self) -> &Arc<FunctionRegistry> {
+        &self.registry
+    }
+
+    /// Counters for `/metrics`.
+    pub fn metrics(&self) -> &RotationMetrics {
+        &self.metrics
+    }
+
+    /// Starts the scheduler loop: due rotations are found from the store's index, at
+    /// start-up (catching up on windows missed while the server was down), every poll
+    /// interval, and whenever RotateSecret makes one due now.
+    pub fn spawn(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let engine = self.clone();
+        let wakeup = self.service.rotation_wakeup();
+        tokio::spawn(async move {
+            loop {
+                engine.tick().await;
+                tokio::select! {
+                    () = wakeup.notified() => {}
+                    () = tokio::time::sleep(engine.config.poll_interval) => {}
+                }
+            }
+        })
+    }
+
+    /// Starts every due rotation not already running; returns how many were started.
+    pub async fn tick(self: &Arc<Self>) -> usize {
+        let due = match self.service.due_rotations(BATCH).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::warn!(error = %e, "Finding due rotations failed");
+                return 0;
+            }
+        };
+        let mut started = 0;
+        for uid in due {
+            if !self.running.lock().insert(uid.clone()) {
+                continue;
+            }
+            started += 1;
+            let engine = self.clone();
+            let permits = self.permits.clone();
+            tokio::spawn(async move {
+                let _permit = permits.acquire_owned().await;
+                engine.drive(&uid).await;
+                engine.running.lock().remove(&uid);
+            });
+        }
+        started
+    }
+}

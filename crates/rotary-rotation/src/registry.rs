@@ -1,0 +1,198 @@
+//! Rotation functions by Lambda-style ARN: the built-ins and those registered through
+//! Rotary's API (stored in the store's metadata as `function:<name>`).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+use rotary_core::rotation::FunctionDirectory;
+use rotary_store::Store;
+
+use crate::functions::FunctionSpec;
+
+const META_PREFIX: &str = "function:";
+
+/// Built-in rotation functions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Builtin {
+    /// A fresh random password in the secret's existing shape.
+    GenericPassword,
+}
+
+impl Builtin {
+    /// Every built-in.
+    pub const ALL: [Builtin; 1] = [Builtin::GenericPassword];
+
+    /// The function name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Builtin::GenericPassword => "rotary-generic-password",
+        }
+    }
+
+    /// What it does.
+    pub fn description(self) -> &'static str {
+        match self {
+            Builtin::GenericPassword => {
+                "Sets a new random password: the `password` member of a JSON object secret, or the whole string"
+            }
+        }
+    }
+}
+
+/// What an ARN resolves to.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    /// A built-in.
+    Builtin(Builtin),
+    /// A registered function.
+    Registered(FunctionSpec),
+}
+
+/// The function registry.
+pub struct FunctionRegistry {
+    store: Arc<dyn Store>,
+    region: String,
+    account_id: String,
+    registered: RwLock<BTreeMap<String, FunctionSpec>>,
+}
+
+/// Errors of registration.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// Bad name or spec.
+    #[error("{0}")]
+    Invalid(String),
+    /// Name taken.
+    #[error("A function named {0} already exists.")]
+    Exists(String),
+    /// Unknown.
+    #[error("No function named {0} is registered.")]
+    NotFound(String),
+    /// Store failure.
+    #[error("storage: {0}")]
+    Store(#[from] rotary_store::Error),
+}
+
+/// Whether `name` is a valid function name: 1–64 of `A-Za-z0-9-_`.
+pub fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+impl FunctionRegistry {
+    /// Loads registered functions from the store.
+    pub async fn open(
+        store: Arc<dyn Store>,
+        region: &str,
+        account_id: &str,
+    ) -> Result<Self, RegistryError> {
+        let mut registered = BTreeMap::new();
+        for (key, value) in store.list_meta(META_PREFIX).await? {
+            match serde_json::from_slice::<FunctionSpec>(&value) {
+                Ok(spec) => {
+                    registered.insert(key[META_PREFIX.len()..].to_owned(), spec);
+                }
+                Err(e) => tracing::error!(key, error = %e, "Skipping an unreadable function"),
+            }
+        }
+        Ok(Self {
+            store,
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            registered: RwLock::new(registered),
+        })
+    }
+
+    /// The ARN of a function name.
+    pub fn arn(&self, name: &str) -> String {
+        format!(
+            "arn:aws:lambda:{}:{}:function:{name}",
+            self.region, self.account_id
+        )
+    }
+
+    /// The function name of an ARN of this server's region and account (a plain name is
+    /// accepted too).
+    pub fn name_of<'a>(&self, arn: &'a str) -> Option<&'a str> {
+        if !arn.starts_with("arn:") {
+            return valid_name(arn).then_some(arn);
+        }
+        let rest = arn.strip_prefix("arn:aws:lambda:")?;
+        let (region, rest) = rest.split_once(':')?;
+        let (account, rest) = rest.split_once(':')?;
+        let name = rest.strip_prefix("function:")?;
+        // An alias or version qualifier is accepted and ignored.
+        let name = name.split(':').next()?;
+        (region == self.region && account == self.account_id && valid_name(name)).then_some(name)
+    }
+
+    /// Resolves an ARN.
+    pub fn resolve(&self, arn: &str) -> Option<Resolved> {
+        let name = self.name_of(arn)?;
+        if let Some(b) = Builtin::ALL.into_iter().find(|b| b.name() == name) {
+            return Some(Resolved::Builtin(b));
+        }
+        self.registered
+            .read()
+            .get(name)
+            .cloned()
+            .map(Resolved::Registered)
+    }
+
+    /// Registers a function.
+    pub async fn create(&self, name: &str, spec: FunctionSpec) -> Result<(), RegistryError> {
+        if !valid_name(name) {
+            return Err(RegistryError::Invalid(format!(
+                "Invalid function name {name:?}: use 1 to 64 letters, digits, '-' or '_'."
+            )));
+        }
+        if name.starts_with("rotary-") {
+            return Err(RegistryError::Invalid(
+                "Function names starting with rotary- are reserved for built-in functions."
+                    .to_owned(),
+            ));
+        }
+        spec.validate().map_err(RegistryError::Invalid)?;
+        let json = serde_json::to_vec(&spec).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        if !self
+            .store
+            .put_meta_if_absent(&format!("{META_PREFIX}{name}"), &json)
+            .await?
+        {
+            return Err(RegistryError::Exists(name.to_owned()));
+        }
+        self.registered.write().insert(name.to_owned(), spec);
+        Ok(())
+    }
+
+    /// Removes a registered function.
+    pub async fn delete(&self, name: &str) -> Result<(), RegistryError> {
+        if !self
+            .store
+            .delete_meta(&format!("{META_PREFIX}{name}"))
+            .await?
+        {
+            return Err(RegistryError::NotFound(name.to_owned()));
+        }
+        self.registered.write().remove(name);
+        Ok(())
+    }
+
+    /// Registered functions by name.
+    pub fn list(&self) -> Vec<(String, FunctionSpec)> {
+        self.registered
+            .read()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+}
+
+impl FunctionDirectory for FunctionRegistry {
+    fn is_invokable(&self, lambda_arn: &str) -> bool {
+        self.resolve(lambda_arn).is_some()
+    }
+}
