@@ -3,6 +3,7 @@
 //! `rotary serve` runs the server. Exit codes: 0 ok, 1 runtime failure, 2 usage or
 //! configuration error.
 
+mod cli;
 mod config;
 mod serve;
 
@@ -15,6 +16,8 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "rotary", version, about)]
 struct Cli {
+    #[command(flatten)]
+    client: cli::ClientArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -23,11 +26,32 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(config::ServeArgs),
+    #[command(flatten)]
+    Client(cli::ClientCommand),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Client(cmd) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("rotary: starting the async runtime: {e}");
+                    return ExitCode::from(1);
+                }
+            };
+            match runtime.block_on(cli::run(cli.client, cmd)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("rotary: {e:#}");
+                    ExitCode::from(if cli::is_api_error(&e) { 1 } else { 2 })
+                }
+            }
+        }
         Command::Serve(args) => {
             let config = match config::Config::resolve(args) {
                 Ok(c) => c,

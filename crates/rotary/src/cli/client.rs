@@ -1,0 +1,142 @@
+//! A SigV4-signed JSON 1.1 client for Rotary's API.
+
+use std::time::SystemTime;
+
+use anyhow::{anyhow, bail, Context};
+use aws_config::BehaviorVersion;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
+use aws_sigv4::sign::v4;
+
+/// An API error answered by the server.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub code: String,
+    pub message: String,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+/// A configured client.
+pub struct Client {
+    endpoint: String,
+    region: String,
+    credentials: aws_credential_types::Credentials,
+    http: reqwest::Client,
+}
+
+impl Client {
+    /// Resolves endpoint, region and credentials.
+    pub async fn connect(
+        endpoint_url: Option<String>,
+        region: Option<String>,
+    ) -> anyhow::Result<Self> {
+        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let endpoint = endpoint_url
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").ok())
+            .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
+            .or_else(|| sdk.endpoint_url().map(str::to_owned))
+            .unwrap_or_else(|| "http://127.0.0.1:8750".to_owned());
+        let region = region
+            .or_else(|| sdk.region().map(|r| r.to_string()))
+            .unwrap_or_else(|| "us-east-1".to_owned());
+        let provider = sdk.credentials_provider().ok_or_else(|| {
+            anyhow!(
+                "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile"
+            )
+        })?;
+        let credentials = provider.provide_credentials().await.context(
+            "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile",
+        )?;
+        Ok(Self {
+            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            region,
+            credentials,
+            http: reqwest::Client::new(),
+        })
+    }
+
+    /// Calls `target` (e.g. `rotary.ListFunctions`) with a JSON body.
+    pub async fn call(
+        &self,
+        target: &str,
+        body: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        let body = serde_json::to_vec(body)?;
+        let url = format!("{}/", self.endpoint);
+        let host = reqwest::Url::parse(&url)
+            .context("invalid endpoint URL")?
+            .host_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("the endpoint URL has no host"))?;
+        let parsed = reqwest::Url::parse(&url)?;
+        let host = match parsed.port() {
+            Some(p) => format!("{host}:{p}"),
+            None => host,
+        };
+        let headers = [
+            ("host", host.as_str()),
+            ("content-type", "application/x-amz-json-1.1"),
+            ("x-amz-target", target),
+        ];
+        let identity = self.credentials.clone().into();
+        let params = v4::SigningParams::builder()
+            .identity(&identity)
+            .region(&self.region)
+            .name("secretsmanager")
+            .time(SystemTime::now())
+            .settings(SigningSettings::default())
+            .build()?
+            .into();
+        let signable = SignableRequest::new(
+            "POST",
+            url.clone(),
+            headers.iter().copied(),
+            SignableBody::Bytes(&body),
+        )?;
+        let (instructions, _) = sign(signable, &params)?.into_parts();
+        let mut req = self.http.post(&url).body(body.clone());
+        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
+            req = req.header(*name, *value);
+        }
+        for (name, value) in instructions.headers() {
+            req = req.header(name, value);
+        }
+        let resp = req.send().await.with_context(|| format!("calling {url}"))?;
+        let status = resp.status();
+        let bytes = resp.bytes().await?;
+        let json: serde_json::Value = if bytes.is_empty() {
+            serde_json::json!({})
+        } else {
+            serde_json::from_slice(&bytes).with_context(|| {
+                format!("the server answered HTTP {status} with a body that is not JSON")
+            })?
+        };
+        if !status.is_success() {
+            let code = json
+                .get("__type")
+                .and_then(|v| v.as_str())
+                .unwrap_or("UnknownError");
+            let message = json
+                .get("Message")
+                .or_else(|| json.get("message"))
+                .and_then(|v| v.as_str())
+                .unwrap_or("");
+            return Err(ApiFailure {
+                code: code.to_owned(),
+                message: message.to_owned(),
+            }
+            .into());
+        }
+        if !json.is_object() {
+            bail!("the server answered with JSON that is not an object");
+        }
+        Ok(json)
+    }
+}

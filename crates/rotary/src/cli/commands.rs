@@ -1,0 +1,317 @@
+//! `rotary function …`, `rotary rotation history`, `rotary compliance`,
+//! `rotary schedule preview`.
+
+use std::collections::BTreeMap;
+
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use super::client::{ApiFailure, Client};
+
+/// Options every client command takes.
+#[derive(Debug, Clone, Args)]
+pub struct ClientArgs {
+    /// Server URL [default: AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, the
+    /// profile's endpoint_url, or http://127.0.0.1:8750].
+    #[arg(long, global = true)]
+    pub endpoint_url: Option<String>,
+    /// Region of the signature [default: AWS_REGION / the profile's, else us-east-1].
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// `text` (default) or `json`.
+    #[arg(long, global = true, default_value = "text")]
+    pub output: String,
+}
+
+/// Client commands.
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Register, list, show and remove rotation functions.
+    #[command(subcommand)]
+    Function(FunctionCommand),
+    /// Rotation history of a secret.
+    #[command(subcommand)]
+    Rotation(RotationCommand),
+    /// Secrets with rotation off, overdue, failed, or stuck with AWSPENDING.
+    Compliance,
+    /// Show what a schedule expression means.
+    #[command(subcommand)]
+    Schedule(ScheduleCommand),
+}
+
+/// `rotary function …`
+#[derive(Debug, Subcommand)]
+pub enum FunctionCommand {
+    /// Register a function: exactly one of --command, --python-handler or --url.
+    Create {
+        /// Function name (letters, digits, '-', '_').
+        name: String,
+        /// Shell command run once per step, the event JSON on stdin.
+        #[arg(long)]
+        command: Option<String>,
+        /// A Lambda handler `module.function` (e.g. lambda_function.lambda_handler).
+        #[arg(long)]
+        python_handler: Option<String>,
+        /// Directory holding the handler's code (with --python-handler).
+        #[arg(long)]
+        code_dir: Option<std::path::PathBuf>,
+        /// URL POSTed the event (signed with X-Rotary-Signature).
+        #[arg(long)]
+        url: Option<String>,
+        /// Environment variable for the function, KEY=VALUE (repeatable).
+        #[arg(long = "env", value_name = "KEY=VALUE")]
+        env: Vec<String>,
+        /// Per-step timeout in seconds (1–900) [default: 30].
+        #[arg(long)]
+        timeout: Option<u64>,
+    },
+    /// List built-in and registered functions.
+    List,
+    /// Show one function.
+    Describe {
+        /// Name or ARN.
+        name: String,
+    },
+    /// Remove a registered function.
+    Delete {
+        /// Name.
+        name: String,
+    },
+}
+
+/// `rotary rotation …`
+#[derive(Debug, Subcommand)]
+pub enum RotationCommand {
+    /// Every rotation attempt of a secret, newest first.
+    History {
+        /// Secret name or ARN.
+        secret: String,
+        /// How many attempts [default: 50].
+        #[arg(long)]
+        max_results: Option<i64>,
+    },
+}
+
+/// `rotary schedule …`
+#[derive(Debug, Subcommand)]
+pub enum ScheduleCommand {
+    /// The next rotation windows of an expression: `rate(…)`, `cron(…)`, or a number of days.
+    Preview {
+        /// `cron(0 8 ? * MON-FRI *)`, `rate(12 hours)` or `30` (AutomaticallyAfterDays).
+        expression: String,
+        /// Window length, e.g. `2h`.
+        #[arg(long)]
+        duration: Option<String>,
+        /// How many windows [default: 10].
+        #[arg(long)]
+        count: Option<usize>,
+    },
+}
+
+fn ts(v: &Value) -> String {
+    let Some(secs) = v.as_f64() else {
+        return "-".into();
+    };
+    let Ok(t) = time::OffsetDateTime::from_unix_timestamp_nanos((secs * 1e9) as i128) else {
+        return secs.to_string();
+    };
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]Z");
+    t.format(&fmt).unwrap_or_else(|_| secs.to_string())
+}
+
+fn s(v: &Value) -> &str {
+    v.as_str().unwrap_or("-")
+}
+
+/// Runs a client command; exit code 1 on an API error is decided by the caller.
+pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
+    let client = Client::connect(args.endpoint_url.clone(), args.region.clone()).await?;
+    let json_out = match args.output.as_str() {
+        "json" => true,
+        "text" => false,
+        other => bail!("--output {other:?} must be text or json"),
+    };
+    let (target, body) = match &cmd {
+        ClientCommand::Function(FunctionCommand::Create {
+            name,
+            command,
+            python_handler,
+            code_dir,
+            url,
+            env,
+            timeout,
+        }) => {
+            let mut vars = BTreeMap::new();
+            for kv in env {
+                let Some((k, v)) = kv.split_once('=') else {
+                    bail!("--env {kv:?} must be KEY=VALUE")
+                };
+                vars.insert(k.to_owned(), v.to_owned());
+            }
+            let code_dir = match code_dir {
+                Some(d) => Some(
+                    std::fs::canonicalize(d)
+                        .map_err(|e| anyhow::anyhow!("--code-dir {}: {e}", d.display()))?,
+                ),
+                None => None,
+            };
+            let mut body = json!({ "Name": name, "Env": vars });
+            if let Some(c) = command {
+                body["Command"] = json!(c);
+            }
+            if let Some(h) = python_handler {
+                body["PythonHandler"] = json!(h);
+            }
+            if let Some(d) = code_dir {
+                body["CodeDir"] = json!(d.display().to_string());
+            }
+            if let Some(u) = url {
+                body["Url"] = json!(u);
+            }
+            if let Some(t) = timeout {
+                body["TimeoutSeconds"] = json!(t);
+            }
+            ("rotary.CreateFunction", body)
+        }
+        ClientCommand::Function(FunctionCommand::List) => ("rotary.ListFunctions", json!({})),
+        ClientCommand::Function(FunctionCommand::Describe { name }) => {
+            ("rotary.DescribeFunction", json!({ "Name": name }))
+        }
+        ClientCommand::Function(FunctionCommand::Delete { name }) => {
+            ("rotary.DeleteFunction", json!({ "Name": name }))
+        }
+        ClientCommand::Rotation(RotationCommand::History {
+            secret,
+            max_results,
+        }) => {
+            let mut body = json!({ "SecretId": secret });
+            if let Some(n) = max_results {
+                body["MaxResults"] = json!(n);
+            }
+            ("rotary.GetRotationHistory", body)
+        }
+        ClientCommand::Compliance => ("rotary.GetComplianceReport", json!({})),
+        ClientCommand::Schedule(ScheduleCommand::Preview {
+            expression,
+            duration,
+            count,
+        }) => {
+            let mut body = match expression.trim().parse::<i64>() {
+                Ok(days) => json!({ "AutomaticallyAfterDays": days }),
+                Err(_) => json!({ "ScheduleExpression": expression }),
+            };
+            if let Some(d) = duration {
+                body["Duration"] = json!(d);
+            }
+            if let Some(c) = count {
+                body["Count"] = json!(c);
+            }
+            ("rotary.PreviewSchedule", body)
+        }
+    };
+    let out = client.call(target, &body).await?;
+    if json_out {
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    print_text(&cmd, &out);
+    Ok(())
+}
+
+fn print_text(cmd: &ClientCommand, out: &Value) {
+    match cmd {
+        ClientCommand::Function(FunctionCommand::List) => {
+            for f in out["Functions"].as_array().into_iter().flatten() {
+                let kind = if f["BuiltIn"].as_bool() == Some(true) {
+                    "built-in"
+                } else {
+                    s(&f["Type"])
+                };
+                println!(
+                    "{:<40} {:<14} {}",
+                    s(&f["Name"]),
+                    kind,
+                    s(&f["FunctionArn"])
+                );
+            }
+        }
+        ClientCommand::Function(FunctionCommand::Delete { name }) => println!("Deleted {name}"),
+        ClientCommand::Function(_) => {
+            for (k, v) in out.as_object().into_iter().flatten() {
+                println!(
+                    "{k}: {}",
+                    match v {
+                        Value::String(s) => s.clone(),
+                        other => other.to_string(),
+                    }
+                );
+            }
+        }
+        ClientCommand::Rotation(_) => {
+            println!("{} ({})", s(&out["Name"]), s(&out["ARN"]));
+            for r in out["Rotations"].as_array().into_iter().flatten() {
+                let late = if r["Late"].as_bool() == Some(true) {
+                    " late"
+                } else {
+                    ""
+                };
+                let test = if r["TestOnly"].as_bool() == Some(true) {
+                    " test"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}  {:<10} attempt {} trigger {}{late}{test}  token {}",
+                    ts(&r["StartedAt"]),
+                    s(&r["Outcome"]),
+                    r["Attempt"],
+                    s(&r["Trigger"]),
+                    s(&r["Token"])
+                );
+                for st in r["Steps"].as_array().into_iter().flatten() {
+                    println!(
+                        "    {:<13} {:<9} {}",
+                        s(&st["Step"]),
+                        s(&st["Outcome"]),
+                        st["Error"].as_str().unwrap_or("")
+                    );
+                }
+                if let Some(e) = r["Error"].as_str() {
+                    println!("    error: {e}");
+                }
+            }
+        }
+        ClientCommand::Compliance => {
+            println!(
+                "{} secrets checked, {} with findings",
+                out["SecretsChecked"], out["NonCompliant"]
+            );
+            for sec in out["Secrets"].as_array().into_iter().flatten() {
+                println!("{}", s(&sec["Name"]));
+                for f in sec["Findings"].as_array().into_iter().flatten() {
+                    println!("    {:<28} {}", s(&f["Check"]), s(&f["Detail"]));
+                }
+            }
+        }
+        ClientCommand::Schedule(_) => {
+            if let Some(d) = out["AutomaticallyAfterDays"].as_i64() {
+                println!("AutomaticallyAfterDays (as DescribeSecret reports it): {d}");
+            }
+            for w in out["Windows"].as_array().into_iter().flatten() {
+                println!(
+                    "{}  →  {}   (NextRotationDate {})",
+                    ts(&w["Start"]),
+                    ts(&w["End"]),
+                    ts(&w["NextRotationDate"])
+                );
+            }
+        }
+    }
+}
+
+/// Whether an error came from the server (exit code 1) rather than from usage (2).
+pub fn is_api_error(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.is::<ApiFailure>() || c.is::<reqwest::Error>())
+}
