@@ -453,3 +453,58 @@ fn uuid_like() -> String {
         .as_nanos();
     format!("{n:x}")
 }
+
+#[tokio::test]
+async fn rotation_with_the_built_in_generic_password() {
+    use aws_sdk_secretsmanager::types::RotationRulesType;
+    let server = Server::start();
+    let c = server.client();
+    let created = c
+        .create_secret()
+        .name("rot")
+        .secret_string(r#"{"username":"app","password":"old-password"}"#)
+        .send()
+        .await
+        .unwrap();
+    let old = created.version_id().unwrap().to_owned();
+    let rotated = c
+        .rotate_secret()
+        .secret_id("rot")
+        .rotation_lambda_arn("arn:aws:lambda:us-east-1:000000000000:function:rotary-generic-password")
+        .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+        .send()
+        .await
+        .unwrap();
+    let new = rotated.version_id().unwrap().to_owned();
+    let mut done = false;
+    for _ in 0..200 {
+        let d = c.describe_secret().secret_id("rot").send().await.unwrap();
+        let m = d.version_ids_to_stages().cloned().unwrap_or_default();
+        if m.get(&new).is_some_and(|s| s == &["AWSCURRENT".to_owned()]) {
+            assert_eq!(m[&old], ["AWSPREVIOUS"]);
+            assert_eq!(m.len(), 2);
+            assert_eq!(d.rotation_enabled(), Some(true));
+            assert!(d.last_rotated_date().is_some());
+            assert!(d.next_rotation_date().is_some());
+            assert_eq!(d.rotation_rules().unwrap().automatically_after_days(), Some(30));
+            done = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(done, "rotation did not complete");
+    let v = c.get_secret_value().secret_id("rot").send().await.unwrap();
+    let json: serde_json::Value = serde_json::from_str(v.secret_string().unwrap()).unwrap();
+    assert_eq!(json["username"], "app");
+    let pw = json["password"].as_str().unwrap();
+    assert_eq!(pw.len(), 32);
+    assert_ne!(pw, "old-password");
+
+    // CancelRotateSecret keeps the function and rules, turns rotation off.
+    let cancel = c.cancel_rotate_secret().secret_id("rot").send().await.unwrap();
+    assert!(cancel.version_id().is_none());
+    let d = c.describe_secret().secret_id("rot").send().await.unwrap();
+    assert_eq!(d.rotation_enabled(), Some(false));
+    assert!(d.rotation_lambda_arn().is_some());
+    assert!(d.next_rotation_date().is_none());
+}
