@@ -470,8 +470,14 @@ async fn rotation_with_the_built_in_generic_password() {
     let rotated = c
         .rotate_secret()
         .secret_id("rot")
-        .rotation_lambda_arn("arn:aws:lambda:us-east-1:000000000000:function:rotary-generic-password")
-        .rotation_rules(RotationRulesType::builder().automatically_after_days(30).build())
+        .rotation_lambda_arn(
+            "arn:aws:lambda:us-east-1:000000000000:function:rotary-generic-password",
+        )
+        .rotation_rules(
+            RotationRulesType::builder()
+                .automatically_after_days(30)
+                .build(),
+        )
         .send()
         .await
         .unwrap();
@@ -486,7 +492,10 @@ async fn rotation_with_the_built_in_generic_password() {
             assert_eq!(d.rotation_enabled(), Some(true));
             assert!(d.last_rotated_date().is_some());
             assert!(d.next_rotation_date().is_some());
-            assert_eq!(d.rotation_rules().unwrap().automatically_after_days(), Some(30));
+            assert_eq!(
+                d.rotation_rules().unwrap().automatically_after_days(),
+                Some(30)
+            );
             done = true;
             break;
         }
@@ -501,7 +510,12 @@ async fn rotation_with_the_built_in_generic_password() {
     assert_ne!(pw, "old-password");
 
     // CancelRotateSecret keeps the function and rules, turns rotation off.
-    let cancel = c.cancel_rotate_secret().secret_id("rot").send().await.unwrap();
+    let cancel = c
+        .cancel_rotate_secret()
+        .secret_id("rot")
+        .send()
+        .await
+        .unwrap();
     assert!(cancel.version_id().is_none());
     let d = c.describe_secret().secret_id("rot").send().await.unwrap();
     assert_eq!(d.rotation_enabled(), Some(false));
