@@ -645,7 +645,11 @@ impl SecretsService {
             let Some(rotation) = secret.doc.rotation.as_mut() else {
                 return Ok(Outcome::Unchanged(()));
             };
-            if rotation.in_progress.as_ref().is_none_or(|s| s.token != token) {
+            if rotation
+                .in_progress
+                .as_ref()
+                .is_none_or(|s| s.token != token)
+            {
                 return Ok(Outcome::Unchanged(()));
             }
             rotation.in_progress = None;

@@ -111,6 +111,62 @@ impl RotationEngine {
         terms
     }
 
+    /// After createSecret: the pending version must hold a value of the same shape as
+    /// AWSCURRENT (string vs binary; a JSON object keeps every member), so a function bug
+    /// cannot make a malformed credential current. The message never includes values.
+    async fn check_shape(&self, arn: &str, token: &str) -> Result<(), String> {
+        let cx = Ctx::default();
+        let read = |version_id: Option<String>, stage: &str| GetSecretValueRequest {
+            secret_id: Some(arn.to_owned()),
+            version_id,
+            version_stage: Some(stage.to_owned()),
+        };
+        let pending = self
+            .service
+            .get_secret_value(&cx, read(Some(token.to_owned()), AWSPENDING))
+            .await
+            .map_err(|_| "the function did not store a value for the pending version (PutSecretValue with this ClientRequestToken and VersionStages [\"AWSPENDING\"])".to_owned())?;
+        let Ok(current) = self
+            .service
+            .get_secret_value(&cx, read(None, AWSCURRENT))
+            .await
+        else {
+            return Ok(());
+        };
+        match (&current.secret_string, &pending.secret_string) {
+            (Some(_), None) => Err("the pending value is binary but AWSCURRENT is a string".into()),
+            (None, Some(_)) => Err("the pending value is a string but AWSCURRENT is binary".into()),
+            (Some(c), Some(p)) => {
+                let object = |s: &str| match serde_json::from_str::<serde_json::Value>(s) {
+                    Ok(serde_json::Value::Object(m)) => Some(m),
+                    _ => None,
+                };
+                match (object(c.expose()), object(p.expose())) {
+                    (Some(c), Some(p)) => {
+                        let missing: Vec<&str> = c
+                            .keys()
+                            .filter(|k| !p.contains_key(*k))
+                            .map(String::as_str)
+                            .collect();
+                        if missing.is_empty() {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "the pending value lacks members of AWSCURRENT: {}",
+                                missing.join(", ")
+                            ))
+                        }
+                    }
+                    (Some(_), None) => {
+                        Err("AWSCURRENT is a JSON object but the pending value is not".into())
+                    }
+                    _ => Ok(()),
+                }
+            }
+            (None, None) => Ok(()),
+        }
+    }
+
     fn backoff(&self, attempt: u32) -> Duration {
         let base = self.config.retry_base.as_millis() as f64;
         let exp = base * 2f64.powi(attempt.saturating_sub(1).min(20) as i32);
@@ -266,6 +322,15 @@ impl RotationEngine {
                     }
                     r
                 }
+            };
+            let result = match result {
+                Ok(output) if step == Step::CreateSecret && !due.state.test_only => {
+                    match self.check_shape(&arn, &token).await {
+                        Ok(()) => Ok(output),
+                        Err(message) => Err(FunctionError::Failed { message, output }),
+                    }
+                }
+                r => r,
             };
             srec.ended_at = Some(secs(self.service.clock().now_ms()));
             let terms = self.redaction_terms(&arn, &token).await;
