@@ -11,11 +11,11 @@ use rotary_core::rotation::{Completion, DueRotation, Pending, STEPS};
 use rotary_core::Ctx;
 use rotary_wire::dto::GetSecretValueRequest;
 
-use crate::builtin::GenericPassword;
+use crate::builtin;
 use crate::engine::RotationEngine;
 use crate::functions::{self, FunctionError, Invocation, RotationEvent, RotationFunction, Step};
 use crate::history::{redact, redaction_terms, secs, AttemptRecord, StepRecord};
-use crate::registry::{Builtin, Resolved};
+use crate::registry::Resolved;
 use crate::webhook;
 
 /// Timeout of a built-in step.
@@ -38,9 +38,7 @@ fn step_of(i: u8) -> Step {
 impl RotationEngine {
     fn executor(&self, lambda_arn: &str) -> Option<Exec> {
         match self.registry.resolve(lambda_arn)? {
-            Resolved::Builtin(Builtin::GenericPassword) => Some(Exec::Builtin(Box::new(
-                GenericPassword::new(self.service.clone()),
-            ))),
+            Resolved::Builtin(b) => Some(Exec::Builtin(builtin::executor(b, self.service.clone()))),
             Resolved::Registered(spec) => {
                 let is_http = matches!(spec, functions::FunctionSpec::Http { .. });
                 Some(Exec::External(

@@ -1,0 +1,162 @@
+//! Built-in rotation functions, run in-process against the domain service.
+//!
+//! Each built-in is a [`RotationFunction`] over [`SecretOps`], the few secret operations
+//! AWS's rotation templates call (GetSecretValue with VersionId and VersionStage,
+//! PutSecretValue into AWSPENDING, DescribeSecret to find AWSCURRENT,
+//! UpdateSecretVersionStage, GetRandomPassword).
+
+mod generic;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rotary_core::labels::{AWSCURRENT, AWSPENDING};
+use rotary_core::random_password::{self, PasswordSpec};
+use rotary_core::{Ctx, SecretsService};
+use rotary_wire::dto::{
+    GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
+};
+use rotary_wire::{ErrorCode, Sensitive};
+
+pub use generic::GenericPassword;
+
+use crate::functions::RotationFunction;
+use crate::registry::Builtin;
+
+/// Characters generated passwords leave out, as AWS's database templates do: they break
+/// connection strings, `.pgpass` files and shells.
+pub const EXCLUDED_CHARACTERS: &str = ":/@\"'\\";
+
+/// The secret operations a built-in rotator needs. Errors are texts without values.
+#[async_trait]
+pub trait SecretOps: Send + Sync {
+    /// The string value of a version; `Ok(None)` when it does not exist or has no value.
+    async fn get_value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> Result<Option<Sensitive>, String>;
+    /// Stores `value` as version `token` with label AWSPENDING.
+    async fn put_pending(&self, secret_id: &str, token: &str, value: &str) -> Result<(), String>;
+    /// The id of the version holding AWSCURRENT.
+    async fn current_version(&self, secret_id: &str) -> Result<Option<String>, String>;
+    /// Moves AWSCURRENT to `token` (from the version that holds it).
+    async fn make_current(&self, secret_id: &str, token: &str) -> Result<(), String>;
+    /// A random password of `length` without the characters of `exclude`.
+    fn random_password(&self, length: usize, exclude: &str) -> Result<String, String>;
+}
+
+/// [`SecretOps`] over the in-process service.
+pub struct ServiceOps {
+    service: Arc<SecretsService>,
+}
+
+impl ServiceOps {
+    /// Wraps the service.
+    pub fn new(service: Arc<SecretsService>) -> Self {
+        Self { service }
+    }
+
+    fn cx() -> Ctx {
+        Ctx {
+            request_id: uuid::Uuid::new_v4().to_string(),
+            caller: "rotary-built-in-rotator".into(),
+        }
+    }
+}
+
+#[async_trait]
+impl SecretOps for ServiceOps {
+    async fn get_value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> Result<Option<Sensitive>, String> {
+        let req = GetSecretValueRequest {
+            secret_id: Some(secret_id.to_owned()),
+            version_id: version_id.map(str::to_owned),
+            version_stage: Some(stage.to_owned()),
+        };
+        match self.service.get_secret_value(&Self::cx(), req).await {
+            Ok(v) => match v.secret_string {
+                Some(s) => Ok(Some(s)),
+                None => Err(format!(
+                    "the {stage} value of {secret_id} is binary, not a string"
+                )),
+            },
+            Err(e) if e.code() == ErrorCode::ResourceNotFoundException => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    async fn put_pending(&self, secret_id: &str, token: &str, value: &str) -> Result<(), String> {
+        let req = PutSecretValueRequest {
+            secret_id: Some(secret_id.to_owned()),
+            client_request_token: Some(token.to_owned()),
+            secret_string: Some(Sensitive::new(value.to_owned())),
+            version_stages: Some(vec![AWSPENDING.to_owned()]),
+            ..Default::default()
+        };
+        self.service
+            .put_secret_value(&Self::cx(), req)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn current_version(&self, secret_id: &str) -> Result<Option<String>, String> {
+        let d = self
+            .service
+            .describe_secret(
+                &Self::cx(),
+                SecretIdRequest {
+                    secret_id: Some(secret_id.to_owned()),
+                },
+            )
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(d.version_ids_to_stages
+            .unwrap_or_default()
+            .into_iter()
+            .find_map(|(v, s)| s.iter().any(|l| l == AWSCURRENT).then_some(v)))
+    }
+
+    async fn make_current(&self, secret_id: &str, token: &str) -> Result<(), String> {
+        let current = self.current_version(secret_id).await?;
+        if current.as_deref() == Some(token) {
+            return Ok(());
+        }
+        let req = UpdateSecretVersionStageRequest {
+            secret_id: Some(secret_id.to_owned()),
+            version_stage: Some(AWSCURRENT.to_owned()),
+            move_to_version_id: Some(token.to_owned()),
+            remove_from_version_id: current,
+        };
+        self.service
+            .update_secret_version_stage(&Self::cx(), req)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    fn random_password(&self, length: usize, exclude: &str) -> Result<String, String> {
+        let spec = PasswordSpec {
+            length,
+            exclude_characters: exclude.to_owned(),
+            ..PasswordSpec::default()
+        };
+        random_password::generate(&spec)
+            .map(|p| p.to_string())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// The executor of a built-in.
+pub fn executor(builtin: Builtin, service: Arc<SecretsService>) -> Box<dyn RotationFunction> {
+    let ops: Arc<dyn SecretOps> = Arc::new(ServiceOps::new(service));
+    match builtin {
+        Builtin::GenericPassword => Box::new(GenericPassword::new(ops)),
+    }
+}

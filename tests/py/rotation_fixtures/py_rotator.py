@@ -1,0 +1,172 @@
+"""A rotation function for Rotary's tests, run as a process function (`python3 py_rotator.py`).
+
+It reads the Lambda rotation event on stdin and implements the four steps like AWS's
+templates do, with boto3 against SECRETS_MANAGER_ENDPOINT and the temporary credentials
+Rotary puts in its environment:
+  createSecret  reads AWSCURRENT; if the token has no AWSPENDING value yet, generates a
+                password (GetRandomPassword) and stores it with PutSecretValue(token,
+                AWSPENDING) (the `password` member of a JSON object, or the whole string)
+  setSecret     nothing to set (records it)
+  testSecret    reads the pending value back by VersionId + VersionStage
+  finishSecret  moves AWSCURRENT to the token (UpdateSecretVersionStage)
+
+Knobs (all optional, through the function's Env):
+  MARKER_DIR      directory where it records what it did: steps.log, created.txt (the value
+                  it generated), other.txt (result of reading OTHER_SECRET)
+  OTHER_SECRET    a secret id to try reading with the temporary credentials
+  FAIL_STEP       the step to fail (message on stderr, exit 1)
+  FAIL_UNLESS     file: FAIL_STEP applies only while this file does not exist
+  KILL_STEP, SERVER_PID, KILL_ONCE_FILE
+                  after doing KILL_STEP's work, SIGKILL the server (once: the file is
+                  created first, and no kill happens when it exists)
+  BLOCK_STEP, BLOCKED_FILE, RELEASE_FILE
+                  at the start of BLOCK_STEP, create BLOCKED_FILE and wait (up to 60 s) for
+                  RELEASE_FILE; no blocking when RELEASE_FILE already exists
+  GARBAGE=1       print binary junk on stdout and stderr in every step
+  PRINT_VALUES=1  print the current and pending values (to check that Rotary redacts them)
+  WRITE_BINARY=1  createSecret stores the new value as SecretBinary
+"""
+
+import json
+import os
+import signal
+import sys
+import time
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+ENV = os.environ
+
+
+def record(name, text, mode="a"):
+    d = ENV.get("MARKER_DIR")
+    if d:
+        with open(os.path.join(d, name), mode) as f:
+            f.write(text)
+
+
+def junk():
+    blob = bytes(range(256)) * 64 + b"\x1b[31mred\x1b[0m\xff\xfe\x00\x00not-json{{{"
+    sys.stdout.buffer.write(blob + b"\n")
+    sys.stdout.buffer.flush()
+    sys.stderr.buffer.write(blob[::-1] + b"\n")
+    sys.stderr.buffer.flush()
+
+
+def client():
+    return boto3.client(
+        "secretsmanager",
+        endpoint_url=ENV["SECRETS_MANAGER_ENDPOINT"],
+        config=Config(retries={"max_attempts": 1}, connect_timeout=5, read_timeout=20),
+    )
+
+
+def create_secret(sm, event):
+    arn, token = event["SecretId"], event["ClientRequestToken"]
+    current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+    if ENV.get("OTHER_SECRET"):
+        try:
+            sm.get_secret_value(SecretId=ENV["OTHER_SECRET"])
+            record("other.txt", "READ-SUCCEEDED", "w")
+        except ClientError as e:
+            err = e.response["Error"]
+            record("other.txt", "%s: %s" % (err.get("Code"), err.get("Message")), "w")
+    try:
+        sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+        print("createSecret: pending value already stored")
+        return
+    except sm.exceptions.ResourceNotFoundException:
+        pass
+    password = sm.get_random_password(PasswordLength=32, ExcludePunctuation=True)[
+        "RandomPassword"]
+    old = current.get("SecretString")
+    try:
+        doc = json.loads(old) if old is not None else None
+    except ValueError:
+        doc = None
+    if isinstance(doc, dict):
+        doc["password"] = password
+        new = json.dumps(doc)
+    else:
+        new = password
+    kwargs = dict(SecretId=arn, ClientRequestToken=token, VersionStages=["AWSPENDING"])
+    if event.get("RotationToken"):
+        kwargs["RotationToken"] = event["RotationToken"]
+    if ENV.get("WRITE_BINARY") == "1":
+        kwargs["SecretBinary"] = b"\x00\x01binary:" + new.encode()
+    else:
+        kwargs["SecretString"] = new
+    sm.put_secret_value(**kwargs)
+    record("created.txt", new, "w")
+    print("createSecret: stored a new AWSPENDING value")
+
+
+def set_secret(sm, event):
+    record("set.txt", event["ClientRequestToken"] + "\n")
+    print("setSecret: nothing to set")
+
+
+def test_secret(sm, event):
+    arn, token = event["SecretId"], event["ClientRequestToken"]
+    pending = sm.get_secret_value(SecretId=arn, VersionId=token, VersionStage="AWSPENDING")
+    if ENV.get("PRINT_VALUES") == "1":
+        current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+        print("current value: %s" % current.get("SecretString"))
+        print("pending value: %s" % pending.get("SecretString"))
+        sys.stderr.write("pending again: %s\n" % pending.get("SecretString"))
+    print("testSecret: pending value readable")
+
+
+def finish_secret(sm, event):
+    arn, token = event["SecretId"], event["ClientRequestToken"]
+    meta = sm.describe_secret(SecretId=arn)
+    current = None
+    for vid, stages in meta["VersionIdsToStages"].items():
+        if "AWSCURRENT" in stages:
+            current = vid
+    if current == token:
+        print("finishSecret: already AWSCURRENT")
+        return
+    sm.update_secret_version_stage(SecretId=arn, VersionStage="AWSCURRENT",
+                                   MoveToVersionId=token, RemoveFromVersionId=current)
+    print("finishSecret: moved AWSCURRENT")
+
+
+STEPS = {
+    "createSecret": create_secret,
+    "setSecret": set_secret,
+    "testSecret": test_secret,
+    "finishSecret": finish_secret,
+}
+
+
+def main():
+    event = json.load(sys.stdin)
+    step = event["Step"]
+    record("steps.log", "%s %s\n" % (step, event["ClientRequestToken"]))
+    if ENV.get("GARBAGE") == "1":
+        junk()
+    if ENV.get("FAIL_STEP") == step and not (
+            ENV.get("FAIL_UNLESS") and os.path.exists(ENV["FAIL_UNLESS"])):
+        sys.stderr.write("simulated failure in %s\n" % step)
+        return 1
+    if ENV.get("BLOCK_STEP") == step and not os.path.exists(ENV["RELEASE_FILE"]):
+        record("blocked.txt", event["ClientRequestToken"])
+        open(ENV["BLOCKED_FILE"], "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists(ENV["RELEASE_FILE"]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+    STEPS[step](client(), event)
+    if ENV.get("KILL_STEP") == step and not os.path.exists(ENV["KILL_ONCE_FILE"]):
+        open(ENV["KILL_ONCE_FILE"], "w").close()
+        record("killed.txt", "%s %s\n" % (step, ENV["SERVER_PID"]))
+        os.kill(int(ENV["SERVER_PID"]), signal.SIGKILL)
+    if ENV.get("GARBAGE") == "1":
+        junk()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
