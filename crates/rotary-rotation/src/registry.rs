@@ -17,16 +17,38 @@ const META_PREFIX: &str = "function:";
 pub enum Builtin {
     /// A fresh random password in the secret's existing shape.
     GenericPassword,
+    /// PostgreSQL, the user changes its own password.
+    PostgresSingleUser,
+    /// PostgreSQL, alternating between `user` and `user_clone` via a master secret.
+    PostgresAlternatingUsers,
+    /// MySQL / MariaDB, the user changes its own password.
+    MysqlSingleUser,
+    /// MySQL / MariaDB, alternating users via a master secret.
+    MysqlAlternatingUsers,
+    /// Redis ACL user, changes its own password.
+    RedisSingleUser,
 }
 
 impl Builtin {
     /// Every built-in.
-    pub const ALL: [Builtin; 1] = [Builtin::GenericPassword];
+    pub const ALL: [Builtin; 6] = [
+        Builtin::GenericPassword,
+        Builtin::PostgresSingleUser,
+        Builtin::PostgresAlternatingUsers,
+        Builtin::MysqlSingleUser,
+        Builtin::MysqlAlternatingUsers,
+        Builtin::RedisSingleUser,
+    ];
 
     /// The function name.
     pub fn name(self) -> &'static str {
         match self {
             Builtin::GenericPassword => "rotary-generic-password",
+            Builtin::PostgresSingleUser => "rotary-postgresql-single-user",
+            Builtin::PostgresAlternatingUsers => "rotary-postgresql-alternating-users",
+            Builtin::MysqlSingleUser => "rotary-mysql-single-user",
+            Builtin::MysqlAlternatingUsers => "rotary-mysql-alternating-users",
+            Builtin::RedisSingleUser => "rotary-redis-single-user",
         }
     }
 
@@ -36,6 +58,15 @@ impl Builtin {
             Builtin::GenericPassword => {
                 "Sets a new random password: the `password` member of a JSON object secret, or the whole string"
             }
+            Builtin::PostgresSingleUser => "PostgreSQL: the user in the secret changes its own password",
+            Builtin::PostgresAlternatingUsers => {
+                "PostgreSQL: alternates between user and user_clone, changed with the master secret (masterarn)"
+            }
+            Builtin::MysqlSingleUser => "MySQL/MariaDB: the user in the secret changes its own password",
+            Builtin::MysqlAlternatingUsers => {
+                "MySQL/MariaDB: alternates between user and user_clone, changed with the master secret (masterarn)"
+            }
+            Builtin::RedisSingleUser => "Redis: the ACL user in the secret changes its own password",
         }
     }
 }

@@ -6,6 +6,9 @@
 //! UpdateSecretVersionStage, GetRandomPassword).
 
 mod generic;
+mod mysql;
+mod postgres;
+mod redis;
 
 use std::sync::Arc;
 
@@ -158,5 +161,10 @@ pub fn executor(builtin: Builtin, service: Arc<SecretsService>) -> Box<dyn Rotat
     let ops: Arc<dyn SecretOps> = Arc::new(ServiceOps::new(service));
     match builtin {
         Builtin::GenericPassword => Box::new(GenericPassword::new(ops)),
+        Builtin::PostgresSingleUser => Box::new(postgres::PostgresRotator::new(ops, false)),
+        Builtin::PostgresAlternatingUsers => Box::new(postgres::PostgresRotator::new(ops, true)),
+        Builtin::MysqlSingleUser => Box::new(mysql::MysqlRotator::new(ops, false)),
+        Builtin::MysqlAlternatingUsers => Box::new(mysql::MysqlRotator::new(ops, true)),
+        Builtin::RedisSingleUser => Box::new(redis::RedisRotator::new(ops)),
     }
 }

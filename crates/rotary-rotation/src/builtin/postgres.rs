@@ -1,0 +1,32 @@
+//! PLACEHOLDER: being written; replaced before it lands.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use super::SecretOps;
+use crate::functions::{FunctionError, Invocation, Output, RotationFunction};
+
+/// Rotator (placeholder).
+#[allow(dead_code)]
+pub struct PostgresRotator {
+    ops: Arc<dyn SecretOps>,
+    alternating: bool,
+}
+
+impl PostgresRotator {
+    /// New.
+    pub fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
+        Self { ops, alternating }
+    }
+}
+
+#[async_trait]
+impl RotationFunction for PostgresRotator {
+    async fn invoke(&self, _inv: &Invocation) -> Result<Output, FunctionError> {
+        Err(FunctionError::Failed {
+            message: "not available yet".into(),
+            output: Output::default(),
+        })
+    }
+}
