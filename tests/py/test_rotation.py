@@ -251,6 +251,16 @@ def test_aws_template_python_handler_rotates_unmodified(rsm, rot):
     desc = rot.ok("DescribeFunction", {"Name": arn})
     assert desc["Name"] == fn and desc.get("Handler") == "lambda_function.lambda_handler", desc
 
+    # RotateImmediately=false: the template's testSecret runs on a copy of AWSCURRENT.
+    assert "VersionId" not in rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
+                                                RotateImmediately=False)
+    trec = rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True, timeout=60)
+    assert trec["Outcome"] == "Succeeded", trec
+    assert_steps_succeeded(trec, ["testSecret"])
+    wait_for(lambda: len(lib.list_all_versions(rsm, name)) == 1, 10, "test version removal")
+    assert stages(rsm, name) == {orig: ["AWSCURRENT"]}
+    assert rsm.get_secret_value(SecretId=name)["SecretString"] == orig_value
+
     token = rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
                               RotationRules={"ScheduleExpression": "rate(10 days)"})["VersionId"]
     rec = rot.wait_outcome(name, token, timeout=60)
@@ -274,7 +284,7 @@ def test_aws_template_python_handler_rotates_unmodified(rsm, rot):
     assert rec2["Outcome"] == "Succeeded", rec2
     got2 = assert_rotated(rsm, name, token, token2)
     assert got2["SecretString"] != new
-    assert [r["Token"] for r in rot.history(name)] == [token2, token]
+    assert [r["Token"] for r in rot.history(name)] == [token2, token, trec["Token"]]
     d = rsm.describe_secret(SecretId=name)
     assert d["RotationRules"]["ScheduleExpression"] == "rate(10 days)"
     assert d["RotationRules"].get("AutomaticallyAfterDays") == 10, d["RotationRules"]
@@ -348,9 +358,69 @@ def test_failed_step_retries_fails_then_redrive_completes(step, rsm, rot, marker
     assert json.loads(got["SecretString"])["password"] != json.loads(orig_value)["password"]
     assert [r["Outcome"] for r in rot.history(name)] == ["Succeeded", "Failed", "Retrying"]
     assert {line.split()[1] for line in read_lines(markers / "steps.log")} == {token}
+    arn_of_secret = rsm.describe_secret(SecretId=name)["ARN"]
+    for line in read_lines(markers / "events.log"):
+        ev = json.loads(line)
+        assert set(ev) == {"Step", "SecretId", "ClientRequestToken", "RotationToken"}, ev
+        assert ev["SecretId"] == arn_of_secret and ev["ClientRequestToken"] == token, ev
+        assert re.fullmatch(r"[A-Za-z0-9-]{36,256}", ev["RotationToken"]), ev
     assert rot.compliance_of(name) is None
     d = rsm.describe_secret(SecretId=name)
     assert "LastRotatedDate" in d and d["NextRotationDate"] > d["LastRotatedDate"]
+
+
+@pytest.mark.parametrize("cap", [None, 1], ids=["no-cap", "cap-1s"])
+def test_retry_backoff_doubles_per_attempt_up_to_the_cap(cap, make_server, markers):
+    env = {"ROTARY_ROTATION_MAX_ATTEMPTS": 3, "ROTARY_ROTATION_RETRY_BASE_SECONDS": 1}
+    if cap is not None:
+        env["ROTARY_ROTATION_RETRY_CAP_SECONDS"] = cap
+    srv = make_server(**env)
+    sm, rot = srv.client(), Rotary(srv)
+    arn = rot.create_function("fails", Command="echo 'no luck' >&2; exit 1")
+    name = unique_name("rot-backoff")
+    sm.create_secret(Name=name, SecretString="backoff-value")
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
+    rot.wait_outcome(name, token, outcomes=("Failed",), timeout=30)
+    recs = rot.history(name)[::-1]
+    assert [(r["Attempt"], r["Outcome"]) for r in recs] == [
+        (1, "Retrying"), (2, "Retrying"), (3, "Failed")], recs
+    delays = [r["NextAttemptAt"] - r["EndedAt"] for r in recs[:2]]
+    assert 0.45 <= delays[0] <= 1.55, delays
+    if cap is None:
+        assert 0.95 <= delays[1] <= 3.05, delays
+    else:
+        assert 0.45 <= delays[1] <= 1.55, delays
+    for prev, nxt in zip(recs, recs[1:]):
+        assert nxt["StartedAt"] >= prev["NextAttemptAt"] - 0.05, (prev, nxt)
+        assert nxt["Token"] == token
+
+
+def test_test_only_rotation_failure_removes_the_test_version(rsm, rot, markers):
+    arn = rot.create_function(fname("fail-test"), Command=python_command(),
+                              Env={"MARKER_DIR": str(markers), "FAIL_STEP": "testSecret"})
+    name = unique_name("rot-testfail")
+    orig_value = json_secret()
+    orig = rsm.create_secret(Name=name, SecretString=orig_value)["VersionId"]
+    resp = rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn, RotateImmediately=False,
+                             RotationRules={"AutomaticallyAfterDays": 10})
+    assert "VersionId" not in resp, resp
+    rec = rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True, timeout=30)
+    assert rec["Outcome"] == "Failed" and rec["FailedStep"] == "testSecret", rec
+    assert step_names(rec) == ["testSecret"], rec
+    assert all(r["TestOnly"] for r in rot.history(name))
+    # The function saw the test version, which carried AWSPENDING and a copy of AWSCURRENT.
+    (line,) = read_lines(markers / "steps.log")
+    test_vid = line.split()[1]
+    assert test_vid != orig
+    wait_for(lambda: len(lib.list_all_versions(rsm, name)) == 1, 10,
+             "the test version to be removed")
+    assert stages(rsm, name) == {orig: ["AWSCURRENT"]}
+    assert rsm.get_secret_value(SecretId=name)["SecretString"] == orig_value
+    d = rsm.describe_secret(SecretId=name)
+    assert d["RotationEnabled"] is True and d["RotationLambdaARN"] == arn, d
+    assert "LastRotatedDate" not in d, d
+    checks = {f["Check"] for f in rot.compliance_of(name) or []}
+    assert "LastRotationFailed" in checks and "PendingOnNonCurrentVersion" not in checks, checks
 
 
 # ------------------------------------------------------------------------------------------
@@ -397,21 +467,31 @@ def test_hanging_function_times_out(rsm, rot, tmp_path):
              f"timed-out function processes {pid_list} to be killed")
 
 
-def test_function_printing_garbage_but_doing_nothing_fails_completion_check(rsm, rot):
+def test_function_printing_garbage_but_storing_nothing_fails_at_create(rsm, rot):
     cmd = ("head -c 4096 /dev/urandom; printf '\\000\\377{not json\\033[31m\\n'; "
            "head -c 2048 /dev/urandom >&2; exit 0")
     arn = rot.create_function(fname("garbage"), Command=cmd)
     recs, token = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-garbage"),
+                                         "createSecret")
+    for r in recs:
+        # The step "succeeded" but left the pending version empty: the attempt fails.
+        assert "did not store a value for the pending version" in r["Error"], r
+        assert isinstance(r["Steps"][-1].get("Output", ""), str)
+    expect_error(rsm.get_secret_value, "ResourceNotFoundException",
+                 SecretId=recs[0]["ARN"], VersionId=token, VersionStage="AWSPENDING")
+
+
+def test_function_that_never_moves_awscurrent_fails_completion_check(rsm, rot, markers):
+    arn = rot.create_function(fname("nofinish"), Command=python_command(),
+                              Env={"MARKER_DIR": str(markers), "SKIP_FINISH": "1"})
+    recs, token = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-nofinish"),
                                          "finishSecret")
     for r in recs:
         # Every step "succeeded", but AWSCURRENT never moved: the rotation did not happen.
         assert_steps_succeeded(r)
         assert "AWSCURRENT" in r["Error"], r
-        for s in r["Steps"]:
-            assert isinstance(s.get("Output", ""), str)
-    # The pending version never got a value.
-    expect_error(rsm.get_secret_value, "ResourceNotFoundException",
-                 SecretId=recs[0]["ARN"], VersionId=token, VersionStage="AWSPENDING")
+    pending = rsm.get_secret_value(SecretId=recs[0]["ARN"], VersionId=token)
+    assert pending["SecretString"] == (markers / "created.txt").read_text()
 
 
 def test_garbage_output_with_a_correct_rotation_succeeds_and_values_are_redacted(rsm, rot,
@@ -474,20 +554,23 @@ def test_python_handler_printing_garbage_and_a_forged_marker_succeeds(rsm, rot, 
     assert got["SecretString"] == (markers / "created.txt").read_text()
 
 
-def test_function_writing_a_binary_value_rotates_to_that_exact_value(rsm, rot, markers):
-    """The service does not judge the shape of what a function stores (AWS doesn't either):
-    a string secret rotated to a SecretBinary value ends with exactly those bytes current,
-    served as SecretBinary, with consistent labels and history."""
-    arn = rot.create_function(fname("binary"), Command=python_command(),
-                              Env={"MARKER_DIR": str(markers), "WRITE_BINARY": "1"})
-    name = unique_name("rot-binary")
-    orig = rsm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
-    token = rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
-    rec = rot.wait_outcome(name, token, timeout=40)
-    assert rec["Outcome"] == "Succeeded", rec
-    got = assert_rotated(rsm, name, orig, token)
-    assert "SecretString" not in got, got
-    assert got["SecretBinary"] == b"\x00\x01binary:" + (markers / "created.txt").read_bytes()
+@pytest.mark.parametrize("shape,error", [
+    ("binary", "the pending value is binary but AWSCURRENT is a string"),
+    ("drop-member", "the pending value lacks members of AWSCURRENT: username"),
+    ("plain", "AWSCURRENT is a JSON object but the pending value is not"),
+])
+def test_function_storing_a_value_of_the_wrong_shape_fails(shape, error, rsm, rot, markers):
+    """A pending value whose shape differs from AWSCURRENT's (binary for a string, a JSON
+    object missing members, a bare string for a JSON object) must never become current."""
+    arn = rot.create_function(fname(f"shape-{shape}"), Command=python_command(),
+                              Env={"MARKER_DIR": str(markers), "WRITE_SHAPE": shape})
+    recs, token = _rotate_expect_failure(rsm, rot, arn, unique_name(f"rot-shape-{shape}"),
+                                         "createSecret")
+    for r in recs:
+        assert error in r["Error"], r
+        assert r["Steps"][-1]["Outcome"] == "Failed", r
+        created = (markers / "created.txt").read_text()
+        assert created not in json.dumps(r), "the error must not include the value"
 
 
 def test_generic_password_builtin_on_a_binary_secret_fails_cleanly(rsm, rot):
@@ -500,6 +583,62 @@ def test_generic_password_builtin_on_a_binary_secret_fails_cleanly(rsm, rot):
     assert all(r["FailedStep"] == "createSecret" and "string" in r["Error"] for r in recs), recs
     got = rsm.get_secret_value(SecretId=name)
     assert got["VersionId"] == orig and got["SecretBinary"] == b"\x00\xffbinary"
+
+
+@pytest.mark.parametrize("handler,error", [
+    ("no_such_module.lambda_handler", "Runtime.ImportModuleError: Unable to import module 'no_such_module'"),
+    ("bad_handlers.no_such_function", "Runtime.HandlerNotFound"),
+])
+def test_python_handler_that_cannot_load_fails_clearly(handler, error, rsm, rot):
+    arn = rot.create_function(fname("noload"), PythonHandler=handler, CodeDir=str(HANDLERS_DIR))
+    recs, _ = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-noload"), "createSecret")
+    for r in recs:
+        assert error in r["Error"], r
+
+
+def test_create_function_validation(rot, tmp_path):
+    name = fname("valid")
+    rot.create_function(name, Command="true")
+    bad = [
+        ({"Name": name, "Command": "true"}, "ResourceExistsException"),
+        ({"Name": "rotary-mine", "Command": "true"}, "InvalidParameterException"),
+        ({"Name": "has space", "Command": "true"}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": ""}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": "true", "Url": "http://127.0.0.1:1/"},
+         "InvalidParameterException"),
+        ({"Name": fname("x")}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": "true", "TimeoutSeconds": 0}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": "true", "TimeoutSeconds": 901},
+         "InvalidParameterException"),
+        ({"Name": fname("x"), "PythonHandler": "m.f", "CodeDir": "relative/dir"},
+         "InvalidParameterException"),
+        ({"Name": fname("x"), "PythonHandler": "m.f", "CodeDir": str(tmp_path / "missing")},
+         "InvalidParameterException"),
+        ({"Name": fname("x"), "PythonHandler": "not a handler", "CodeDir": str(tmp_path)},
+         "InvalidParameterException"),
+        ({"Name": fname("x"), "Url": "ftp://127.0.0.1/"}, "InvalidParameterException"),
+    ]
+    names_before = {f["Name"] for f in rot.ok("ListFunctions")["Functions"]}
+    for body, code in bad:
+        r = rot.call("CreateFunction", body)
+        assert r.status == 400 and r.json["__type"].endswith(code), (body, r)
+        assert r.json.get("message") or r.json.get("Message"), r
+    assert {f["Name"] for f in rot.ok("ListFunctions")["Functions"]} == names_before
+    r = rot.call("DeleteFunction", {"Name": "rotary-generic-password"})
+    assert r.status == 400, r
+    r = rot.call("DeleteFunction", {"Name": fname("never")})
+    assert r.status == 400 and r.json["__type"].endswith("ResourceNotFoundException"), r
+
+
+def test_rotate_secret_with_a_token_of_an_existing_version_is_refused(rsm, rot):
+    name = unique_name("rot-token-used")
+    orig = rsm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+    rsm.rotate_secret(SecretId=name, RotationLambdaARN=GENERIC, RotateImmediately=False)
+    rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True)
+    before = snapshot(rsm, name)
+    expect_error(rsm.rotate_secret, "ResourceExistsException", SecretId=name,
+                 ClientRequestToken=orig)
+    assert snapshot(rsm, name) == before
 
 
 def _no_rotation_fields(d):
@@ -534,6 +673,50 @@ def test_unknown_or_missing_function_is_rejected_and_changes_nothing(rsm, rot):
                  RotationRules={"AutomaticallyAfterDays": 9})
     assert snapshot(rsm, name2) == before
     assert len(rot.history(name2)) == 1
+
+
+def test_rotate_and_cancel_on_missing_or_deleted_secrets(rsm, rot):
+    missing = unique_name("rot-missing")
+    expect_error(rsm.rotate_secret, "ResourceNotFoundException", lib.NOT_FOUND,
+                 SecretId=missing, RotationLambdaARN=GENERIC)
+    expect_error(rsm.cancel_rotate_secret, "ResourceNotFoundException", lib.NOT_FOUND,
+                 SecretId=missing)
+    name = unique_name("rot-deleted")
+    rsm.create_secret(Name=name, SecretString="deleted-value")
+    rsm.rotate_secret(SecretId=name, RotationLambdaARN=GENERIC, RotateImmediately=False)
+    rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True)
+    rsm.delete_secret(SecretId=name, RecoveryWindowInDays=7)
+    before = snapshot(rsm, name)
+    expect_error(rsm.rotate_secret, "InvalidRequestException", lib.MARKED_FOR_DELETION,
+                 SecretId=name, RotationLambdaARN=GENERIC)
+    expect_error(rsm.rotate_secret, "InvalidRequestException", lib.MARKED_FOR_DELETION,
+                 SecretId=name)
+    expect_error(rsm.cancel_rotate_secret, "InvalidRequestException", lib.MARKED_FOR_DELETION,
+                 SecretId=name)
+    assert snapshot(rsm, name) == before
+    # Rules are checked before the function: bad rules + unknown function = rules error.
+    other = unique_name("rot-order")
+    rsm.create_secret(Name=other, SecretString="order-value")
+    expect_error(rsm.rotate_secret, "InvalidParameterException", BOTH_SCHEDULES, SecretId=other,
+                 RotationLambdaARN=lambda_arn(fname("nope")),
+                 RotationRules={"AutomaticallyAfterDays": 7, "ScheduleExpression": "rate(7 days)"})
+
+
+def test_rotation_rules_are_replaced_wholesale(rsm, rot):
+    name = unique_name("rot-rules")
+    rsm.create_secret(Name=name, SecretString=json_secret())
+    rsm.rotate_secret(SecretId=name, RotationLambdaARN=GENERIC, RotateImmediately=False,
+                      RotationRules={"ScheduleExpression": "cron(0 16 1,15 * ? *)",
+                                     "Duration": "2h"})
+    rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True)
+    t0 = time.time()
+    rsm.rotate_secret(SecretId=name, RotateImmediately=False,
+                      RotationRules={"AutomaticallyAfterDays": 3})
+    t1 = time.time()
+    d = rsm.describe_secret(SecretId=name)
+    assert d["RotationRules"] == {"AutomaticallyAfterDays": 3}, d["RotationRules"]
+    assert d["RotationLambdaARN"] == GENERIC
+    assert d["NextRotationDate"].timestamp() in {days_window(t, 3)[1] - 1 for t in (t0, t1)}
 
 
 BAD_RULES = [
@@ -759,6 +942,113 @@ def test_rotation_survives_server_kill_during_each_step(step, make_server, marke
     assert {line.split()[1] for line in read_lines(markers / "steps.log")} == {token}
     d = sm.describe_secret(SecretId=name)
     assert d["RotationEnabled"] is True and "LastRotatedDate" in d
+    assert rot.compliance_of(name) is None
+
+
+def test_graceful_shutdown_mid_step_stops_the_function_and_resumes(make_server, markers):
+    srv = make_server()
+    sm, rot = srv.client(), Rotary(srv)
+    blocked, release = markers / "blocked", markers / "release"
+    arn = rot.create_function("slow", Command=python_command(), TimeoutSeconds=60, Env={
+        "MARKER_DIR": str(markers), "BLOCK_STEP": "setSecret", "BLOCKED_FILE": str(blocked),
+        "RELEASE_FILE": str(release)})
+    name = unique_name("rot-sigterm")
+    orig = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
+    wait_for(lambda: blocked.exists() and blocked.read_text(), 30, "the function to block")
+    fn_pid = int(blocked.read_text())
+    t = time.monotonic()
+    srv.proc.terminate()
+    try:
+        srv.proc.wait(timeout=15)
+    except Exception:
+        srv.kill()
+        pytest.fail("rotary did not exit within 15 s of SIGTERM while a function was running")
+    took = time.monotonic() - t
+    rc = srv.proc.returncode
+    srv.kill()  # closes the log
+    wait_for(lambda: _gone_or_zombie(fn_pid), 10, f"the running function {fn_pid} to be stopped")
+    assert rc == 0, f"exit status {rc} after SIGTERM ({took:.1f}s)"
+    release.touch()
+    srv.start()
+    sm, rot = srv.client(), Rotary(srv)
+    rec = rot.wait_outcome(name, token, timeout=30)
+    assert rec["Outcome"] == "Succeeded", rec
+    assert_rotated(sm, name, orig, token)
+    ran = [line.split()[0] for line in read_lines(markers / "steps.log")]
+    assert ran == ["createSecret", "setSecret", "setSecret", "testSecret", "finishSecret"], ran
+
+
+def test_pending_retry_survives_a_restart(make_server, markers):
+    srv = make_server(ROTARY_ROTATION_MAX_ATTEMPTS=2, ROTARY_ROTATION_RETRY_BASE_SECONDS=3)
+    sm, rot = srv.client(), Rotary(srv)
+    fixed = markers / "fixed"
+    arn = rot.create_function("flaky", Command=python_command(), Env={
+        "MARKER_DIR": str(markers), "FAIL_STEP": "setSecret", "FAIL_UNLESS": str(fixed)})
+    name = unique_name("rot-retry-restart")
+    orig = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
+    first = rot.wait_outcome(name, token, outcomes=("Retrying",), timeout=30)
+    srv.kill()
+    fixed.touch()
+    srv.start()
+    sm, rot = srv.client(), Rotary(srv)
+    rec = rot.wait_outcome(name, token, outcomes=FINAL_OUTCOMES, timeout=30, Attempt=2)
+    assert rec["Outcome"] == "Succeeded", rec
+    assert rec["StartedAt"] >= first["NextAttemptAt"] - 0.05, (first, rec)
+    assert [r["Outcome"] for r in rot.history(name)] == ["Succeeded", "Retrying"]
+    got = assert_rotated(sm, name, orig, token)
+    assert got["SecretString"] == (markers / "created.txt").read_text()
+
+
+def test_next_window_redrives_a_failed_rotation(make_server, markers):
+    srv = make_server(ROTARY_TEST_CLOCK="true", ROTARY_ROTATION_MAX_ATTEMPTS=1)
+    sm, rot = srv.client(), Rotary(srv)
+    fixed = markers / "fixed"
+    arn = rot.create_function("flaky", Command=python_command(), Env={
+        "MARKER_DIR": str(markers), "FAIL_STEP": "finishSecret", "FAIL_UNLESS": str(fixed)})
+    name = unique_name("rot-window-redrive")
+    orig = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+    t0 = time.time()
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
+                             RotationRules={"AutomaticallyAfterDays": 2})["VersionId"]
+    failed = rot.wait_outcome(name, token, timeout=30)
+    assert failed["Outcome"] == "Failed" and failed["FailedStep"] == "finishSecret", failed
+    d = sm.describe_secret(SecretId=name)
+    assert d["NextRotationDate"].timestamp() in {days_window(t, 2)[1] - 1 for t in (t0, time.time())}
+    fixed.touch()
+    now = rot.advance(3 * 86400 + 60)
+    rec = rot.wait_outcome(name, token, timeout=30, Trigger="redrive")
+    assert rec["Outcome"] == "Succeeded" and rec["Late"] is True, rec
+    assert_rotated(sm, name, orig, token)
+    d = sm.describe_secret(SecretId=name)
+    assert d["LastRotatedDate"].timestamp() >= now - 1
+    assert d["NextRotationDate"].timestamp() == days_window(now, 2, last_rotated=now)[1] - 1
+    assert rot.compliance_of(name) is None
+
+
+def test_overdue_rotation_is_reported_until_it_succeeds(make_server, markers):
+    srv = make_server(ROTARY_TEST_CLOCK="true")
+    sm, rot = srv.client(), Rotary(srv)
+    blocked, release = markers / "blocked", markers / "release"
+    arn = rot.create_function("slow", Command=python_command(), TimeoutSeconds=60, Env={
+        "MARKER_DIR": str(markers), "BLOCK_STEP": "setSecret", "BLOCKED_FILE": str(blocked),
+        "RELEASE_FILE": str(release)})
+    name = unique_name("rot-overdue")
+    orig = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
+                             RotationRules={"AutomaticallyAfterDays": 1})["VersionId"]
+    try:
+        wait_for(blocked.exists, 30, "the function to block")
+        assert rot.compliance_of(name) is None
+        rot.advance(3 * 86400)
+        checks = {f["Check"] for f in rot.compliance_of(name) or []}
+        assert "RotationOverdue" in checks, checks
+        assert "PendingOnNonCurrentVersion" not in checks, "a running rotation is not stuck"
+    finally:
+        release.touch()
+    assert rot.wait_outcome(name, token, timeout=30)["Outcome"] == "Succeeded"
+    assert_rotated(sm, name, orig, token)
     assert rot.compliance_of(name) is None
 
 

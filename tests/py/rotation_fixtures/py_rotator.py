@@ -11,8 +11,9 @@ Rotary puts in its environment:
   finishSecret  moves AWSCURRENT to the token (UpdateSecretVersionStage)
 
 Knobs (all optional, through the function's Env):
-  MARKER_DIR      directory where it records what it did: steps.log, created.txt (the value
-                  it generated), other.txt (result of reading OTHER_SECRET)
+  MARKER_DIR      directory where it records what it did: steps.log, events.log (each event
+                  as received), created.txt (the value it generated), other.txt (result of
+                  reading OTHER_SECRET)
   OTHER_SECRET    a secret id to try reading with the temporary credentials
   FAIL_STEP       the step to fail (message on stderr, exit 1)
   FAIL_UNLESS     file: FAIL_STEP applies only while this file does not exist
@@ -20,11 +21,14 @@ Knobs (all optional, through the function's Env):
                   after doing KILL_STEP's work, SIGKILL the server (once: the file is
                   created first, and no kill happens when it exists)
   BLOCK_STEP, BLOCKED_FILE, RELEASE_FILE
-                  at the start of BLOCK_STEP, create BLOCKED_FILE and wait (up to 60 s) for
+                  at the start of BLOCK_STEP, write its pid to BLOCKED_FILE and wait (up to 60 s) for
                   RELEASE_FILE; no blocking when RELEASE_FILE already exists
   GARBAGE=1       print binary junk on stdout and stderr in every step
   PRINT_VALUES=1  print the current and pending values (to check that Rotary redacts them)
-  WRITE_BINARY=1  createSecret stores the new value as SecretBinary
+  WRITE_SHAPE     createSecret stores a value of another shape than AWSCURRENT:
+                  `binary` (SecretBinary), `drop-member` (the JSON object without its
+                  `username`), `plain` (the bare password instead of the JSON object)
+  SKIP_FINISH=1   finishSecret does nothing (AWSCURRENT never moves)
 """
 
 import json
@@ -33,11 +37,14 @@ import signal
 import sys
 import time
 
+import functools
+
 import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 ENV = os.environ
+print = functools.partial(print, flush=True)  # keep stdout and stderr in order
 
 
 def record(name, text, mode="a"):
@@ -94,7 +101,13 @@ def create_secret(sm, event):
     kwargs = dict(SecretId=arn, ClientRequestToken=token, VersionStages=["AWSPENDING"])
     if event.get("RotationToken"):
         kwargs["RotationToken"] = event["RotationToken"]
-    if ENV.get("WRITE_BINARY") == "1":
+    shape = ENV.get("WRITE_SHAPE")
+    if shape == "drop-member" and isinstance(doc, dict):
+        doc.pop("username", None)
+        new = json.dumps(doc)
+    elif shape == "plain":
+        new = password
+    if shape == "binary":
         kwargs["SecretBinary"] = b"\x00\x01binary:" + new.encode()
     else:
         kwargs["SecretString"] = new
@@ -121,6 +134,9 @@ def test_secret(sm, event):
 
 def finish_secret(sm, event):
     arn, token = event["SecretId"], event["ClientRequestToken"]
+    if ENV.get("SKIP_FINISH") == "1":
+        print("finishSecret: doing nothing")
+        return
     meta = sm.describe_secret(SecretId=arn)
     current = None
     for vid, stages in meta["VersionIdsToStages"].items():
@@ -146,6 +162,7 @@ def main():
     event = json.load(sys.stdin)
     step = event["Step"]
     record("steps.log", "%s %s\n" % (step, event["ClientRequestToken"]))
+    record("events.log", json.dumps(event) + "\n")
     if ENV.get("GARBAGE") == "1":
         junk()
     if ENV.get("FAIL_STEP") == step and not (
@@ -154,7 +171,8 @@ def main():
         return 1
     if ENV.get("BLOCK_STEP") == step and not os.path.exists(ENV["RELEASE_FILE"]):
         record("blocked.txt", event["ClientRequestToken"])
-        open(ENV["BLOCKED_FILE"], "w").close()
+        with open(ENV["BLOCKED_FILE"], "w") as f:
+            f.write(str(os.getpid()))
         deadline = time.monotonic() + 60
         while not os.path.exists(ENV["RELEASE_FILE"]) and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -163,8 +181,6 @@ def main():
         open(ENV["KILL_ONCE_FILE"], "w").close()
         record("killed.txt", "%s %s\n" % (step, ENV["SERVER_PID"]))
         os.kill(int(ENV["SERVER_PID"]), signal.SIGKILL)
-    if ENV.get("GARBAGE") == "1":
-        junk()
     return 0
 
 

@@ -1,32 +1,909 @@
-//! PLACEHOLDER: being written; replaced before it lands.
+//! `rotary-postgresql-single-user` and `rotary-postgresql-alternating-users`: AWS's
+//! PostgreSQL rotation templates (`SecretsManagerRDSPostgreSQLRotationSingleUser` and
+//! `…MultiUser`, spec §5.10–§5.12) as built-ins, step for step.
+//!
+//! The secret is AWS's JSON: `engine` (`postgres` or `aurora-postgresql`), `host`,
+//! `username`, `password`, optional `dbname` (default `postgres`), `port` (default 5432,
+//! number or string) and `ssl`; alternating users add `masterarn`, the ARN or name of a
+//! secret holding a superuser's `host`, `username`, `password` (and optionally `port`).
+//! Other members are kept. New passwords are 32 characters without `:/@"'\`, as AWS's
+//! defaults: built-ins have no environment to override them (AWS's `PASSWORD_LENGTH` and
+//! `EXCLUDE_CHARACTERS`); a custom policy needs a registered function.
+//!
+//! # Setting a password
+//! PostgreSQL takes no bind parameters in utility statements (`ALTER ROLE … PASSWORD $1`
+//! is a syntax error), so the statement is text. The server quotes both parts itself:
+//! `SELECT quote_ident($1), quote_literal($2)` binds the role name and the password as
+//! ordinary parameters and returns them as SQL tokens, with the quoting rules of *that*
+//! server (`quote_literal` writes `E'…'` when a backslash needs it, whatever
+//! `standard_conforming_strings` says). The result is spliced into `ALTER ROLE` or
+//! `CREATE ROLE` and sent with the simple-query protocol, whose multi-statement string runs
+//! as one transaction (`CREATE ROLE` and its `GRANT` commit together). AWS's template does
+//! the same with `quote_ident` and its driver's literal escaping. The plaintext password
+//! reaches the server, which hashes it with its `password_encryption`; a server logging
+//! DDL (`log_statement = 'ddl'`) logs it, as with AWS's function.
+//!
+//! # TLS
+//! `ssl: true` requires TLS, `ssl: false` never uses it, and without `ssl` TLS is tried
+//! first and plaintext on failure (AWS's `get_ssl_config`), except when no server answered
+//! or it refused the password over TLS: passwords do not depend on the transport, and a
+//! second failed login would only add noise to the server's log.
+//! Certificates are verified against the host name (libpq's `verify-full`) with the Mozilla
+//! roots, the system bundle (`/etc/ssl/certs/ca-certificates.crt`) and the file named by
+//! `SSL_CERT_FILE`, when those exist. Connecting times out after 5 seconds.
+//!
+//! # Invariants
+//! No password (the secret's, the pending one or the master's) appears in a returned error
+//! or log line: errors carry the step, host, port, user and the server's reason, and are
+//! scrubbed of every password the step holds before they leave.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_trait::async_trait;
+use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
+use rotary_wire::Sensitive;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde_json::{Map, Value};
+use tokio_postgres::config::SslMode;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::SecretOps;
-use crate::functions::{FunctionError, Invocation, Output, RotationFunction};
+use super::{SecretOps, EXCLUDED_CHARACTERS};
+use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
 
-/// Rotator (placeholder).
-#[allow(dead_code)]
+/// Length of generated passwords, AWS's template default.
+const PASSWORD_LENGTH: usize = 32;
+/// How long one connection attempt (TCP, TLS and authentication) may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Appended to or stripped from the username by the alternating-users rotator.
+const CLONE_SUFFIX: &str = "_clone";
+/// PostgreSQL's longest identifier (NAMEDATALEN − 1), in bytes.
+const MAX_IDENTIFIER_BYTES: usize = 63;
+/// The Debian/Ubuntu/Alpine system CA bundle, used when present.
+const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
+const DEFAULT_PORT: u16 = 5432;
+const DEFAULT_DBNAME: &str = "postgres";
+const ENGINES: [&str; 2] = ["postgres", "aurora-postgresql"];
+const WRONG_ENGINE: &str =
+    "Database engine must be set to 'postgres' in order to use this rotation function";
+
+/// Rotates a PostgreSQL user's password: its own (single user), or alternately that of
+/// `user` and `user_clone`, the clone created on the first rotation by the master user of
+/// `masterarn` and granted the original user's role (alternating users).
 pub struct PostgresRotator {
     ops: Arc<dyn SecretOps>,
     alternating: bool,
+    /// Built on first TLS use; an error (no crypto provider) is kept and reported per use.
+    tls: OnceLock<Result<rustls::ClientConfig, String>>,
+}
+
+/// The `ssl` member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tls {
+    /// `true`: TLS or nothing.
+    Require,
+    /// `false`: plaintext only.
+    Disable,
+    /// Absent: TLS, else plaintext.
+    Prefer,
+}
+
+/// Everything needed to log in; `Debug` hides the password.
+#[derive(Debug)]
+struct Login {
+    host: String,
+    port: u16,
+    dbname: String,
+    username: String,
+    password: Sensitive,
+    tls: Tls,
+}
+
+impl Login {
+    fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A validated database secret.
+#[derive(Debug)]
+struct DbSecret {
+    login: Login,
+    /// The master secret's id (alternating users).
+    masterarn: Option<String>,
+}
+
+/// Why a connection attempt failed. `unreachable` means no server answered (refused,
+/// timed out, name not resolved): another user or plaintext cannot help.
+#[derive(Debug)]
+struct ConnectError {
+    unreachable: bool,
+    /// The server refused the password (SQLSTATE 28P01).
+    bad_password: bool,
+    cause: String,
+}
+
+fn failed(message: String) -> FunctionError {
+    FunctionError::Failed {
+        message,
+        output: Output::default(),
+    }
+}
+
+/// Replaces each of `secrets` in `text` by `[REDACTED]`, longest first.
+fn scrub(text: String, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+        .into_iter()
+        .fold(text, |t, s| t.replace(s, "[REDACTED]"))
+}
+
+/// `user` ↔ `user_clone`, as AWS's `get_alt_username`.
+fn alt_username(username: &str) -> Result<String, String> {
+    if let Some(base) = username.strip_suffix(CLONE_SUFFIX) {
+        return Ok(base.to_owned());
+    }
+    let alt = format!("{username}{CLONE_SUFFIX}");
+    if alt.len() > MAX_IDENTIFIER_BYTES {
+        return Err(format!(
+            "unable to clone user {username}: with '{CLONE_SUFFIX}' appended the username \
+             would exceed {MAX_IDENTIFIER_BYTES} characters"
+        ));
+    }
+    Ok(alt)
+}
+
+fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(text) {
+        Ok(Value::Object(m)) => Ok(m),
+        // serde_json's message holds positions, never content; leave it out all the same.
+        _ => Err(format!("the {what} value is not a JSON object")),
+    }
+}
+
+fn string_member<'a>(
+    m: &'a Map<String, Value>,
+    key: &str,
+    what: &str,
+) -> Result<Option<&'a str>, String> {
+    match m.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(_) => Err(format!(
+            "the '{key}' key of the {what} secret JSON must be a string"
+        )),
+    }
+}
+
+fn required<'a>(m: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, String> {
+    string_member(m, key, what)?
+        .ok_or_else(|| format!("the {what} secret JSON lacks the '{key}' key"))
+}
+
+fn parse_port(m: &Map<String, Value>, what: &str) -> Result<Option<u16>, String> {
+    let bad =
+        || format!("the 'port' key of the {what} secret JSON must be a port number (1-65535)");
+    let port = match m.get("port") {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad)?,
+        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad())?,
+        Some(_) => return Err(bad()),
+    };
+    match u16::try_from(port) {
+        Ok(p) if p != 0 => Ok(Some(p)),
+        _ => Err(bad()),
+    }
+}
+
+fn parse_tls(m: &Map<String, Value>, what: &str) -> Result<Option<Tls>, String> {
+    let tls = |on: bool| if on { Tls::Require } else { Tls::Disable };
+    match m.get("ssl") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(tls(*b))),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(Tls::Require)),
+        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(Tls::Disable)),
+        Some(_) => Err(format!(
+            "the 'ssl' key of the {what} secret JSON must be true or false"
+        )),
+    }
+}
+
+fn parse_host(m: &Map<String, Value>, what: &str) -> Result<String, String> {
+    let host = required(m, "host", what)?.trim();
+    if host.is_empty() {
+        return Err(format!("the 'host' key of the {what} secret JSON is empty"));
+    }
+    // tokio-postgres (like libpq) reads a leading '/' as a Unix socket directory; a socket
+    // would let peer authentication stand in for the password being rotated.
+    if host.starts_with('/') || host.starts_with('@') {
+        return Err(format!(
+            "the 'host' key of the {what} secret JSON must be a host name or IP address \
+             (Unix sockets are not supported)"
+        ));
+    }
+    Ok(host.to_owned())
+}
+
+/// Validates a rotated secret (AWSCURRENT, AWSPENDING or AWSPREVIOUS) as AWS's
+/// `get_secret_dict` does; `what` names it in errors.
+fn parse_secret(text: &str, what: &str, alternating: bool) -> Result<DbSecret, String> {
+    let m = parse_object(text, what)?;
+    let engine = required(&m, "engine", what)?;
+    if !ENGINES.contains(&engine) {
+        return Err(WRONG_ENGINE.to_owned());
+    }
+    let host = parse_host(&m, what)?;
+    let username = required(&m, "username", what)?;
+    if username.is_empty() {
+        return Err(format!(
+            "the 'username' key of the {what} secret JSON is empty"
+        ));
+    }
+    let password = required(&m, "password", what)?;
+    let port = parse_port(&m, what)?.unwrap_or(DEFAULT_PORT);
+    let dbname = string_member(&m, "dbname", what)?.unwrap_or(DEFAULT_DBNAME);
+    let tls = parse_tls(&m, what)?.unwrap_or(Tls::Prefer);
+    let masterarn = if alternating {
+        let arn = required(&m, "masterarn", what)?;
+        if arn.is_empty() {
+            return Err(format!(
+                "the 'masterarn' key of the {what} secret JSON is empty"
+            ));
+        }
+        Some(arn.to_owned())
+    } else {
+        None
+    };
+    Ok(DbSecret {
+        login: Login {
+            host,
+            port,
+            dbname: dbname.to_owned(),
+            username: username.to_owned(),
+            password: Sensitive::new(password.to_owned()),
+            tls,
+        },
+        masterarn,
+    })
+}
+
+/// The master secret: `host`, `username`, `password` required; `port` defaults to the
+/// rotated secret's, `ssl` too; the database is always the rotated secret's (AWS copies
+/// `dbname` from it); `engine`, if present, must be PostgreSQL's.
+fn parse_master(text: &str, of: &Login) -> Result<Login, String> {
+    let what = "master";
+    let m = parse_object(text, what)?;
+    if let Some(engine) = string_member(&m, "engine", what)? {
+        if !ENGINES.contains(&engine) {
+            return Err(format!("the master secret: {WRONG_ENGINE}"));
+        }
+    }
+    Ok(Login {
+        host: parse_host(&m, what)?,
+        port: parse_port(&m, what)?.unwrap_or(of.port),
+        dbname: of.dbname.clone(),
+        username: required(&m, "username", what)?.to_owned(),
+        password: Sensitive::new(required(&m, "password", what)?.to_owned()),
+        tls: parse_tls(&m, what)?.unwrap_or(of.tls),
+    })
+}
+
+/// `error`, then each distinct cause: `db error: FATAL: password authentication failed…`.
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = e.to_string();
+    let mut last = text.clone();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if part != last && !last.ends_with(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        last = part;
+        source = s.source();
+    }
+    text.replace('\n', " ")
+}
+
+fn classify(e: &tokio_postgres::Error) -> ConnectError {
+    // tokio-postgres has no public error kind; these are the texts of `Kind::Connect`
+    // (socket connect, resolution, connect_timeout) and `Kind::Timeout`.
+    let top = e.to_string();
+    ConnectError {
+        unreachable: top == "error connecting to server" || top == "timeout waiting for server",
+        bad_password: e.code() == Some(&SqlState::INVALID_PASSWORD),
+        cause: error_chain(e),
+    }
+}
+
+fn build_tls_config() -> Result<rustls::ClientConfig, String> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    let mut bundles = vec![std::path::PathBuf::from(SYSTEM_CA_BUNDLE)];
+    if let Some(file) = std::env::var_os("SSL_CERT_FILE") {
+        bundles.push(file.into());
+    }
+    for path in bundles.iter().filter(|p| p.is_file()) {
+        match CertificateDer::pem_file_iter(path) {
+            Ok(certs) => {
+                let (added, skipped) = roots.add_parsable_certificates(certs.flatten());
+                tracing::debug!(path = %path.display(), added, skipped, "Loaded CA certificates");
+            }
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "Reading a CA bundle failed")
+            }
+        }
+    }
+    // An explicit provider: the workspace links both ring and aws-lc-rs, so rustls cannot
+    // pick a process default.
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| format!("TLS configuration: {e}"))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(config)
 }
 
 impl PostgresRotator {
-    /// New.
+    /// The rotator over secret operations; `alternating` selects the alternating-users
+    /// strategy.
     pub fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
-        Self { ops, alternating }
+        Self {
+            ops,
+            alternating,
+            tls: OnceLock::new(),
+        }
     }
+
+    fn tls_config(&self) -> Result<rustls::ClientConfig, String> {
+        self.tls.get_or_init(build_tls_config).clone()
+    }
+
+    async fn connect_once(&self, login: &Login, tls: bool) -> Result<Client, ConnectError> {
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host(&login.host)
+            .port(login.port)
+            .user(&login.username)
+            .password(login.password.expose())
+            .dbname(&login.dbname)
+            .application_name("rotary-rotator")
+            .connect_timeout(CONNECT_TIMEOUT);
+        let attempt = async {
+            if tls {
+                cfg.ssl_mode(SslMode::Require);
+                let config = self.tls_config().map_err(|cause| ConnectError {
+                    unreachable: false,
+                    bad_password: false,
+                    cause,
+                })?;
+                let (client, connection) = cfg
+                    .connect(MakeRustlsConnect::new(config))
+                    .await
+                    .map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(client)
+            } else {
+                cfg.ssl_mode(SslMode::Disable);
+                let (client, connection) = cfg.connect(NoTls).await.map_err(|e| classify(&e))?;
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+                Ok(client)
+            }
+        };
+        match tokio::time::timeout(CONNECT_TIMEOUT, attempt).await {
+            Ok(r) => r,
+            Err(_) => Err(ConnectError {
+                unreachable: true,
+                bad_password: false,
+                cause: format!("no answer within {}s", CONNECT_TIMEOUT.as_secs()),
+            }),
+        }
+    }
+
+    /// Logs in with `login`'s TLS mode. Errors never hold the password (the server's
+    /// messages name the user, not the password; scrubbed all the same).
+    async fn connect(&self, login: &Login) -> Result<Client, ConnectError> {
+        let result = match login.tls {
+            Tls::Require => self.connect_once(login, true).await,
+            Tls::Disable => self.connect_once(login, false).await,
+            Tls::Prefer => match self.connect_once(login, true).await {
+                Ok(c) => Ok(c),
+                Err(e) if e.unreachable || e.bad_password => Err(e),
+                Err(tls_err) => match self.connect_once(login, false).await {
+                    Ok(c) => Ok(c),
+                    Err(mut e) => {
+                        if !tls_err.cause.contains("server does not support TLS") {
+                            e.cause = format!("{}; over TLS: {}", e.cause, tls_err.cause);
+                        }
+                        Err(e)
+                    }
+                },
+            },
+        };
+        result.map_err(|mut e| {
+            e.cause = scrub(e.cause, &[login.password.expose()]);
+            e
+        })
+    }
+
+    async fn read(
+        &self,
+        arn: &str,
+        token: Option<&str>,
+        stage: &str,
+    ) -> Result<Option<Sensitive>, String> {
+        self.ops
+            .get_value(arn, token, stage)
+            .await
+            .map_err(|e| format!("reading {stage}: {e}"))
+    }
+
+    async fn current(&self, arn: &str) -> Result<DbSecret, String> {
+        let text = self
+            .read(arn, None, AWSCURRENT)
+            .await?
+            .ok_or_else(|| "the secret has no AWSCURRENT value to rotate".to_owned())?;
+        parse_secret(text.expose(), AWSCURRENT, self.alternating)
+    }
+
+    async fn pending(&self, arn: &str, token: &str) -> Result<DbSecret, String> {
+        let text = self
+            .read(arn, Some(token), AWSPENDING)
+            .await?
+            .ok_or_else(|| format!("version {token} has no AWSPENDING value"))?;
+        parse_secret(text.expose(), AWSPENDING, self.alternating)
+    }
+
+    async fn create(&self, arn: &str, token: &str) -> Result<String, String> {
+        let text = self
+            .read(arn, None, AWSCURRENT)
+            .await?
+            .ok_or_else(|| "the secret has no AWSCURRENT value to rotate".to_owned())?;
+        let current = parse_secret(text.expose(), AWSCURRENT, self.alternating)?;
+        if self.read(arn, Some(token), AWSPENDING).await?.is_some() {
+            return Ok("the pending version already has a value".into());
+        }
+        let mut value = parse_object(text.expose(), AWSCURRENT)?;
+        let password = Sensitive::new(
+            self.ops
+                .random_password(PASSWORD_LENGTH, EXCLUDED_CHARACTERS)?,
+        );
+        let mut log = "stored a new password as AWSPENDING".to_owned();
+        if self.alternating {
+            let alt = alt_username(&current.login.username)?;
+            log = format!("stored a new password for user {alt} as AWSPENDING");
+            value.insert("username".into(), Value::String(alt));
+        }
+        value.insert(
+            "password".into(),
+            Value::String(password.expose().to_owned()),
+        );
+        let json = Sensitive::new(Value::Object(value).to_string());
+        self.ops
+            .put_pending(arn, token, json.expose())
+            .await
+            .map_err(|e| format!("storing the pending value: {e}"))?;
+        Ok(log)
+    }
+
+    /// Single user: the user changes its own password, logged in with the current (or
+    /// else the previous) password.
+    async fn set_single(&self, arn: &str, token: &str) -> Result<String, String> {
+        let previous = match self.read(arn, None, AWSPREVIOUS).await {
+            // AWS ignores a missing or malformed AWSPREVIOUS.
+            Ok(Some(text)) => parse_secret(text.expose(), AWSPREVIOUS, false).ok(),
+            _ => None,
+        };
+        let current = self.current(arn).await?;
+        let pending = self.pending(arn, token).await?;
+        let (p, c) = (&pending.login, &current.login);
+        let pending_err = match self.connect(p).await {
+            Ok(_) => return Ok("the pending password already works; nothing to set".into()),
+            Err(e) if e.unreachable => return Err(unreachable(p, &e)),
+            Err(e) => e,
+        };
+        if p.username != c.username {
+            return Err(format!(
+                "the pending username {} differs from the current username {}",
+                p.username, c.username
+            ));
+        }
+        if p.host != c.host {
+            return Err(format!(
+                "the pending host {} differs from the current host {}",
+                p.host, c.host
+            ));
+        }
+        let mut tried = vec![format!("pending: {}", pending_err.cause)];
+        let mut client = None;
+        match self.connect(c).await {
+            Ok(cl) => client = Some((cl, AWSCURRENT)),
+            Err(e) if e.unreachable => return Err(unreachable(c, &e)),
+            Err(e) => tried.push(format!("current: {}", e.cause)),
+        }
+        if client.is_none() {
+            if let Some(prev) =
+                previous.filter(|s| s.login.username == p.username && s.login.host == p.host)
+            {
+                // AWS logs in with the previous password using the current TLS setting.
+                let mut login = prev.login;
+                login.tls = c.tls;
+                match self.connect(&login).await {
+                    Ok(cl) => client = Some((cl, AWSPREVIOUS)),
+                    Err(e) => tried.push(format!("previous: {}", e.cause)),
+                }
+            }
+        }
+        let Some((client, with)) = client else {
+            return Err(format!(
+                "unable to log into {} with the previous, current or pending credentials of \
+                 user {} ({})",
+                p.addr(),
+                p.username,
+                tried.join("; ")
+            ));
+        };
+        let (role, literal) = quote(&client, &p.username, p.password.expose(), p).await?;
+        let sql = Sensitive::new(format!(
+            "ALTER ROLE {role} WITH PASSWORD {}",
+            literal.expose()
+        ));
+        client
+            .batch_execute(sql.expose())
+            .await
+            .map_err(|e| sql_error(p, "changing the password of", &p.username, &e))?;
+        Ok(format!(
+            "changed the password of user {} on {}, logged in with the {with} password",
+            p.username,
+            p.addr()
+        ))
+    }
+
+    /// Alternating users: the master user sets the password of the user that is not
+    /// current, creating it (a member of the current user's role) on the first rotation.
+    async fn set_alternating(&self, arn: &str, token: &str) -> Result<String, String> {
+        let current = self.current(arn).await?;
+        let pending = self.pending(arn, token).await?;
+        let (p, c) = (&pending.login, &current.login);
+        match self.connect(p).await {
+            Ok(_) => return Ok("the pending password already works; nothing to set".into()),
+            Err(e) if e.unreachable => return Err(unreachable(p, &e)),
+            Err(_) => {}
+        }
+        let expected = alt_username(&c.username)?;
+        if p.username != expected {
+            return Err(format!(
+                "the pending username {} is not the alternate ({expected}) of the current \
+                 username {}",
+                p.username, c.username
+            ));
+        }
+        if p.host != c.host {
+            return Err(format!(
+                "the pending host {} differs from the current host {}",
+                p.host, c.host
+            ));
+        }
+        // The current credentials must work before the master acts on the secret's word.
+        if let Err(e) = self.connect(c).await {
+            return Err(if e.unreachable {
+                unreachable(c, &e)
+            } else {
+                format!(
+                    "unable to log into {} with the current credentials of user {}: {}",
+                    c.addr(),
+                    c.username,
+                    e.cause
+                )
+            });
+        }
+        let masterarn = current.masterarn.as_deref().unwrap_or_default();
+        let master_text = self
+            .ops
+            .get_value(masterarn, None, AWSCURRENT)
+            .await
+            .map_err(|e| format!("reading the master secret {masterarn}: {e}"))?
+            .ok_or_else(|| format!("the master secret {masterarn} has no AWSCURRENT value"))?;
+        let master = parse_master(master_text.expose(), c)?;
+        if master.host != c.host {
+            return Err(format!(
+                "the master secret's host {} is not the secret's host {}",
+                master.host, c.host
+            ));
+        }
+        let secrets = [
+            master.password.expose(),
+            p.password.expose(),
+            c.password.expose(),
+        ];
+        let client = self.connect(&master).await.map_err(|e| {
+            scrub(
+                if e.unreachable {
+                    unreachable(&master, &e)
+                } else {
+                    format!(
+                        "unable to log into {} with the master credentials of user {}: {}",
+                        master.addr(),
+                        master.username,
+                        e.cause
+                    )
+                },
+                &secrets,
+            )
+        })?;
+        let row = client
+            .query_one(
+                "SELECT quote_ident($1), quote_literal($2), quote_ident($3), \
+                 EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
+                &[&p.username, &p.password.expose(), &c.username],
+            )
+            .await
+            .map_err(|e| scrub(sql_error(p, "quoting", &p.username, &e), &secrets))?;
+        let role: String = row.get(0);
+        let literal = Sensitive::new(row.get::<_, String>(1));
+        let member_of: String = row.get(2);
+        let exists: bool = row.get(3);
+        let (sql, done) = if exists {
+            (
+                format!("ALTER ROLE {role} WITH PASSWORD {}", literal.expose()),
+                "changed the password of",
+            )
+        } else {
+            (
+                format!(
+                    "CREATE ROLE {role} WITH LOGIN PASSWORD {}; GRANT {member_of} TO {role}",
+                    literal.expose()
+                ),
+                "created",
+            )
+        };
+        let sql = Sensitive::new(sql);
+        client.batch_execute(sql.expose()).await.map_err(|e| {
+            scrub(
+                sql_error(p, "setting the password of", &p.username, &e),
+                &secrets,
+            )
+        })?;
+        Ok(if exists {
+            format!("{done} user {} on {}", p.username, p.addr())
+        } else {
+            format!(
+                "{done} user {} on {} with the privileges of {}",
+                p.username,
+                p.addr(),
+                c.username
+            )
+        })
+    }
+
+    async fn test(&self, arn: &str, token: &str) -> Result<String, String> {
+        let pending = self.pending(arn, token).await?;
+        let p = &pending.login;
+        let client = self.connect(p).await.map_err(|e| {
+            format!(
+                "unable to log into {} with the pending credentials of user {}: {}",
+                p.addr(),
+                p.username,
+                e.cause
+            )
+        })?;
+        client
+            .simple_query("SELECT NOW()")
+            .await
+            .map_err(|e| format!("SELECT NOW() on {} failed: {}", p.addr(), error_chain(&e)))?;
+        Ok(format!(
+            "logged into {} as {} with the pending password",
+            p.addr(),
+            p.username
+        ))
+    }
+
+    async fn step(&self, step: Step, arn: &str, token: &str) -> Result<String, String> {
+        match step {
+            Step::CreateSecret => self.create(arn, token).await,
+            Step::SetSecret if self.alternating => self.set_alternating(arn, token).await,
+            Step::SetSecret => self.set_single(arn, token).await,
+            Step::TestSecret => self.test(arn, token).await,
+            Step::FinishSecret => {
+                self.ops.make_current(arn, token).await?;
+                Ok("AWSCURRENT is on the new version".into())
+            }
+        }
+    }
+}
+
+fn unreachable(login: &Login, e: &ConnectError) -> String {
+    format!("unable to reach {}: {}", login.addr(), e.cause)
+}
+
+fn sql_error(login: &Login, doing: &str, user: &str, e: &tokio_postgres::Error) -> String {
+    scrub(
+        format!(
+            "{doing} user {user} on {} failed: {}",
+            login.addr(),
+            error_chain(e)
+        ),
+        &[login.password.expose()],
+    )
+}
+
+/// The server's quoting of a role name and a password (see the module docs).
+async fn quote(
+    client: &Client,
+    role: &str,
+    password: &str,
+    login: &Login,
+) -> Result<(String, Sensitive), String> {
+    let row = client
+        .query_one(
+            "SELECT quote_ident($1), quote_literal($2)",
+            &[&role, &password],
+        )
+        .await
+        .map_err(|e| sql_error(login, "quoting", role, &e))?;
+    Ok((row.get(0), Sensitive::new(row.get(1))))
 }
 
 #[async_trait]
 impl RotationFunction for PostgresRotator {
-    async fn invoke(&self, _inv: &Invocation) -> Result<Output, FunctionError> {
-        Err(FunctionError::Failed {
-            message: "not available yet".into(),
-            output: Output::default(),
-        })
+    async fn invoke(&self, inv: &Invocation) -> Result<Output, FunctionError> {
+        let ev = &inv.event;
+        let step = ev.step;
+        match self
+            .step(step, &ev.secret_id, &ev.client_request_token)
+            .await
+        {
+            Ok(log) => Ok(Output {
+                log: format!("{step}: {log}"),
+            }),
+            Err(e) => Err(failed(format!("{step}: {e}"))),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(extra: &str) -> String {
+        format!(
+            r#"{{"engine":"postgres","host":"db.internal","username":"app","password":"pw-secret-1"{extra}}}"#
+        )
+    }
+
+    #[test]
+    fn parse_applies_defaults() {
+        let s = parse_secret(&secret(""), AWSCURRENT, false).unwrap();
+        assert_eq!(s.login.host, "db.internal");
+        assert_eq!(s.login.port, 5432);
+        assert_eq!(s.login.dbname, "postgres");
+        assert_eq!(s.login.username, "app");
+        assert_eq!(s.login.password.expose(), "pw-secret-1");
+        assert_eq!(s.login.tls, Tls::Prefer);
+        assert!(s.masterarn.is_none());
+    }
+
+    #[test]
+    fn parse_reads_optional_members() {
+        let s = parse_secret(
+            &secret(r#","port":"6543","dbname":"shop","ssl":"TRUE","masterarn":"m","x":1"#),
+            AWSCURRENT,
+            true,
+        )
+        .unwrap();
+        assert_eq!((s.login.port, s.login.dbname.as_str()), (6543, "shop"));
+        assert_eq!(s.login.tls, Tls::Require);
+        assert_eq!(s.masterarn.as_deref(), Some("m"));
+        let s = parse_secret(&secret(r#","port":5433,"ssl":false"#), AWSCURRENT, false).unwrap();
+        assert_eq!((s.login.port, s.login.tls), (5433, Tls::Disable));
+        let aurora = secret("").replace("\"postgres\"", "\"aurora-postgresql\"");
+        assert!(parse_secret(&aurora, AWSCURRENT, false).is_ok());
+    }
+
+    #[test]
+    fn parse_names_missing_and_mistyped_keys() {
+        for key in ["engine", "host", "username", "password"] {
+            let mut m: Map<String, Value> = serde_json::from_str(&secret("")).unwrap();
+            m.remove(key);
+            let err = parse_secret(&Value::Object(m).to_string(), AWSCURRENT, false).unwrap_err();
+            assert_eq!(
+                err,
+                format!("the AWSCURRENT secret JSON lacks the '{key}' key")
+            );
+        }
+        let err = parse_secret(&secret(""), AWSCURRENT, true).unwrap_err();
+        assert!(err.contains("lacks the 'masterarn' key"), "{err}");
+        let cases = [
+            (r#","port":"abc""#, "'port'"),
+            (r#","port":70000"#, "'port'"),
+            (r#","port":0"#, "'port'"),
+            (r#","port":true"#, "'port'"),
+            (r#","ssl":"maybe""#, "'ssl'"),
+            (r#","ssl":1"#, "'ssl'"),
+            (r#","dbname":5"#, "'dbname'"),
+        ];
+        for (extra, want) in cases {
+            let err = parse_secret(&secret(extra), AWSCURRENT, false).unwrap_err();
+            assert!(err.contains(want), "{extra}: {err}");
+            assert!(!err.contains("pw-secret-1"), "{err}");
+        }
+        let wrong = secret("").replace("\"postgres\"", "\"mysql\"");
+        assert_eq!(
+            parse_secret(&wrong, AWSCURRENT, false).unwrap_err(),
+            WRONG_ENGINE
+        );
+        let mistyped = secret("").replace("\"app\"", "7");
+        assert!(parse_secret(&mistyped, AWSCURRENT, false)
+            .unwrap_err()
+            .contains("'username' key of the AWSCURRENT secret JSON must be a string"));
+        let socket = secret("").replace("db.internal", "/var/run/postgresql");
+        assert!(parse_secret(&socket, AWSCURRENT, false)
+            .unwrap_err()
+            .contains("Unix sockets"));
+        assert_eq!(
+            parse_secret("pw-secret-1", AWSCURRENT, false).unwrap_err(),
+            "the AWSCURRENT value is not a JSON object"
+        );
+    }
+
+    #[test]
+    fn master_inherits_port_tls_and_database() {
+        let of = parse_secret(
+            &secret(r#","port":6000,"dbname":"shop","ssl":true"#),
+            AWSCURRENT,
+            false,
+        )
+        .unwrap()
+        .login;
+        let m = parse_master(
+            r#"{"host":"db.internal","username":"admin","password":"master-pw","dbname":"x"}"#,
+            &of,
+        )
+        .unwrap();
+        assert_eq!(
+            (m.port, m.dbname.as_str(), m.tls),
+            (6000, "shop", Tls::Require)
+        );
+        let m = parse_master(
+            r#"{"engine":"postgres","host":"db.internal","username":"admin","password":"p","port":7000,"ssl":false}"#,
+            &of,
+        )
+        .unwrap();
+        assert_eq!((m.port, m.tls), (7000, Tls::Disable));
+        let err = parse_master(r#"{"host":"h","username":"admin"}"#, &of).unwrap_err();
+        assert_eq!(err, "the master secret JSON lacks the 'password' key");
+    }
+
+    #[test]
+    fn alt_username_toggles_clone_suffix() {
+        assert_eq!(alt_username("app").unwrap(), "app_clone");
+        assert_eq!(alt_username("app_clone").unwrap(), "app");
+        assert_eq!(alt_username("o'neil").unwrap(), "o'neil_clone");
+        let long = "u".repeat(57);
+        assert_eq!(alt_username(&long).unwrap().len(), 63);
+        assert!(alt_username(&"u".repeat(58)).unwrap_err().contains("63"));
+    }
+
+    #[test]
+    fn scrub_removes_every_secret() {
+        let out = scrub(
+            "a pw-long-1 b pw-long-12 c".to_owned(),
+            &["pw-long-1", "", "pw-long-12"],
+        );
+        assert_eq!(out, "a [REDACTED] b [REDACTED] c");
+    }
+
+    #[test]
+    fn tls_config_builds() {
+        assert!(build_tls_config().is_ok());
     }
 }

@@ -1,0 +1,120 @@
+"""A throwaway Redis server for the rotator tests.
+
+`RedisServer(base_dir).start()` runs `redis-server` on a free loopback port with no
+persistence of data (`--save '' --appendonly no`) and an ACL file in the temp dir whose
+`default` user is password-protected (an admin for the tests). `stop()` ends it and keeps the
+ACL file, so `start()` brings the same users back on the same port (users added at run time
+survive only once `ACL SAVE` wrote them). `cleanup()` stops it and removes the directory.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import redis
+
+ADMIN_PASSWORD = "admin-Pw-for-tests-1"
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def available() -> bool:
+    return shutil.which("redis-server") is not None
+
+
+class RedisServer:
+    def __init__(self, base_dir: Path):
+        self.base = Path(base_dir)
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.aclfile = self.base / "users.acl"
+        self.aclfile.write_text(f"user default on >{ADMIN_PASSWORD} ~* &* +@all\n")
+        self.log_path = self.base / "redis.log"
+        self.port = _free_port()
+        self.host = "127.0.0.1"
+        self.proc: subprocess.Popen | None = None
+        self.version = ""
+
+    def start(self, timeout: float = 20.0) -> "RedisServer":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.base),
+             "--aclfile", str(self.aclfile), "--protected-mode", "no",
+             "--maxclients", "1000"],
+            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
+        log.close()
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"redis-server exited rc={self.proc.returncode}:\n"
+                                   f"{self.log_tail()}")
+            try:
+                self.version = self.admin().info("server")["redis_version"]
+                return self
+            except redis.exceptions.ConnectionError as e:
+                last = e
+                time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"redis not ready after {timeout}s ({last}):\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=10)
+        self.proc = None
+
+    def cleanup(self) -> None:
+        self.stop()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def log_tail(self, n: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return "<no log>"
+
+    # -- clients ---------------------------------------------------------------------------
+    def client(self, username: str, password: str, timeout: float = 5.0) -> redis.Redis:
+        return redis.Redis(host=self.host, port=self.port, username=username,
+                           password=password, socket_timeout=timeout,
+                           socket_connect_timeout=timeout)
+
+    def admin(self) -> redis.Redis:
+        return self.client("default", ADMIN_PASSWORD)
+
+    def can_auth(self, username: str, password: str) -> bool:
+        """A NEW connection AUTHs as username/password and answers PING."""
+        c = self.client(username, password)
+        try:
+            return c.ping() is True
+        except redis.exceptions.AuthenticationError:
+            return False
+        finally:
+            c.close()
+
+    def add_user(self, username: str, password: str, *rules: str, save: bool = True) -> None:
+        """ACL SETUSER username on >password <rules...> (default: full access), then
+        ACL SAVE so it survives a restart."""
+        rules = rules or ("~*", "&*", "+@all")
+        a = self.admin()
+        try:
+            a.execute_command("ACL", "SETUSER", username, "reset", "on", f">{password}",
+                              *rules)
+            if save:
+                a.execute_command("ACL", "SAVE")
+        finally:
+            a.close()
