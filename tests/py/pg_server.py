@@ -14,6 +14,7 @@ Logins are checked with psycopg 3 (`psycopg[binary]`, tests/py/requirements.txt)
 from __future__ import annotations
 
 import glob
+import json
 import os
 import shutil
 import socket
@@ -253,3 +254,30 @@ class PgServer:
             for group in member_of:
                 c.execute(pgsql.SQL("GRANT {} TO {}").format(pgsql.Identifier(group),
                                                              pgsql.Identifier(role)))
+
+
+def main() -> None:
+    """`scripts/dbs/start-postgres`: a throwaway server for trying the rotators by hand."""
+    import argparse
+    import signal
+
+    ap = argparse.ArgumentParser(description="Start a throwaway PostgreSQL; Ctrl-C removes it.")
+    ap.add_argument("--no-tls", action="store_true", help="do not make certificates")
+    args = ap.parse_args()
+    srv = PgServer(name="pg-manual", tls=not args.no_tls)
+    try:
+        srv.start()
+        srv.sql(f"CREATE ROLE {TLS_ONLY_ROLE} NOLOGIN")
+        print(json.dumps({"host": srv.host, "port": srv.port, "username": SUPERUSER,
+                          "password": srv.superuser_password, "dir": str(srv.dir),
+                          "ca_cert": str(srv.ca_cert) if srv.tls else None}, indent=2),
+              flush=True)
+        signals = {signal.SIGINT, signal.SIGTERM}
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+        signal.sigwait(signals)
+    finally:
+        srv.destroy()
+
+
+if __name__ == "__main__":
+    main()

@@ -238,6 +238,33 @@ def test_process_function_sh_and_aws_cli_rotates(rsrv, rsm, rot, markers):
     assert rot.compliance_of(name) is None
 
 
+def test_temporary_credentials_are_least_privilege(rsm, rot, markers):
+    """A rotation function's credentials can run the rotation of its own secret and nothing
+    else: no other secret, no account-wide call, no admin change to its own secret, no call
+    to Rotary's own API (registering a function would run code on the server)."""
+    other = unique_name("rot-probe-other")
+    rsm.create_secret(Name=other, SecretString="probe-other-value")
+    other_before = snapshot(rsm, other)
+    probe_file = markers / "probe.json"
+    arn = rot.create_function(fname("probe"), Command=python_command(), Env={
+        "MARKER_DIR": str(markers), "OTHER_SECRET": other, "PROBE_FILE": str(probe_file)})
+    name = unique_name("rot-probe")
+    orig = rsm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+    token = rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
+    rec = rot.wait_outcome(name, token, timeout=40)
+    result = json.loads(probe_file.read_text())
+    allowed = {"GetRandomPassword", "own.DescribeSecret", "own.ListSecretVersionIds"}
+    wrong = {k: v for k, v in result.items()
+             if (v == "OK") != (k in allowed) or (k not in allowed and v != "AccessDeniedException")}
+    assert not wrong, f"unexpected results for the rotation credentials: {wrong}"
+    assert rec["Outcome"] == "Succeeded", rec
+    assert_rotated(rsm, name, orig, token)
+    assert snapshot(rsm, other) == other_before
+    d = rsm.describe_secret(SecretId=name)
+    assert "Description" not in d and "Tags" not in d and "DeletedDate" not in d, d
+    assert "made-by-fn" not in {f["Name"] for f in rot.ok("ListFunctions")["Functions"]}
+
+
 # ------------------------------------------------------------------------------------------
 # 2. AWS's rotation template as a Python handler, unmodified
 # ------------------------------------------------------------------------------------------
@@ -357,6 +384,7 @@ def test_failed_step_retries_fails_then_redrive_completes(step, rsm, rot, marker
     assert got["SecretString"] == (markers / "created.txt").read_text()
     assert json.loads(got["SecretString"])["password"] != json.loads(orig_value)["password"]
     assert [r["Outcome"] for r in rot.history(name)] == ["Succeeded", "Failed", "Retrying"]
+    assert [r["Outcome"] for r in rot.history(name, max_results=1)] == ["Succeeded"]
     assert {line.split()[1] for line in read_lines(markers / "steps.log")} == {token}
     arn_of_secret = rsm.describe_secret(SecretId=name)["ARN"]
     for line in read_lines(markers / "events.log"):
@@ -681,6 +709,8 @@ def test_rotate_and_cancel_on_missing_or_deleted_secrets(rsm, rot):
                  SecretId=missing, RotationLambdaARN=GENERIC)
     expect_error(rsm.cancel_rotate_secret, "ResourceNotFoundException", lib.NOT_FOUND,
                  SecretId=missing)
+    r = rot.call("GetRotationHistory", {"SecretId": missing})
+    assert r.status == 400 and r.json["__type"].endswith("ResourceNotFoundException"), r
     name = unique_name("rot-deleted")
     rsm.create_secret(Name=name, SecretString="deleted-value")
     rsm.rotate_secret(SecretId=name, RotationLambdaARN=GENERIC, RotateImmediately=False)
@@ -864,6 +894,54 @@ def test_schedules_next_rotation_dates_and_a_scheduled_rotation(make_server):
     assert len([r for r in rot.history(names["cron"]) if not r["TestOnly"]]) == 1
 
 
+@pytest.mark.parametrize("writer", ["put_secret_value", "update_secret"])
+def test_manual_value_change_resets_the_days_schedule(writer, make_server):
+    """Spec §5.7: with AutomaticallyAfterDays, "a manual value change (PutSecretValue /
+    UpdateSecret) counts as a rotation and resets the clock"."""
+    srv = make_server(ROTARY_TEST_CLOCK="true")
+    sm, rot = srv.client(), Rotary(srv)
+    name = unique_name("sched-manual")
+    sm.create_secret(Name=name, SecretString=json_secret())
+    t0 = time.time()
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=GENERIC, RotateImmediately=False,
+                     RotationRules={"AutomaticallyAfterDays": 7})
+    rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True)
+    first = sm.describe_secret(SecretId=name)["NextRotationDate"].timestamp()
+    assert first in {days_window(t, 7)[1] - 1 for t in (t0, time.time())}
+    now = rot.advance(3 * 86400)
+    manual = json_secret("manual-" + uuid.uuid4().hex)
+    if writer == "put_secret_value":
+        sm.put_secret_value(SecretId=name, SecretString=manual)
+    else:
+        sm.update_secret(SecretId=name, SecretString=manual)
+    nxt = sm.describe_secret(SecretId=name)["NextRotationDate"].timestamp()
+    want = days_window(now, 7, last_rotated=now)[1] - 1
+    assert nxt == want, f"NextRotationDate {iso(nxt)} after a manual change at {iso(now)}; " \
+        f"expected {iso(want)} (was {iso(first)})"
+
+
+def test_scheduler_skips_cancelled_and_deleted_secrets(make_server):
+    srv = make_server(ROTARY_TEST_CLOCK="true")
+    sm, rot = srv.client(), Rotary(srv)
+    names = {k: unique_name(f"sched-{k}") for k in ("canary", "cancelled", "deleted")}
+    origs = {}
+    for k, name in names.items():
+        origs[k] = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
+        sm.rotate_secret(SecretId=name, RotationLambdaARN=GENERIC, RotateImmediately=False,
+                         RotationRules={"AutomaticallyAfterDays": 1})
+        rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True)
+    sm.cancel_rotate_secret(SecretId=names["cancelled"])
+    sm.delete_secret(SecretId=names["deleted"], RecoveryWindowInDays=30)
+    rot.advance(3 * 86400)
+    # All three were due in the same window, so the scheduler's first pass after the jump
+    # takes all of them at once: once the canary has rotated, the others would have too.
+    rec = rot.wait_outcome(names["canary"], outcomes=FINAL_OUTCOMES, TestOnly=False)
+    assert rec["Outcome"] == "Succeeded" and rec["Trigger"] == "schedule", rec
+    for k in ("cancelled", "deleted"):
+        assert [r for r in rot.history(names[k]) if not r["TestOnly"]] == [], k
+        assert stages(sm, names[k]) == {origs[k]: ["AWSCURRENT"]}, k
+
+
 def test_preview_schedule_weekday_windows(rot):
     monday = dt.datetime(2024, 1, 1, tzinfo=dt.timezone.utc).timestamp()
     out = rot.ok("PreviewSchedule", {"ScheduleExpression": "cron(0 8 ? * MON-FRI *)",
@@ -991,11 +1069,15 @@ def test_pending_retry_survives_a_restart(make_server, markers):
     first = rot.wait_outcome(name, token, outcomes=("Retrying",), timeout=30)
     srv.kill()
     fixed.touch()
+    # Stay down until the retry is overdue: start-up must catch up at once.
+    wait_for(lambda: time.time() > first["NextAttemptAt"] + 0.5, 10, "the retry to be overdue")
+    t_start = time.time()
     srv.start()
     sm, rot = srv.client(), Rotary(srv)
     rec = rot.wait_outcome(name, token, outcomes=FINAL_OUTCOMES, timeout=30, Attempt=2)
     assert rec["Outcome"] == "Succeeded", rec
     assert rec["StartedAt"] >= first["NextAttemptAt"] - 0.05, (first, rec)
+    assert rec["StartedAt"] - t_start < 2.0, "an overdue retry waits after start-up"
     assert [r["Outcome"] for r in rot.history(name)] == ["Succeeded", "Retrying"]
     got = assert_rotated(sm, name, orig, token)
     assert got["SecretString"] == (markers / "created.txt").read_text()

@@ -12,8 +12,8 @@ tests/py/.perf-mysql.json).
 from __future__ import annotations
 
 import json
+import multiprocessing
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -372,14 +372,15 @@ def test_database_down_then_up_retry_completes(own_server, tmp_path):
 # ------------------------------------------------------------------------------------------
 # Zero downtime: 50 rotations while a client keeps logging in with AWSCURRENT
 # ------------------------------------------------------------------------------------------
-def _wait_rotated(sm, name, token, timeout=30.0):
+def _wait_rotated(sm, name, token, timeout=30.0, rot=None):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         st = sm.describe_secret(SecretId=name).get("VersionIdsToStages", {})
         if "AWSCURRENT" in st.get(token, []) and not any("AWSPENDING" in v for v in st.values()):
             return
-        time.sleep(0.01)
-    raise AssertionError(f"rotation {token} of {name} did not finish in {timeout}s")
+        time.sleep(0.02)
+    detail = json.dumps(rot.history(name, max_results=3), indent=1)[:4000] if rot else ""
+    raise AssertionError(f"rotation {token} of {name} did not finish in {timeout}s\n{detail}")
 
 
 def _rotate_now(sm, name, fn):
@@ -395,103 +396,119 @@ def _rotate_now(sm, name, fn):
     raise AssertionError("RotateSecret kept refusing")
 
 
-def run_zero_downtime(msrv, mdb, name, fn, rotations=50, retry=False, paced=False):
-    """Rotates `name` `rotations` times while a thread reads AWSCURRENT with boto3 and logs
-    in with it on a NEW connection, then runs SELECT 1. With retry, a failed login re-reads
-    AWSCURRENT and tries again up to 5 times (50-200 ms apart). Rotations run back to back;
-    with paced, each next one waits until the client has finished one more login (with its
-    retries) after the previous rotation ended, so every rotation is seen by the client and
-    no rotation overtakes a retry. Returns the figures."""
-    stop = threading.Event()
-    stats = {"attempts": 0, "failures": 0, "recovered": 0, "unrecovered": 0, "errors": [],
-             "done": 0}
-    client = msrv.client()
+def run_zero_downtime(srv, name, fn, login, rotations=50, retry=False, paced=False) -> dict:
+    """Rotates `name` `rotations` times, back to back, while a client reads AWSCURRENT with
+    boto3 and calls login(value) -> (ok, error) (a NEW connection each time). The client
+    runs in a forked process so the test's own polling cannot starve it of the GIL.
 
-    def login(v) -> bool:
-        try:
-            conn = pymysql.connect(host=v["host"], port=int(v["port"]), user=v["username"],
-                                   password=v["password"], connect_timeout=5)
-        except pymysql.err.OperationalError as e:
-            last["error"] = str(e)
+    retry: after a failed login the client re-reads AWSCURRENT and tries again, up to 5
+    times, 50-200 ms apart. paced: each next rotation waits until the client has finished
+    one more read+login (with its retries) after the previous rotation ended, so every
+    rotation is seen by the client and no rotation overtakes a login in flight.
+
+    A failed login is "overtaken" when enough newer rotations started between its read and
+    its failure to have legitimately retired the credentials it read: two if the newest
+    rotation had finished at the read (alternating users change the non-current user, so a
+    value read as AWSCURRENT stays valid until the rotation after next changes it), else
+    one. Returns the figures."""
+    ctx = multiprocessing.get_context("fork")
+    stop, done, out = ctx.Event(), ctx.Value("i", 0), ctx.Queue()
+    started, finished = ctx.Value("i", 0), ctx.Value("i", 0)
+
+    def client_loop():
+        client = lib.make_client(srv.url)
+        st = {"attempts": 0, "failures": 0, "not_overtaken": 0, "recovered": 0,
+              "unrecovered": 0, "errors": []}
+
+        def attempt() -> bool:
+            t0 = time.monotonic()
+            got = client.get_secret_value(SecretId=name)
+            t1 = time.monotonic()
+            c0, f0 = started.value, finished.value
+            ok, err = login(json.loads(got["SecretString"]))
+            if ok:
+                return True
+            overtaken = started.value >= c0 + (2 if f0 >= c0 else 1)
+            st["not_overtaken"] += not overtaken
+            if len(st["errors"]) < 5:
+                st["errors"].append({"error": err, "version": got["VersionId"],
+                                     "overtaken": overtaken,
+                                     "read_ms": round((t1 - t0) * 1000, 1),
+                                     "read_to_failure_ms": round((time.monotonic() - t1) * 1000, 1)})
             return False
+
         try:
-            with conn.cursor() as c:
-                c.execute("SELECT 1")
-                return c.fetchone()[0] == 1
-        finally:
-            conn.close()
+            while not stop.is_set():
+                st["attempts"] += 1
+                if not attempt():
+                    st["failures"] += 1
+                    if retry:
+                        ok = False
+                        for delay in (0.05, 0.1, 0.15, 0.2, 0.2):
+                            time.sleep(delay)
+                            if attempt():
+                                ok = True
+                                break
+                        st["recovered" if ok else "unrecovered"] += 1
+                with done.get_lock():
+                    done.value += 1
+        except Exception as e:  # noqa: BLE001 - reported by the test, not lost in a process
+            st["errors"].append(f"client crashed: {e!r}")
+            st["unrecovered"] += 1
+        out.put(st)
 
-    last = {}
-
-    def read_and_login() -> bool:
-        t0 = time.monotonic()
-        got = client.get_secret_value(SecretId=name)
-        t1 = time.monotonic()
-        if login(json.loads(got["SecretString"])):
-            return True
-        if len(stats["errors"]) < 5:
-            stats["errors"].append({
-                "error": last.get("error"), "version": got["VersionId"],
-                "read_ms": round((t1 - t0) * 1000, 1),
-                "read_to_failure_ms": round((time.monotonic() - t1) * 1000, 1)})
-        return False
-
-    def reader():
-        try:
-            read_loop()
-        except Exception as e:  # noqa: BLE001 - reported by the test, not lost in a thread
-            stats["errors"].append(f"reader crashed: {e!r}")
-            stats["unrecovered"] += 1
-
-    def read_loop():
-        while not stop.is_set():
-            stats["attempts"] += 1
-            if read_and_login():
-                stats["done"] += 1
-                continue
-            stats["failures"] += 1
-            if not retry:
-                stats["done"] += 1
-                continue
-            ok = False
-            for i in range(5):
-                time.sleep(0.05 * (i + 1) if i < 4 else 0.2)
-                if read_and_login():
-                    ok = True
-                    break
-            stats["recovered" if ok else "unrecovered"] += 1
-            stats["done"] += 1
-
-    t = threading.Thread(target=reader, daemon=True)
-    t.start()
+    proc = ctx.Process(target=client_loop, daemon=True)
+    proc.start()
     try:
-        wait_for(lambda: stats["attempts"] > 0, 10, "the reader's first login")
-        sm = msrv.client()
+        wait_for(lambda: done.value > 0 or not proc.is_alive(), 20, "the client's first login")
+        sm = srv.client()
         t0 = time.monotonic()
         for _ in range(rotations):
+            with started.get_lock():
+                started.value += 1
             token = _rotate_now(sm, name, fn)
-            _wait_rotated(sm, name, token)
+            _wait_rotated(sm, name, token, rot=Rotary(srv))
+            with finished.get_lock():
+                finished.value += 1
             if paced:
-                seen = stats["done"]
-                wait_for(lambda: stats["done"] > seen or not t.is_alive(), 30,
+                seen = done.value
+                wait_for(lambda: done.value > seen or not proc.is_alive(), 30,
                          "the client's next login", interval=0.005)
         elapsed = time.monotonic() - t0
     finally:
         stop.set()
-        t.join(timeout=30)
-    return {
+        st = out.get(timeout=60)
+        proc.join(timeout=30)
+    figures = {
         "function": fn.rsplit(":", 1)[-1],
-        "server": mdb.version,
         "rotations": rotations,
         "paced": paced,
         "seconds": round(elapsed, 2),
         "rotations_per_second": round(rotations / elapsed, 2),
-        "login_attempts": stats["attempts"],
-        "failed_logins": stats["failures"],
-        "recovered_by_retry": stats["recovered"],
-        "unrecovered": stats["unrecovered"],
-        "sample_errors": stats["errors"],
+        "login_attempts": st["attempts"],
+        "failed_logins": st["failures"],
+        "recovered_by_retry": st["recovered"],
+        "unrecovered": st["unrecovered"],
+        "sample_errors": st["errors"],
     }
+    if not retry:
+        figures["failed_not_overtaken"] = st["not_overtaken"]
+    return figures
+
+
+def mysql_login(v) -> tuple[bool, str | None]:
+    """A new connection with the secret's credentials, then SELECT 1."""
+    try:
+        conn = pymysql.connect(host=v["host"], port=int(v["port"]), user=v["username"],
+                               password=v["password"], connect_timeout=5)
+    except pymysql.err.OperationalError as e:
+        return False, str(e)
+    try:
+        with conn.cursor() as c:
+            c.execute("SELECT 1")
+            return c.fetchone()[0] == 1, None
+    finally:
+        conn.close()
 
 
 def record_perf(key: str, figures: dict) -> None:
@@ -505,20 +522,36 @@ def record_perf(key: str, figures: dict) -> None:
 
 
 def test_zero_downtime_alternating_50_rotations(msrv, mdb, msm, rot, master_arn):
+    """Alternating users: no login with AWSCURRENT fails. Paced (every rotation seen by the
+    client): zero failed logins. Unpaced (a rotation every ~200 ms, so a login slower than
+    the gap between two rotations may use credentials two rotations old): zero failures
+    that were not overtaken by the rotation after next; the raw count is recorded."""
     user, pw = app_user(mdb, prefix="zd")
     name = unique_name("mysql-zero-downtime")
     msm.create_secret(Name=name, SecretString=json.dumps(
         db_secret(mdb, user, pw, masterarn=master_arn, ssl=False)))
-    figures = run_zero_downtime(msrv, mdb, name, ALTERNATING)
-    record_perf("alternating", figures)
+    figures = run_zero_downtime(msrv, name, ALTERNATING, mysql_login, paced=True)
+    record_perf("alternating", {**figures, "server": mdb.version})
     assert figures["login_attempts"] >= 50, figures
     assert figures["failed_logins"] == 0, figures
+
     recs = rot.history(name, max_results=100)
     assert len(recs) == 50 and all(r["Outcome"] == "Succeeded" for r in recs), \
         [r["Outcome"] for r in recs]
     cur = value(msm, name)
     assert cur["username"] == user  # 50 rotations: an even number of flips
     assert mdb.can_login(user, cur["password"])
+
+    # A secret keeps at most 100 versions: the unpaced run uses another user and secret.
+    user, pw = app_user(mdb, prefix="zu")
+    name = unique_name("mysql-zero-downtime-unpaced")
+    msm.create_secret(Name=name, SecretString=json.dumps(
+        db_secret(mdb, user, pw, masterarn=master_arn, ssl=False)))
+    unpaced = run_zero_downtime(msrv, name, ALTERNATING, mysql_login)
+    record_perf("alternating_unpaced", {**unpaced, "server": mdb.version})
+    assert unpaced["login_attempts"] >= 50, unpaced
+    assert unpaced["failed_not_overtaken"] == 0, unpaced
+    assert all(r["Outcome"] == "Succeeded" for r in rot.history(name, max_results=100))
 
 
 def test_single_user_50_rotations_failures_recovered_by_retry(msrv, mdb, msm, rot):
@@ -530,14 +563,20 @@ def test_single_user_50_rotations_failures_recovered_by_retry(msrv, mdb, msm, ro
     user, pw = app_user(mdb, prefix="zs")
     name = unique_name("mysql-single-loop")
     msm.create_secret(Name=name, SecretString=json.dumps(db_secret(mdb, user, pw, ssl=False)))
-    figures = run_zero_downtime(msrv, mdb, name, SINGLE, retry=True, paced=True)
-    record_perf("single_user", figures)
+    figures = run_zero_downtime(msrv, name, SINGLE, mysql_login, retry=True, paced=True)
+    record_perf("single_user", {**figures, "server": mdb.version})
     assert figures["login_attempts"] >= 50, figures
     assert figures["unrecovered"] == 0, figures
     assert figures["recovered_by_retry"] == figures["failed_logins"], figures
 
-    unpaced = run_zero_downtime(msrv, mdb, name, SINGLE, retry=True, paced=False)
-    record_perf("single_user_unpaced", unpaced)
-    recs = rot.history(name, max_results=200)
-    assert len(recs) == 100 and all(r["Outcome"] == "Succeeded" for r in recs)
+    recs = rot.history(name, max_results=100)
+    assert len(recs) == 50 and all(r["Outcome"] == "Succeeded" for r in recs)
+    assert mdb.can_login(user, value(msm, name)["password"])
+
+    user, pw = app_user(mdb, prefix="zu")
+    name = unique_name("mysql-single-loop-unpaced")
+    msm.create_secret(Name=name, SecretString=json.dumps(db_secret(mdb, user, pw, ssl=False)))
+    unpaced = run_zero_downtime(msrv, name, SINGLE, mysql_login, retry=True, paced=False)
+    record_perf("single_user_unpaced", {**unpaced, "server": mdb.version})
+    assert all(r["Outcome"] == "Succeeded" for r in rot.history(name, max_results=100))
     assert mdb.can_login(user, value(msm, name)["password"])

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from botocore.exceptions import ClientError
 
 import rotary_testlib as lib
 from rotary_testlib import stages, unique_name
@@ -346,6 +345,31 @@ def test_alternating_refuses_a_master_on_another_host(psm, rot, pg):
     assert rec["FailedStep"] == "setSecret" and "master secret's host" in rec["Error"], rec
     assert_unchanged(psm, name, orig_vid, value, pg)
     assert not pg.role_exists(f"{user}_clone")
+
+
+def test_alternating_refuses_an_existing_role_that_is_not_the_users_clone(psm, rot, pg,
+                                                                         master):
+    """A secret for a self-made `<victim>_clone` must not get the master to reset the
+    password of an existing role `<victim>`: the pair must be linked by `GRANT`."""
+    victim, victim_pw = role_name("victim"), orig_password()
+    pg.create_role(victim, victim_pw)
+    pg.sql(f"ALTER ROLE {victim} CREATEROLE CREATEDB")
+    fake, fake_pw = f"{victim}_clone", orig_password()
+    pg.create_role(fake, fake_pw)
+    value = db_secret(pg, fake, fake_pw, masterarn=master)
+    name, orig_vid = make_secret(psm, value)
+    _, rec = wait_failure(psm, rot, name, ALTERNATING)
+    assert rec["FailedStep"] == "setSecret", rec
+    assert "refusing to change the password of the existing role" in rec["Error"], rec
+    assert pg.can_login(victim, victim_pw), "the victim's password was changed"
+    assert_unchanged(psm, name, orig_vid, value, pg)
+
+    # Linked the way the first rotation links them, the pair rotates.
+    pg.sql(f"GRANT {victim} TO {fake}")
+    psm.update_secret_version_stage(SecretId=name, VersionStage="AWSPENDING",
+                                    RemoveFromVersionId=rec["Token"])
+    new = rotate_ok(psm, rot, name, ALTERNATING)
+    assert new["username"] == victim and pg.can_login(victim, new["password"])
 
 
 def test_single_user_with_a_wrong_current_password_fails_cleanly(psm, rot, pg):

@@ -362,7 +362,12 @@ impl RotationEngine {
                     srec.error = Some(msg.clone());
                     srec.output = output;
                     rec.steps.push(srec);
-                    let text = format!("{} failed: {msg}", STEPS[i as usize]);
+                    let step_name = STEPS[i as usize];
+                    let text = if msg.starts_with(step_name) {
+                        msg.clone()
+                    } else {
+                        format!("{step_name} failed: {msg}")
+                    };
                     self.attempt_failed(&due, &mut rec, started_ms, Some(STEPS[i as usize]), text)
                         .await;
                     return;

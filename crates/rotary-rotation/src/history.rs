@@ -74,14 +74,31 @@ pub fn redact(text: &str, secrets: &[String]) -> String {
     out
 }
 
-/// The strings to redact for a secret value: the whole value and, for a JSON object,
-/// every string member of 6 characters or more (passwords are printed on their own).
+/// Members of a JSON secret whose values are credentials.
+fn is_credential_key(key: &str) -> bool {
+    let k = key.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "key",
+        "credential",
+        "pass",
+    ]
+    .iter()
+    .any(|w| k.contains(w))
+}
+
+/// The strings to redact for a secret value: the whole value and, for a JSON object, every
+/// credential-like member (`password`, `secret`, `token`, `…key`), since functions print
+/// passwords on their own. Hosts and user names stay readable in errors.
 pub fn redaction_terms(value: &str) -> Vec<String> {
     let mut terms = vec![value.to_owned()];
     if let Ok(serde_json::Value::Object(m)) = serde_json::from_str::<serde_json::Value>(value) {
-        for v in m.values() {
+        for (k, v) in &m {
             if let serde_json::Value::String(s) = v {
-                if s.len() >= 6 {
+                if is_credential_key(k) && s.len() >= 4 {
                     terms.push(s.clone());
                 }
             }
@@ -101,6 +118,11 @@ mod tests {
         let terms = redaction_terms(r#"{"username":"app","password":"hunter2-long"}"#);
         let out = redact("setting password hunter2-long for app", &terms);
         assert_eq!(out, "setting password [REDACTED] for app");
+        let terms = redaction_terms(r#"{"host":"db.internal","password":"pw-12345"}"#);
+        assert_eq!(
+            redact("db.internal refused pw-12345", &terms),
+            "db.internal refused [REDACTED]"
+        );
         assert_eq!(redact("abc", &terms), "abc");
     }
 }

@@ -23,6 +23,9 @@ Knobs (all optional, through the function's Env):
   BLOCK_STEP, BLOCKED_FILE, RELEASE_FILE
                   at the start of BLOCK_STEP, write its pid to BLOCKED_FILE and wait (up to 60 s) for
                   RELEASE_FILE; no blocking when RELEASE_FILE already exists
+  PROBE_FILE      in createSecret, try what the temporary credentials may do (other secrets,
+                  account-wide calls, admin calls on its own secret, Rotary's own API) and
+                  write {call: "OK" | error code} there as JSON (needs OTHER_SECRET)
   GARBAGE=1       print binary junk on stdout and stderr in every step
   PRINT_VALUES=1  print the current and pending values (to check that Rotary redacts them)
   WRITE_SHAPE     createSecret stores a value of another shape than AWSCURRENT:
@@ -70,9 +73,82 @@ def client():
     )
 
 
+def rotary_call(op, body):
+    """A call to Rotary's own API signed with the temporary credentials; returns the
+    status and the error type, if any."""
+    import urllib.error
+    import urllib.request
+
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    url = ENV["SECRETS_MANAGER_ENDPOINT"] + "/"
+    req = AWSRequest(method="POST", url=url, data=json.dumps(body).encode(), headers={
+        "Content-Type": "application/x-amz-json-1.1", "X-Amz-Target": "rotary." + op})
+    creds = Credentials(ENV["AWS_ACCESS_KEY_ID"], ENV["AWS_SECRET_ACCESS_KEY"],
+                        ENV.get("AWS_SESSION_TOKEN"))
+    SigV4Auth(creds, "secretsmanager", ENV["AWS_REGION"]).add_auth(req)
+    http_req = urllib.request.Request(url, data=req.body, headers=dict(req.headers.items()),
+                                      method="POST")
+    try:
+        with urllib.request.urlopen(http_req, timeout=20):
+            return "OK"
+    except urllib.error.HTTPError as e:
+        return json.loads(e.read() or b"{}").get("__type", str(e.code)).split("#")[-1]
+
+
+def probe(sm, arn, path):
+    other = ENV["OTHER_SECRET"]
+    own_policy = json.dumps({"Version": "2012-10-17", "Statement": []})
+    calls = {
+        "other.DescribeSecret": lambda: sm.describe_secret(SecretId=other),
+        "other.GetSecretValue": lambda: sm.get_secret_value(SecretId=other),
+        "other.PutSecretValue": lambda: sm.put_secret_value(SecretId=other, SecretString="x"),
+        "other.UpdateSecretVersionStage": lambda: sm.update_secret_version_stage(
+            SecretId=other, VersionStage="X", MoveToVersionId="a" * 32),
+        "other.ListSecretVersionIds": lambda: sm.list_secret_version_ids(SecretId=other),
+        "other.BatchGetSecretValue": lambda: sm.batch_get_secret_value(SecretIdList=[other]),
+        "other.DeleteSecret": lambda: sm.delete_secret(SecretId=other),
+        "ListSecrets": lambda: sm.list_secrets(),
+        "BatchGetSecretValue.filter": lambda: sm.batch_get_secret_value(
+            Filters=[{"Key": "name", "Values": [""]}]),
+        "CreateSecret": lambda: sm.create_secret(Name="made-by-a-rotation-function",
+                                                 SecretString="x"),
+        "GetRandomPassword": lambda: sm.get_random_password(),
+        "own.DescribeSecret": lambda: sm.describe_secret(SecretId=arn),
+        "own.ListSecretVersionIds": lambda: sm.list_secret_version_ids(SecretId=arn),
+        "own.UpdateSecret": lambda: sm.update_secret(SecretId=arn, Description="by function"),
+        "own.TagResource": lambda: sm.tag_resource(SecretId=arn,
+                                                   Tags=[{"Key": "k", "Value": "v"}]),
+        "own.PutResourcePolicy": lambda: sm.put_resource_policy(SecretId=arn,
+                                                                ResourcePolicy=own_policy),
+        "own.RotateSecret": lambda: sm.rotate_secret(SecretId=arn),
+        "own.CancelRotateSecret": lambda: sm.cancel_rotate_secret(SecretId=arn),
+        "own.DeleteSecret": lambda: sm.delete_secret(SecretId=arn, RecoveryWindowInDays=7),
+    }
+    out = {}
+    for name, call in calls.items():
+        try:
+            call()
+            out[name] = "OK"
+        except ClientError as e:
+            out[name] = e.response["Error"]["Code"]
+    for op, body in (("CreateFunction", {"Name": "made-by-fn", "Command": "true"}),
+                     ("ListFunctions", {}), ("DeleteFunction", {"Name": "x"}),
+                     ("GetRotationHistory", {"SecretId": other}),
+                     ("GetRotationHistory.own", {"SecretId": arn}),
+                     ("GetComplianceReport", {}), ("AdvanceTestClock", {"Seconds": 1})):
+        out["rotary." + op] = rotary_call(op.split(".")[0], body)
+    with open(path, "w") as f:
+        json.dump(out, f, indent=1)
+
+
 def create_secret(sm, event):
     arn, token = event["SecretId"], event["ClientRequestToken"]
     current = sm.get_secret_value(SecretId=arn, VersionStage="AWSCURRENT")
+    if ENV.get("PROBE_FILE") and not os.path.exists(ENV["PROBE_FILE"]):
+        probe(sm, arn, ENV["PROBE_FILE"])
     if ENV.get("OTHER_SECRET"):
         try:
             sm.get_secret_value(SecretId=ENV["OTHER_SECRET"])

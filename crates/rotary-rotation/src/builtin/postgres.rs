@@ -23,6 +23,14 @@
 //! reaches the server, which hashes it with its `password_encryption`; a server logging
 //! DDL (`log_statement = 'ddl'`) logs it, as with AWS's function.
 //!
+//! # Alternating users
+//! As AWS's template: the current credentials must log in, the master secret's host must be
+//! the secret's, and the master creates `<user>_clone` with `GRANT <user>` on the first
+//! rotation, then only changes passwords. One addition: an existing pending role is changed
+//! only if the `_clone` role is a member of the base role (what that first `GRANT` made).
+//! Every secret can name the master, so without it a secret for a self-made role
+//! `admin_clone` would have the master reset the password of an existing role `admin`.
+//!
 //! # TLS
 //! `ssl: true` requires TLS, `ssl: false` never uses it, and without `ssl` TLS is tried
 //! first and plaintext on failure (AWS's `get_ssl_config`), except when no server answered
@@ -640,11 +648,22 @@ impl PostgresRotator {
                 &secrets,
             )
         })?;
+        // The clone is whichever name has the suffix; `adopted`: it is a direct member of
+        // the base role, as the first rotation's GRANT made it.
+        let (base, clone) = if p.username.ends_with(CLONE_SUFFIX) {
+            (&c.username, &p.username)
+        } else {
+            (&p.username, &c.username)
+        };
         let row = client
             .query_one(
                 "SELECT quote_ident($1), quote_literal($2), quote_ident($3), \
-                 EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1)",
-                &[&p.username, &p.password.expose(), &c.username],
+                 EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = $1), \
+                 EXISTS (SELECT 1 FROM pg_catalog.pg_auth_members m \
+                         JOIN pg_catalog.pg_roles b ON b.oid = m.roleid \
+                         JOIN pg_catalog.pg_roles k ON k.oid = m.member \
+                         WHERE b.rolname = $4 AND k.rolname = $5)",
+                &[&p.username, &p.password.expose(), &c.username, base, clone],
             )
             .await
             .map_err(|e| scrub(sql_error(p, "quoting", &p.username, &e), &secrets))?;
@@ -652,6 +671,29 @@ impl PostgresRotator {
         let literal = Sensitive::new(row.get::<_, String>(1));
         let member_of: String = row.get(2);
         let exists: bool = row.get(3);
+        let adopted: bool = row.get(4);
+        // Beyond AWS: the master acts for any secret that names it, so a secret for a role
+        // `x_clone` someone could create would otherwise let rotation reset the password of
+        // an existing (say superuser) role `x`. Only a pair the first rotation linked, or an
+        // operator linked with `GRANT x TO x_clone`, is rotated.
+        if exists && !adopted {
+            return Err(format!(
+                "refusing to change the password of the existing role {}: {clone} is not a \
+                 member of {base}, so the two are not an alternating pair (to make them one, \
+                 run GRANT {} TO {} as the master user)",
+                p.username,
+                if base == &p.username {
+                    &role
+                } else {
+                    &member_of
+                },
+                if clone == &p.username {
+                    &role
+                } else {
+                    &member_of
+                },
+            ));
+        }
         let (sql, done) = if exists {
             (
                 format!("ALTER ROLE {role} WITH PASSWORD {}", literal.expose()),
