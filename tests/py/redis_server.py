@@ -17,8 +17,13 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 ADMIN_PASSWORD = "admin-Pw-for-tests-1"
+# redis-py retries a refused AUTH (an AuthenticationError is a ConnectionError) with backoff
+# by default; the tests want the server's answer at once.
+NO_RETRY = Retry(NoBackoff(), 0)
 
 
 def _free_port() -> int:
@@ -91,7 +96,7 @@ class RedisServer:
     def client(self, username: str, password: str, timeout: float = 5.0) -> redis.Redis:
         return redis.Redis(host=self.host, port=self.port, username=username,
                            password=password, socket_timeout=timeout,
-                           socket_connect_timeout=timeout)
+                           socket_connect_timeout=timeout, retry=NO_RETRY)
 
     def admin(self) -> redis.Redis:
         return self.client("default", ADMIN_PASSWORD)

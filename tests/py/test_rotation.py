@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import http.server
 import json
-import os
 import re
 import sys
 import threading
@@ -46,8 +45,6 @@ from rotlib import (  # noqa: E402
     Rotary,
     as_epoch,
     cron_1_15_16h_2h_window,
-    current_of,
-    day_start,
     days_window,
     iso,
     lambda_arn,
@@ -364,6 +361,9 @@ def test_failed_step_retries_fails_then_redrive_completes(step, rsm, rot, marker
     d = rsm.describe_secret(SecretId=name)
     assert d["RotationEnabled"] is True and "LastRotatedDate" not in d, d
 
+    report = rot.ok("GetComplianceReport")
+    assert report["NonCompliant"] == len(report["Secrets"]) <= report["SecretsChecked"], \
+        {k: report[k] for k in ("NonCompliant", "SecretsChecked")}
     findings = rot.compliance_of(name)
     assert findings is not None, "a failed rotation must be reported"
     checks = {f["Check"]: f["Detail"] for f in findings}
@@ -421,6 +421,32 @@ def test_retry_backoff_doubles_per_attempt_up_to_the_cap(cap, make_server, marke
     for prev, nxt in zip(recs, recs[1:]):
         assert nxt["StartedAt"] >= prev["NextAttemptAt"] - 0.05, (prev, nxt)
         assert nxt["Token"] == token
+
+
+def test_test_only_rotation_tests_a_copy_of_awscurrent(rsm, rot, markers):
+    arn = rot.create_function(fname("tester"), Command=python_command(),
+                              Env={"MARKER_DIR": str(markers)})
+    name = unique_name("rot-testonly")
+    orig_value = json_secret()
+    orig = rsm.create_secret(Name=name, SecretString=orig_value)["VersionId"]
+    before = rsm.describe_secret(SecretId=name)
+    resp = rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn, RotateImmediately=False,
+                             RotationRules={"AutomaticallyAfterDays": 10})
+    assert "VersionId" not in resp, resp
+    rec = rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True, timeout=30)
+    assert rec["Outcome"] == "Succeeded", rec
+    assert_steps_succeeded(rec, ["testSecret"])
+    tested = json.loads((markers / "tested.txt").read_text())
+    assert tested["value"] == orig_value, "testSecret must see a copy of AWSCURRENT"
+    assert tested["token"] == rec["Token"] != orig
+    assert [line.split()[0] for line in read_lines(markers / "steps.log")] == ["testSecret"]
+    wait_for(lambda: len(lib.list_all_versions(rsm, name)) == 1, 10,
+             "the test version to be removed")
+    assert stages(rsm, name) == {orig: ["AWSCURRENT"]}
+    d = rsm.describe_secret(SecretId=name)
+    assert d["RotationEnabled"] is True and "LastRotatedDate" not in d, d
+    assert d["CreatedDate"] == before["CreatedDate"]
+    assert rot.compliance_of(name) is None
 
 
 def test_test_only_rotation_failure_removes_the_test_version(rsm, rot, markers):
@@ -701,6 +727,18 @@ def test_unknown_or_missing_function_is_rejected_and_changes_nothing(rsm, rot):
                  RotationRules={"AutomaticallyAfterDays": 9})
     assert snapshot(rsm, name2) == before
     assert len(rot.history(name2)) == 1
+
+    # The stored function was deleted since: RotateSecret with the stored settings refuses.
+    name3 = unique_name("rot-deleted-fn")
+    fn = fname("short-lived")
+    arn = rot.create_function(fn, Command="true")
+    rsm.create_secret(Name=name3, SecretString="value-deleted-fn")
+    rsm.rotate_secret(SecretId=name3, RotationLambdaARN=arn, RotateImmediately=False)
+    rot.wait_outcome(name3, outcomes=FINAL_OUTCOMES, TestOnly=True)
+    rot.delete_function(fn)
+    before = snapshot(rsm, name3)
+    expect_error(rsm.rotate_secret, "AccessDeniedException", NOT_INVOKABLE, SecretId=name3)
+    assert snapshot(rsm, name3) == before
 
 
 def test_rotate_and_cancel_on_missing_or_deleted_secrets(rsm, rot):
@@ -1021,6 +1059,34 @@ def test_rotation_survives_server_kill_during_each_step(step, make_server, marke
     d = sm.describe_secret(SecretId=name)
     assert d["RotationEnabled"] is True and "LastRotatedDate" in d
     assert rot.compliance_of(name) is None
+
+
+def test_test_only_rotation_survives_server_kill(make_server, markers):
+    """A crash during a RotateImmediately=false test must not leave the test version (with
+    AWSPENDING) behind: that would block every later rotation."""
+    srv = make_server()
+    sm, rot = srv.client(), Rotary(srv)
+    once = markers / "killed-once"
+    arn = rot.create_function("crasher", Command=python_command(), Env={
+        "MARKER_DIR": str(markers), "KILL_STEP": "testSecret", "SERVER_PID": str(srv.proc.pid),
+        "KILL_ONCE_FILE": str(once)})
+    name = unique_name("rot-crash-testonly")
+    orig_value = json_secret()
+    orig = sm.create_secret(Name=name, SecretString=orig_value)["VersionId"]
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=arn, RotateImmediately=False)
+    wait_for(lambda: srv.proc.poll() is not None, 30, "the function to kill the server")
+    srv.restart()
+    sm, rot = srv.client(), Rotary(srv)
+    rec = rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True, timeout=30)
+    assert rec["Outcome"] == "Succeeded", rec
+    wait_for(lambda: len(lib.list_all_versions(sm, name)) == 1, 10,
+             "the test version to be removed")
+    assert stages(sm, name) == {orig: ["AWSCURRENT"]}
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == orig_value
+    # Not stuck: a real rotation runs.
+    token = sm.rotate_secret(SecretId=name)["VersionId"]
+    assert rot.wait_outcome(name, token, timeout=30)["Outcome"] == "Succeeded"
+    assert_rotated(sm, name, orig, token)
 
 
 def test_graceful_shutdown_mid_step_stops_the_function_and_resumes(make_server, markers):

@@ -49,8 +49,13 @@ def mdb(tmp_path_factory):
     db.sql("CREATE TABLE appdb.items (id INT PRIMARY KEY, name VARCHAR(20))")
     db.sql("INSERT INTO appdb.items VALUES (1, 'one'), (2, 'two')")
     db.sql("CREATE TABLE appdb.hidden (id INT)")
+    db.sql("CREATE TABLE appdb.via_role (id INT)")
+    db.sql("CREATE ROLE rotary_reader")
+    db.sql("GRANT SELECT ON appdb.via_role TO rotary_reader")
     db.create_user("rotary_master", "master-Pw-0001",
-                   grants=["GRANT ALL PRIVILEGES ON *.* TO {u} WITH GRANT OPTION"])
+                   grants=["GRANT ALL PRIVILEGES ON *.* TO {u} WITH GRANT OPTION",
+                           # Granting a role needs the role WITH ADMIN OPTION.
+                           "GRANT rotary_reader TO {u} WITH ADMIN OPTION"])
     yield db
     db.cleanup()
 
@@ -146,7 +151,7 @@ def assert_succeeded(rec, sm, name):
 # ------------------------------------------------------------------------------------------
 # Single user
 # ------------------------------------------------------------------------------------------
-def test_single_user_rotation_changes_the_password(mdb, msm, rot):
+def test_single_user_rotation_changes_the_password(mdb, msrv, msm, rot):
     user, old = app_user(mdb)
     name = unique_name("mysql-single")
     # Port as a string (templates call int()), no `ssl` (TLS tried, then plaintext), and an
@@ -161,6 +166,7 @@ def test_single_user_rotation_changes_the_password(mdb, msm, rot):
     assert new["username"] == user and new["team"] == "payments" and new["port"] == str(mdb.port)
     assert len(new["password"]) == 32 and not set(new["password"]) & set(":/@\"'\\")
     assert mdb.can_login(user, new["password"]), "the new password must log in"
+    assert new["password"] not in msrv.log_path.read_text(errors="replace"), "leaked to the log"
     assert not mdb.can_login(user, old), "the old password must stop working"
     assert can_select_items(mdb, user, new["password"])
     prev = msm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")
@@ -197,7 +203,7 @@ def test_ssl_true_against_a_server_without_tls_fails_cleanly(mdb, msm, rot):
     user, old = app_user(mdb)
     name = unique_name("mysql-ssl")
     msm.create_secret(Name=name, SecretString=json.dumps(db_secret(mdb, user, old, ssl=True)))
-    token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Failed",))
+    token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "setSecret", rec
     assert "TLS" in rec["Error"] or "SSL" in rec["Error"] or "ssl" in rec["Error"], rec
     assert old not in json.dumps(rot.history(name))
@@ -212,7 +218,7 @@ def test_missing_key_fails_naming_it_and_awscurrent_still_works(missing, mdb, ms
     secret = db_secret(mdb, user, old)
     del secret[missing]
     orig = msm.create_secret(Name=name, SecretString=json.dumps(secret))["VersionId"]
-    token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Failed",))
+    token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "createSecret", rec
     assert f"{missing} key is missing from secret JSON" in rec["Error"], rec
     got = msm.get_secret_value(SecretId=name)
@@ -225,7 +231,7 @@ def test_wrong_engine_is_refused(mdb, msm, rot):
     name = unique_name("mysql-engine")
     msm.create_secret(Name=name,
                       SecretString=json.dumps(db_secret(mdb, user, old, engine="postgres")))
-    token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Failed",))
+    token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "createSecret" and "'mysql'" in rec["Error"], rec
     assert mdb.can_login(user, old)
 
@@ -237,6 +243,8 @@ def test_alternating_users_clone_with_the_same_grants(mdb, msm, rot, master_arn)
     user, old = app_user(mdb, grants=(
         "GRANT SELECT ON appdb.items TO {u}",
         "GRANT INSERT ON appdb.items TO {u} WITH GRANT OPTION",
+        "GRANT rotary_reader TO {u}",
+        "SET DEFAULT ROLE rotary_reader FOR {u}",
     ))
     clone = f"{user}_clone"
     name = unique_name("mysql-alt")
@@ -253,6 +261,12 @@ def test_alternating_users_clone_with_the_same_grants(mdb, msm, rot, master_arn)
     assert not can_select_hidden(mdb, clone, cur["password"]), "and no more"
     grants = [g[0] for g in mdb.sql("SHOW GRANTS FOR %s@'%%'", (clone,))]
     assert any("INSERT" in g and "WITH GRANT OPTION" in g for g in grants), grants
+    assert not mdb.can_login(clone, old), "the original's password must not be copied"
+    # The role and the default role came along: the clone reads via_role without SET ROLE.
+    conn = mdb.connect(clone, cur["password"])
+    with conn.cursor() as c:
+        c.execute("SELECT COUNT(*) FROM appdb.via_role")
+    conn.close()
     # The original user and password are untouched: AWSPREVIOUS still logs in.
     prev = value(msm, name, "AWSPREVIOUS")
     assert (prev["username"], prev["password"]) == (user, old)
@@ -286,7 +300,7 @@ def test_alternating_wrong_master_password_fails_and_changes_nothing(mdb, msm, r
     name = unique_name("mysql-alt-badmaster")
     orig = msm.create_secret(Name=name, SecretString=json.dumps(
         db_secret(mdb, user, old, masterarn=bad_master)))["VersionId"]
-    token, rec = rotate(msm, rot, name, ALTERNATING, outcomes=("Failed",))
+    token, rec = rotate(msm, rot, name, ALTERNATING, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "setSecret", rec
     assert "master secret" in rec["Error"] and "Access denied" in rec["Error"], rec
     assert "not-the-master-password" not in json.dumps(rot.history(name))
@@ -299,7 +313,7 @@ def test_alternating_without_masterarn_fails_naming_it(mdb, msm, rot):
     user, old = app_user(mdb)
     name = unique_name("mysql-alt-nomaster")
     msm.create_secret(Name=name, SecretString=json.dumps(db_secret(mdb, user, old)))
-    token, rec = rotate(msm, rot, name, ALTERNATING, outcomes=("Failed",))
+    token, rec = rotate(msm, rot, name, ALTERNATING, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "createSecret", rec
     assert "masterarn key is missing from secret JSON" in rec["Error"], rec
     assert mdb.can_login(user, old)

@@ -102,7 +102,7 @@ def assert_succeeded(rec, sm, name):
 # ------------------------------------------------------------------------------------------
 # Rotation
 # ------------------------------------------------------------------------------------------
-def test_single_user_rotation_changes_the_acl_password(rds, rsm, rot):
+def test_single_user_rotation_changes_the_acl_password(rds, rsrv, rsm, rot):
     user, old = redis_user(rds)
     name = unique_name("redis-single")
     # Port as a string, no `ssl` (TLS tried first, then plaintext), an extra member kept.
@@ -114,6 +114,7 @@ def test_single_user_rotation_changes_the_acl_password(rds, rsm, rot):
     assert new["username"] == user and new["team"] == "cache" and new["port"] == str(rds.port)
     assert len(new["password"]) == 32
     assert rds.can_auth(user, new["password"]), "the new password must AUTH"
+    assert new["password"] not in rsrv.log_path.read_text(errors="replace"), "leaked to the log"
     assert not rds.can_auth(user, old), "the old password must stop working"
     prev = rsm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")
     assert prev["VersionId"] == orig and json.loads(prev["SecretString"])["password"] == old
@@ -150,7 +151,7 @@ def test_user_without_acl_permission_fails_and_awscurrent_still_auths(rds, rsm, 
     name = unique_name("redis-noacl")
     orig = rsm.create_secret(Name=name, SecretString=json.dumps(
         redis_secret(rds, user, old)))["VersionId"]
-    _, rec = rotate(rsm, rot, name, outcomes=("Failed",))
+    _, rec = rotate(rsm, rot, name, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "setSecret", rec
     assert "NOPERM" in rec["Error"] and "+acl|setuser" in rec["Error"], rec
     got = rsm.get_secret_value(SecretId=name)
@@ -166,7 +167,7 @@ def test_missing_key_fails_naming_it(missing, rds, rsm, rot):
     del secret[missing]
     name = unique_name(f"redis-missing-{missing}")
     orig = rsm.create_secret(Name=name, SecretString=json.dumps(secret))["VersionId"]
-    _, rec = rotate(rsm, rot, name, outcomes=("Failed",))
+    _, rec = rotate(rsm, rot, name, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "createSecret", rec
     assert f"{missing} key is missing from secret JSON" in rec["Error"], rec
     assert rsm.get_secret_value(SecretId=name)["VersionId"] == orig
@@ -178,7 +179,7 @@ def test_wrong_engine_is_refused(rds, rsm, rot):
     name = unique_name("redis-engine")
     rsm.create_secret(Name=name, SecretString=json.dumps(
         redis_secret(rds, user, old, engine="mysql")))
-    _, rec = rotate(rsm, rot, name, outcomes=("Failed",))
+    _, rec = rotate(rsm, rot, name, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "createSecret" and "engine must be 'redis'" in rec["Error"], rec
 
 
@@ -186,8 +187,9 @@ def test_ssl_true_against_a_plain_server_fails_cleanly(rds, rsm, rot):
     user, old = redis_user(rds)
     name = unique_name("redis-ssl")
     rsm.create_secret(Name=name, SecretString=json.dumps(redis_secret(rds, user, old, ssl=True)))
-    _, rec = rotate(rsm, rot, name, outcomes=("Failed",))
+    _, rec = rotate(rsm, rot, name, outcomes=("Retrying", "Failed"))
     assert rec["FailedStep"] == "setSecret" and "cannot reach" in rec["Error"], rec
+    assert "TLS failed" in rec["Error"] and "the port speaks plaintext" in rec["Error"], rec
     assert rds.can_auth(user, old)
 
 
@@ -354,7 +356,8 @@ def run_zero_downtime(srv, name, fn, login, rotations=50, retry=False, paced=Fal
 def redis_login(v) -> tuple[bool, str | None]:
     """A new connection AUTHing with the secret's credentials, then PING."""
     c = redis.Redis(host=v["host"], port=int(v["port"]), username=v["username"],
-                    password=v["password"], socket_timeout=5, socket_connect_timeout=5)
+                    password=v["password"], socket_timeout=5, socket_connect_timeout=5,
+                    retry=redis_server.NO_RETRY)
     try:
         return c.ping() is True, None
     except redis.exceptions.RedisError as e:

@@ -47,6 +47,10 @@ pub struct RotationConfig {
     /// The rotation in progress.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_progress: Option<RotationState>,
+    /// Start of the day-based schedule: RotateSecret, the last rotation, or the last value
+    /// written by hand (a manual change counts as a rotation for `AutomaticallyAfterDays`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_anchor_ms: Option<i64>,
     /// Outcome of the last finished attempt: `succeeded`, `failed` or `abandoned`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_outcome: Option<String>,
@@ -158,8 +162,8 @@ impl SecretsService {
     /// window's end) and the due time (a random instant inside the window).
     fn schedule_next(&self, secret: &mut Secret, now: i64) {
         let rotation = secret.doc.rotation.get_or_insert_with(Default::default);
-        let window = schedule_of(rotation.rules.as_ref())
-            .and_then(|s| s.next_window(now, rotation.last_rotated_ms));
+        let anchor = rotation.schedule_anchor_ms.max(rotation.last_rotated_ms);
+        let window = schedule_of(rotation.rules.as_ref()).and_then(|s| s.next_window(now, anchor));
         match (rotation.enabled, window) {
             (true, Some(w)) => {
                 rotation.next_rotation_ms = Some(w.next_rotation_date_ms());
@@ -171,6 +175,19 @@ impl SecretsService {
                 secret.row.rotation_due_ms = None;
             }
         }
+    }
+
+    /// A value written by hand restarts a day-based schedule (spec §5.7); a rotation in
+    /// progress is left to the driver, which records it abandoned and replans.
+    pub(crate) fn value_written(&self, secret: &mut Secret, now: i64) {
+        let Some(rotation) = secret.doc.rotation.as_mut() else {
+            return;
+        };
+        if !rotation.enabled || rotation.in_progress.is_some() {
+            return;
+        }
+        rotation.schedule_anchor_ms = Some(now);
+        self.schedule_next(secret, now);
     }
 
     /// RotateSecret (spec §5.1): validates, stores the configuration and starts a rotation
@@ -294,6 +311,7 @@ impl SecretsService {
                 if let Some(r) = &req.rotation_rules {
                     rotation.rules = Some(r.clone());
                 }
+                rotation.schedule_anchor_ms = Some(now);
                 self.schedule_next(secret, now);
                 let version_id = if immediately {
                     self.add_placeholder(secret, &token, now);

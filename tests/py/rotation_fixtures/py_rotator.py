@@ -12,8 +12,8 @@ Rotary puts in its environment:
 
 Knobs (all optional, through the function's Env):
   MARKER_DIR      directory where it records what it did: steps.log, events.log (each event
-                  as received), created.txt (the value it generated), other.txt (result of
-                  reading OTHER_SECRET)
+                  as received), created.txt (the value it generated), tested.txt (the pending
+                  value testSecret read), other.txt (result of reading OTHER_SECRET)
   OTHER_SECRET    a secret id to try reading with the temporary credentials
   FAIL_STEP       the step to fail (message on stderr, exit 1)
   FAIL_UNLESS     file: FAIL_STEP applies only while this file does not exist
@@ -205,6 +205,7 @@ def test_secret(sm, event):
         print("current value: %s" % current.get("SecretString"))
         print("pending value: %s" % pending.get("SecretString"))
         sys.stderr.write("pending again: %s\n" % pending.get("SecretString"))
+    record("tested.txt", json.dumps({"token": token, "value": pending.get("SecretString")}), "w")
     print("testSecret: pending value readable")
 
 

@@ -145,6 +145,14 @@ impl SecretsService {
         secret.set_labels(l);
         prune(secret, now)?;
         let idx = secret.version_index(token).ok_or_else(ApiError::internal)?;
+        if secret.versions[idx]
+            .row
+            .stages
+            .iter()
+            .any(|s| s == AWSCURRENT)
+        {
+            self.value_written(secret, now);
+        }
         Ok(Written::New(idx))
     }
 

@@ -697,8 +697,8 @@ fn account_name(user: &str, host: &str) -> Result<String, String> {
     Ok(format!("{}@{}", quote_ident(user)?, quote_ident(host)?))
 }
 
-/// The ways SHOW GRANTS may print `user@host`: backticks (MariaDB, MySQL 5.7.? and 8) or
-/// single quotes (older MySQL) with either escape style.
+/// The ways SHOW GRANTS may print `user@host`: backticks (MariaDB, MySQL 8) or single
+/// quotes (older MySQL) with either escape style.
 fn grantee_spellings(user: &str, host: &str) -> Vec<String> {
     let bq = |s: &str| format!("`{}`", s.replace('`', "``"));
     let sq_backslash = |s: &str| format!("'{}'", s.replace('\\', "\\\\").replace('\'', "\\'"));
@@ -759,6 +759,15 @@ fn rewrite_grant(
     )))
 }
 
+/// `GRANT role TO …` (no `ON`): the grantor must hold the role with ADMIN OPTION.
+fn is_role_grant(sql: &str) -> bool {
+    sql.starts_with("GRANT ")
+        && sql
+            .split(" TO ")
+            .next()
+            .is_some_and(|p| !p.contains(" ON "))
+}
+
 /// The master user's part of alternating users.
 struct CloneJob<'a> {
     current_user: &'a str,
@@ -812,9 +821,13 @@ impl CloneJob<'_> {
                 continue;
             };
             if let Some(sql) = rewrite_grant(&text, self.current_user, self.host, &clone)? {
-                conn.query_drop(sql)
-                    .await
-                    .map_err(err("copying a grant of the current user"))?;
+                let what = if is_role_grant(&sql) {
+                    "copying a role of the current user (the master user needs the role \
+                     WITH ADMIN OPTION)"
+                } else {
+                    "copying a grant of the current user"
+                };
+                conn.query_drop(&sql).await.map_err(err(what))?;
                 copied += 1;
             }
         }
@@ -833,7 +846,8 @@ impl CloneJob<'_> {
                 .unwrap_or_default()
         };
         let lit = |s: String| mysql_async::Value::from(s).as_sql(no_backslash);
-        let clause = match col(0).to_ascii_uppercase().as_str() {
+        let ssl_type = col(0).to_ascii_uppercase();
+        let clause = match ssl_type.as_str() {
             "" => "NONE".to_owned(),
             "ANY" => "SSL".to_owned(),
             "X509" => "X509".to_owned(),
@@ -864,16 +878,13 @@ impl CloneJob<'_> {
             .map_err(err("setting the password"))?;
         log.push("copied the grants and TLS requirements");
         Ok(format!(
-            "{} ({copied} grant statements, REQUIRE {}) and set the new password of the \
+            "{} ({copied} grant statements, ssl_type {:?}) and set the new password of the \
              alternate user ({})",
             log.join(", "),
-            if clause.starts_with("CIPHER")
-                || clause.starts_with("ISSUER")
-                || clause.starts_with("SUBJECT")
-            {
-                "SPECIFIED"
+            if ssl_type.is_empty() {
+                "NONE"
             } else {
-                clause.as_str()
+                ssl_type.as_str()
             },
             server.text
         ))
@@ -1051,6 +1062,8 @@ mod tests {
                 Some(want)
             );
         }
+        assert!(is_role_grant("GRANT `r1` TO `x`@`%`"));
+        assert!(!is_role_grant("GRANT SELECT ON `d`.* TO `x`@`%`"));
         // A different user with the same prefix is not our grantee.
         assert!(rewrite_grant("GRANT SELECT ON *.* TO `app2`@`%`", "app", "%", clone).is_err());
         assert_eq!(

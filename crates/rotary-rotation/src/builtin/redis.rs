@@ -13,7 +13,8 @@
 //!   ACL file and the user may run it; otherwise the step output says the change is in memory
 //!   only, so it survives restarts only if the operator persists it (`CONFIG REWRITE`).
 //! - **TLS** (`ssl`): `true` requires it (server certificate verified), `false` never uses
-//!   it, absent or anything else tries TLS then plaintext.
+//!   it; absent or anything else probes the port with a plaintext `PING` (no credentials)
+//!   and uses plaintext if it answers in RESP, else TLS (see `speaks_plaintext`).
 //! - Passwords never appear in errors or the step output.
 
 use std::sync::Arc;
@@ -37,6 +38,8 @@ const DEFAULT_PORT: u16 = 6379;
 const PASSWORD_LENGTH: usize = 32;
 /// Per connection attempt and per command.
 const TIMEOUT: Duration = Duration::from_secs(5);
+/// How long the plaintext probe waits for an answer before assuming TLS.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rotates the password of the Redis ACL user named in the secret.
 pub struct RedisRotator {
@@ -324,21 +327,42 @@ impl std::fmt::Display for ConnectError {
 /// A connection authenticated (`AUTH username password`) as the secret's user.
 async fn connect(s: &RedisSecret) -> Result<MultiplexedConnection, ConnectError> {
     match s.tls {
-        Tls::Required => connect_once(s, true).await,
-        Tls::Disabled => connect_once(s, false).await,
-        Tls::Preferred => match connect_once(s, true).await {
-            Ok(c) => Ok(c),
-            Err(ConnectError::Denied(m)) => Err(ConnectError::Denied(m)),
-            Err(ConnectError::Unreachable(tls)) => {
-                connect_once(s, false).await.map_err(|e| match e {
-                    ConnectError::Denied(m) => ConnectError::Denied(m),
-                    ConnectError::Unreachable(m) => {
-                        ConnectError::Unreachable(format!("{m} (with TLS: {tls})"))
-                    }
-                })
-            }
+        Tls::Required => match connect_once(s, true).await {
+            Err(ConnectError::Unreachable(e)) if speaks_plaintext(s).await == Ok(true) => Err(
+                ConnectError::Unreachable(format!("TLS failed ({e}); the port speaks plaintext")),
+            ),
+            r => r,
         },
+        Tls::Disabled => connect_once(s, false).await,
+        Tls::Preferred => {
+            let plaintext = speaks_plaintext(s)
+                .await
+                .map_err(ConnectError::Unreachable)?;
+            connect_once(s, !plaintext).await
+        }
     }
+}
+
+/// Whether the port answers a plaintext `PING` (sent before any credential) in RESP.
+///
+/// Trying TLS first, as the SQL templates do, does not work for Redis: a plaintext Redis
+/// waits for the end of a line that a TLS ClientHello never sends, so every probe would
+/// last the whole timeout. A TLS port instead rejects `PING\r\n` as a bad record at once.
+/// Like the SQL servers' TLS negotiation, this can be downgraded by an active attacker;
+/// set `ssl: true` to rule that out.
+async fn speaks_plaintext(s: &RedisSecret) -> Result<bool, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = (s.host.as_str(), s.port);
+    let mut stream = tokio::time::timeout(TIMEOUT, tokio::net::TcpStream::connect(addr))
+        .await
+        .map_err(|_| format!("no answer within {}s", TIMEOUT.as_secs()))?
+        .map_err(|e| e.to_string())?;
+    if stream.write_all(b"PING\r\n").await.is_err() {
+        return Ok(false);
+    }
+    let mut first = [0u8; 1];
+    let answer = tokio::time::timeout(PROBE_TIMEOUT, stream.read(&mut first)).await;
+    Ok(matches!(answer, Ok(Ok(1))) && matches!(first[0], b'+' | b'-'))
 }
 
 async fn connect_once(s: &RedisSecret, tls: bool) -> Result<MultiplexedConnection, ConnectError> {
