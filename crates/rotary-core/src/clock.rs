@@ -29,6 +29,11 @@ pub struct OffsetClock {
 }
 
 impl OffsetClock {
+    /// The current offset from the system clock.
+    pub fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Moves the clock forward (or back) by `ms`; returns the new time.
     pub fn advance(&self, ms: i64) -> i64 {
         self.offset_ms

@@ -20,6 +20,9 @@ use crate::registry::{Builtin, RegistryError};
 /// Target prefix of Rotary's API.
 pub const TARGET_PREFIX: &str = "rotary.";
 
+/// Store key of the test clock's offset (milliseconds, decimal text).
+pub const TEST_CLOCK_META: &str = "test-clock-offset-ms";
+
 /// Operations of Rotary's API.
 pub const OPERATIONS: [&str; 8] = [
     "CreateFunction",
@@ -195,6 +198,16 @@ pub async fn handle(
             };
             let req: AdvanceClockRequest = decode(body)?;
             let now = clock.advance(req.seconds.unwrap_or(0).saturating_mul(1000));
+            // Kept across restarts, so a test can stop the server and have time pass.
+            let offset = clock.offset_ms().to_string();
+            if let Err(e) = engine
+                .service()
+                .store()
+                .put_meta(TEST_CLOCK_META, offset.as_bytes())
+                .await
+            {
+                tracing::warn!(error = %e, "Storing the test clock offset failed");
+            }
             engine.service().rotation_wakeup().notify_one();
             encode(&serde_json::json!({ "Now": Timestamp(now) }))
         }

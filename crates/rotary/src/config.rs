@@ -68,6 +68,10 @@ pub struct ServeArgs {
     /// only: never in production.
     #[arg(long, env = "ROTARY_TEST_CLOCK", num_args = 0..=1, default_missing_value = "true")]
     pub test_clock: Option<bool>,
+    /// With --test-clock: move the clock forward by this many seconds at start-up, as if the
+    /// server had been down that long. For tests only.
+    #[arg(long, env = "ROTARY_TEST_CLOCK_SKIP_SECONDS")]
+    pub test_clock_skip_seconds: Option<i64>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -90,6 +94,7 @@ struct FileConfig {
     rotation_webhook_on_success: Option<bool>,
     signing_key_file: Option<PathBuf>,
     test_clock: Option<bool>,
+    test_clock_skip_seconds: Option<i64>,
 }
 
 /// Log output format.
@@ -120,6 +125,7 @@ pub struct Config {
     pub rotation_webhook_on_success: bool,
     pub signing_key_file: PathBuf,
     pub test_clock: bool,
+    pub test_clock_skip_seconds: i64,
 }
 
 fn is_region(r: &str) -> bool {
@@ -230,6 +236,13 @@ impl Config {
             .or(file.signing_key_file)
             .unwrap_or_else(|| data_dir.join("signing.key"));
         let test_clock = args.test_clock.or(file.test_clock).unwrap_or(false);
+        let test_clock_skip_seconds = args
+            .test_clock_skip_seconds
+            .or(file.test_clock_skip_seconds)
+            .unwrap_or(0);
+        if test_clock_skip_seconds != 0 && !test_clock {
+            bail!("--test-clock-skip-seconds needs --test-clock");
+        }
         Ok(Self {
             data_dir,
             listen,
@@ -247,6 +260,7 @@ impl Config {
             rotation_webhook_on_success,
             signing_key_file,
             test_clock,
+            test_clock_skip_seconds,
         })
     }
 }

@@ -12,6 +12,7 @@ use rand::Rng;
 use rotary_auth::{root_credential, CredentialTable, SecretKey, Verifier};
 use rotary_core::{Clock, OffsetClock, SecretsService, ServiceConfig, SystemClock};
 use rotary_crypto::{Keyring, MasterKey};
+use rotary_rotation::api::TEST_CLOCK_META;
 use rotary_rotation::webhook::WebhookConfig;
 use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
 use rotary_server::{AppState, Metrics};
@@ -164,6 +165,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     let keyring = Arc::new(Keyring::new(master));
     let test_clock = config.test_clock.then(|| Arc::new(OffsetClock::default()));
+    if let Some(c) = &test_clock {
+        let stored = store.get_meta(TEST_CLOCK_META).await?;
+        let stored: i64 = stored
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        c.advance(stored + config.test_clock_skip_seconds.saturating_mul(1000));
+        store
+            .put_meta(TEST_CLOCK_META, c.offset_ms().to_string().as_bytes())
+            .await?;
+    }
     let clock: Arc<dyn Clock> = match &test_clock {
         Some(c) => {
             tracing::warn!("The test clock is on: rotary.AdvanceTestClock can move time. Never use this in production.");
