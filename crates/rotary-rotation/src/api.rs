@@ -43,6 +43,7 @@ struct CreateFunctionRequest {
     python_handler: Option<String>,
     code_dir: Option<String>,
     url: Option<String>,
+    builtin: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     timeout_seconds: Option<u64>,
@@ -238,13 +239,18 @@ async fn create_function(
         .ok_or_else(|| api_error!(InvalidParameterException, "Name is required."))?;
     let env: Vec<(String, String)> = req.env.into_iter().collect();
     let timeout_seconds = req.timeout_seconds.unwrap_or(30);
-    let spec = match (req.command, req.python_handler, req.url) {
-        (Some(command), None, None) => FunctionSpec::Process {
+    let spec = match (req.command, req.python_handler, req.url, req.builtin) {
+        (Some(command), None, None, None) => FunctionSpec::Process {
             command,
             env,
             timeout_seconds,
         },
-        (None, Some(handler), None) => FunctionSpec::PythonHandler {
+        (None, None, None, Some(builtin)) => FunctionSpec::Builtin {
+            builtin,
+            env,
+            timeout_seconds,
+        },
+        (None, Some(handler), None, None) => FunctionSpec::PythonHandler {
             handler,
             code_dir: req.code_dir.ok_or_else(|| {
                 api_error!(
@@ -255,7 +261,7 @@ async fn create_function(
             env,
             timeout_seconds,
         },
-        (None, None, Some(url)) => FunctionSpec::Http {
+        (None, None, Some(url), None) => FunctionSpec::Http {
             url,
             env,
             timeout_seconds,
@@ -263,7 +269,7 @@ async fn create_function(
         _ => {
             return Err(api_error!(
                 InvalidParameterException,
-                "Give exactly one of Command, PythonHandler (with CodeDir) or Url."
+                "Give exactly one of Command, PythonHandler (with CodeDir), Url or Builtin."
             ))
         }
     };

@@ -15,7 +15,7 @@ use crate::builtin;
 use crate::engine::RotationEngine;
 use crate::functions::{self, FunctionError, Invocation, RotationEvent, RotationFunction, Step};
 use crate::history::{redact, redaction_terms, secs, AttemptRecord, StepRecord};
-use crate::registry::Resolved;
+use crate::registry::{Builtin, Resolved};
 use crate::webhook;
 
 /// Timeout of a built-in step.
@@ -38,11 +38,26 @@ fn step_of(i: u8) -> Step {
 impl RotationEngine {
     fn executor(&self, lambda_arn: &str) -> Option<Exec> {
         match self.registry.resolve(lambda_arn)? {
-            Resolved::Builtin(b) => Some(Exec::Builtin(builtin::executor(b, self.service.clone()))),
+            Resolved::Builtin(b) => Some(Exec::Builtin(builtin::executor(
+                b,
+                self.service.clone(),
+                builtin::PasswordPolicy::default(),
+            ))),
+            Resolved::Registered(functions::FunctionSpec::Builtin {
+                builtin: name, env, ..
+            }) => {
+                let b = Builtin::ALL.into_iter().find(|b| b.name() == name)?;
+                let policy = builtin::PasswordPolicy::from_env(&env);
+                Some(Exec::Builtin(builtin::executor(
+                    b,
+                    self.service.clone(),
+                    policy,
+                )))
+            }
             Resolved::Registered(spec) => {
                 let is_http = matches!(spec, functions::FunctionSpec::Http { .. });
                 Some(Exec::External(
-                    functions::executor(&spec, &self.config.http_signing_key),
+                    functions::executor(&spec, &self.config.http_signing_key)?,
                     spec.timeout(),
                     !is_http,
                 ))

@@ -187,6 +187,13 @@ impl FunctionRegistry {
             ));
         }
         spec.validate().map_err(RegistryError::Invalid)?;
+        if let FunctionSpec::Builtin { builtin, .. } = &spec {
+            if !Builtin::ALL.iter().any(|b| b.name() == builtin) {
+                return Err(RegistryError::Invalid(format!(
+                    "No built-in function is named {builtin}."
+                )));
+            }
+        }
         let json = serde_json::to_vec(&spec).map_err(|e| RegistryError::Invalid(e.to_string()))?;
         if !self
             .store

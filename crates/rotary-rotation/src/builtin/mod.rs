@@ -156,9 +156,73 @@ impl SecretOps for ServiceOps {
     }
 }
 
+/// Password policy of a built-in registered under its own name: replaces the length and
+/// excluded characters the rotator asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    /// `PASSWORD_LENGTH`.
+    pub length: Option<usize>,
+    /// `EXCLUDE_CHARACTERS`.
+    pub exclude_characters: Option<String>,
+}
+
+impl PasswordPolicy {
+    /// Reads `PASSWORD_LENGTH` and `EXCLUDE_CHARACTERS` from a function's `Env`.
+    pub fn from_env(env: &[(String, String)]) -> Self {
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        Self {
+            length: get("PASSWORD_LENGTH").and_then(|v| v.parse().ok()),
+            exclude_characters: get("EXCLUDE_CHARACTERS"),
+        }
+    }
+}
+
+struct PolicyOps {
+    inner: ServiceOps,
+    policy: PasswordPolicy,
+}
+
+#[async_trait]
+impl SecretOps for PolicyOps {
+    async fn get_value(
+        &self,
+        secret_id: &str,
+        version_id: Option<&str>,
+        stage: &str,
+    ) -> Result<Option<Sensitive>, String> {
+        self.inner.get_value(secret_id, version_id, stage).await
+    }
+
+    async fn put_pending(&self, secret_id: &str, token: &str, value: &str) -> Result<(), String> {
+        self.inner.put_pending(secret_id, token, value).await
+    }
+
+    async fn current_version(&self, secret_id: &str) -> Result<Option<String>, String> {
+        self.inner.current_version(secret_id).await
+    }
+
+    async fn make_current(&self, secret_id: &str, token: &str) -> Result<(), String> {
+        self.inner.make_current(secret_id, token).await
+    }
+
+    fn random_password(&self, length: usize, exclude: &str) -> Result<String, String> {
+        self.inner.random_password(
+            self.policy.length.unwrap_or(length),
+            self.policy.exclude_characters.as_deref().unwrap_or(exclude),
+        )
+    }
+}
+
 /// The executor of a built-in.
-pub fn executor(builtin: Builtin, service: Arc<SecretsService>) -> Box<dyn RotationFunction> {
-    let ops: Arc<dyn SecretOps> = Arc::new(ServiceOps::new(service));
+pub fn executor(
+    builtin: Builtin,
+    service: Arc<SecretsService>,
+    policy: PasswordPolicy,
+) -> Box<dyn RotationFunction> {
+    let ops: Arc<dyn SecretOps> = Arc::new(PolicyOps {
+        inner: ServiceOps::new(service),
+        policy,
+    });
     match builtin {
         Builtin::GenericPassword => Box::new(GenericPassword::new(ops)),
         Builtin::PostgresSingleUser => Box::new(postgres::PostgresRotator::new(ops, false)),

@@ -210,6 +210,19 @@ pub enum FunctionSpec {
         #[serde(rename = "TimeoutSeconds")]
         timeout_seconds: u64,
     },
+    /// A built-in rotator under another name with its own password policy
+    /// (`PASSWORD_LENGTH`, `EXCLUDE_CHARACTERS` in `Env`), run in-process.
+    Builtin {
+        /// The built-in's name, e.g. `rotary-postgresql-single-user`.
+        #[serde(rename = "Builtin")]
+        builtin: String,
+        /// `PASSWORD_LENGTH` and `EXCLUDE_CHARACTERS`.
+        #[serde(rename = "Env", default)]
+        env: Vec<(String, String)>,
+        /// Per-step timeout, 1..=900.
+        #[serde(rename = "TimeoutSeconds")]
+        timeout_seconds: u64,
+    },
 }
 
 impl FunctionSpec {
@@ -263,6 +276,28 @@ impl FunctionSpec {
                 validate_env(env)?;
                 validate_timeout(*timeout_seconds)
             }
+            FunctionSpec::Builtin {
+                env,
+                timeout_seconds,
+                ..
+            } => {
+                validate_env(env)?;
+                for (k, v) in env {
+                    match k.as_str() {
+                        "PASSWORD_LENGTH" => match v.parse::<usize>() {
+                            Ok(n) if (8..=4096).contains(&n) => {}
+                            _ => return Err(format!("PASSWORD_LENGTH must be 8 to 4096, got {v:?}.")),
+                        },
+                        "EXCLUDE_CHARACTERS" => {}
+                        other => {
+                            return Err(format!(
+                                "A built-in takes only PASSWORD_LENGTH and EXCLUDE_CHARACTERS, not {other}."
+                            ))
+                        }
+                    }
+                }
+                validate_timeout(*timeout_seconds)
+            }
         }
     }
 
@@ -276,6 +311,9 @@ impl FunctionSpec {
         }
         | FunctionSpec::Http {
             timeout_seconds, ..
+        }
+        | FunctionSpec::Builtin {
+            timeout_seconds, ..
         }) = self;
         Duration::from_secs(*timeout_seconds)
     }
@@ -284,7 +322,8 @@ impl FunctionSpec {
     pub fn env(&self) -> &[(String, String)] {
         let (FunctionSpec::Process { env, .. }
         | FunctionSpec::PythonHandler { env, .. }
-        | FunctionSpec::Http { env, .. }) = self;
+        | FunctionSpec::Http { env, .. }
+        | FunctionSpec::Builtin { env, .. }) = self;
         env
     }
 }
@@ -336,8 +375,11 @@ fn is_identifier(s: &str) -> bool {
 /// Builds the executor for a spec; `http_signing_key` is the server's key for HTTP function
 /// signatures. Call [`FunctionSpec::validate`] first: a bad spec builds an executor whose
 /// every invocation fails.
-pub fn executor(spec: &FunctionSpec, http_signing_key: &[u8]) -> Box<dyn RotationFunction> {
-    match spec {
+///
+/// `None` for [`FunctionSpec::Builtin`], which the engine runs in-process.
+pub fn executor(spec: &FunctionSpec, http_signing_key: &[u8]) -> Option<Box<dyn RotationFunction>> {
+    Some(match spec {
+        FunctionSpec::Builtin { .. } => return None,
         FunctionSpec::Process { command, env, .. } => {
             Box::new(ProcessFunction::new(command.clone(), env.clone()))
         }
@@ -354,7 +396,7 @@ pub fn executor(spec: &FunctionSpec, http_signing_key: &[u8]) -> Box<dyn Rotatio
         FunctionSpec::Http { url, .. } => {
             Box::new(HttpFunction::new(url.clone(), http_signing_key))
         }
-    }
+    })
 }
 
 #[cfg(test)]

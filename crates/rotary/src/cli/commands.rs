@@ -59,6 +59,10 @@ pub enum FunctionCommand {
         /// URL POSTed the event (signed with X-Rotary-Signature).
         #[arg(long)]
         url: Option<String>,
+        /// A built-in rotator under this name, with its own password policy given by
+        /// --env PASSWORD_LENGTH=N and --env EXCLUDE_CHARACTERS=...
+        #[arg(long)]
+        builtin: Option<String>,
         /// Environment variable for the function, KEY=VALUE (repeatable).
         #[arg(long = "env", value_name = "KEY=VALUE")]
         env: Vec<String>,
@@ -139,6 +143,7 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             python_handler,
             code_dir,
             url,
+            builtin,
             env,
             timeout,
         }) => {
@@ -168,6 +173,9 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             }
             if let Some(u) = url {
                 body["Url"] = json!(u);
+            }
+            if let Some(b) = builtin {
+                body["Builtin"] = json!(b);
             }
             if let Some(t) = timeout {
                 body["TimeoutSeconds"] = json!(t);
