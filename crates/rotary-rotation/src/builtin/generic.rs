@@ -5,20 +5,13 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rotary_core::labels::{AWSCURRENT, AWSPENDING};
 
-use super::{SecretOps, EXCLUDED_CHARACTERS};
+use super::{failed, SecretOps, EXCLUDED_CHARACTERS};
 use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
 
 /// Sets a new random password: the `password` member of a JSON object secret, or the
 /// whole string. There is no target system, so setSecret and testSecret do nothing.
 pub struct GenericPassword {
     ops: Arc<dyn SecretOps>,
-}
-
-fn failed(message: impl Into<String>) -> FunctionError {
-    FunctionError::Failed {
-        message: message.into(),
-        output: Output::default(),
-    }
 }
 
 impl GenericPassword {

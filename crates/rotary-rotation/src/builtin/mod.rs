@@ -23,12 +23,29 @@ use rotary_wire::{ErrorCode, Sensitive};
 
 pub use generic::GenericPassword;
 
-use crate::functions::RotationFunction;
+use crate::functions::{FunctionError, Output, RotationFunction};
 use crate::registry::Builtin;
 
 /// Characters generated passwords leave out, as AWS's database templates do: they break
 /// connection strings, `.pgpass` files and shells.
 pub const EXCLUDED_CHARACTERS: &str = ":/@\"'\\";
+
+/// A failed step with `message` (which must hold no secret value).
+pub(crate) fn failed(message: impl Into<String>) -> FunctionError {
+    FunctionError::Failed {
+        message: message.into(),
+        output: Output::default(),
+    }
+}
+
+/// Replaces each non-empty string of `secrets` in `text` by `[REDACTED]`, longest first.
+pub(crate) fn scrub(text: impl Into<String>, secrets: &[&str]) -> String {
+    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
+    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
+    secrets
+        .into_iter()
+        .fold(text.into(), |t, s| t.replace(s, "[REDACTED]"))
+}
 
 /// The secret operations a built-in rotator needs. Errors are texts without values.
 #[async_trait]

@@ -26,7 +26,7 @@ use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotary_wire::Sensitive;
 use serde_json::{Map, Value};
 
-use super::{SecretOps, EXCLUDED_CHARACTERS};
+use super::{failed, scrub, SecretOps, EXCLUDED_CHARACTERS};
 use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
 
 /// `engine` values this function rotates.
@@ -51,13 +51,6 @@ const SYSTEM_CA_BUNDLES: [&str; 2] = [
 pub struct MysqlRotator {
     ops: Arc<dyn SecretOps>,
     alternating: bool,
-}
-
-fn failed(message: impl Into<String>) -> FunctionError {
-    FunctionError::Failed {
-        message: message.into(),
-        output: Output::default(),
-    }
 }
 
 #[async_trait]
@@ -561,14 +554,6 @@ fn sql_error(what: &str, e: &mysql_async::Error, secret: &DbSecret) -> String {
         other => other.to_string(),
     };
     format!("{what}: {}", scrub(&text, &[secret.password.expose()]))
-}
-
-/// Replaces each non-empty secret in `text` with `[REDACTED]`.
-fn scrub(text: &str, secrets: &[&str]) -> String {
-    secrets
-        .iter()
-        .filter(|s| !s.is_empty())
-        .fold(text.to_owned(), |t, s| t.replace(s, "[REDACTED]"))
 }
 
 /// A column as text (binary columns lossily), `None` for NULL.

@@ -59,7 +59,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{SecretOps, EXCLUDED_CHARACTERS};
+use super::{failed, scrub, SecretOps, EXCLUDED_CHARACTERS};
 use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
 
 /// Length of generated passwords, AWS's template default.
@@ -132,22 +132,6 @@ struct ConnectError {
     /// The server refused the password (SQLSTATE 28P01).
     bad_password: bool,
     cause: String,
-}
-
-fn failed(message: String) -> FunctionError {
-    FunctionError::Failed {
-        message,
-        output: Output::default(),
-    }
-}
-
-/// Replaces each of `secrets` in `text` by `[REDACTED]`, longest first.
-fn scrub(text: String, secrets: &[&str]) -> String {
-    let mut secrets: Vec<&str> = secrets.iter().copied().filter(|s| !s.is_empty()).collect();
-    secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-    secrets
-        .into_iter()
-        .fold(text, |t, s| t.replace(s, "[REDACTED]"))
 }
 
 /// `user` ↔ `user_clone`, as AWS's `get_alt_username`.

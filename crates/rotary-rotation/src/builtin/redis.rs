@@ -31,7 +31,7 @@ use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotary_wire::Sensitive;
 use serde_json::{Map, Value};
 
-use super::{SecretOps, EXCLUDED_CHARACTERS};
+use super::{failed, SecretOps, EXCLUDED_CHARACTERS};
 use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
 
 const DEFAULT_PORT: u16 = 6379;
@@ -44,13 +44,6 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 /// Rotates the password of the Redis ACL user named in the secret.
 pub struct RedisRotator {
     ops: Arc<dyn SecretOps>,
-}
-
-fn failed(message: impl Into<String>) -> FunctionError {
-    FunctionError::Failed {
-        message: message.into(),
-        output: Output::default(),
-    }
 }
 
 #[async_trait]
