@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use crate::labels::{self, AWSCURRENT, AWSPENDING};
 use crate::schedule::Schedule;
 use crate::secret::{Plain, Secret, Version};
-use crate::service::{deleted_error, internal, msg, Ctx, Outcome, SecretsService};
+use crate::service::{internal, msg, Ctx, Outcome, SecretsService};
 
 /// Decides whether a rotation function ARN can be invoked. Implemented by the function
 /// registry of `rotary-rotation`.
@@ -205,10 +205,7 @@ impl SecretsService {
             .client_request_token
             .clone()
             .ok_or_else(|| api_error!(InvalidRequestException, "{}", msg::TOKEN_REQUIRED))?;
-        let existing = self.resolve(id).await?;
-        if existing.is_deleted() {
-            return Err(deleted_error());
-        }
+        let existing = self.resolve_live(id).await?;
         if let Some(r) = &req.rotation_rules {
             if r.automatically_after_days.is_some() && r.schedule_expression.is_some() {
                 return Err(api_error!(
@@ -254,10 +251,7 @@ impl SecretsService {
         };
         let test_version = new_token();
         let redrive = self
-            .mutate(id, None, |secret, _| {
-                if secret.is_deleted() {
-                    return Err(deleted_error());
-                }
+            .mutate_live(id, None, |secret, _| {
                 let now = self.now();
                 let resp = RotateSecretResponse {
                     arn: Some(secret.row.arn.clone()),
@@ -394,10 +388,7 @@ impl SecretsService {
     ) -> Result<RotateSecretResponse, ApiError> {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, None, |secret, _| {
             let Some(rotation) = secret.doc.rotation.as_mut().filter(|r| r.lambda_arn.is_some()) else {
                 return Err(api_error!(
                     InvalidRequestException,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use rotary_store::{SecretRecord, SecretRow, SecretUpdate, VersionRow, VersionWrite};
-use rotary_wire::dto::{DescribeSecretResponse, Tag};
+use rotary_wire::dto::{ArnNameResponse, DescribeSecretResponse, Tag};
 use rotary_wire::Timestamp;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
@@ -142,6 +142,14 @@ impl Secret {
             doc,
             deleted_versions: Vec::new(),
         })
+    }
+
+    /// The `ARN` + `Name` response.
+    pub fn arn_name(&self) -> ArnNameResponse {
+        ArnNameResponse {
+            arn: Some(self.row.arn.clone()),
+            name: Some(self.row.name.clone()),
+        }
     }
 
     /// Whether the secret is scheduled for deletion.

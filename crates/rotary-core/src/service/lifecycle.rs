@@ -6,7 +6,7 @@ use rotary_wire::dto::{
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Timestamp};
 
-use super::{deleted_error, internal, Ctx, Outcome, SecretsService};
+use super::{internal, Ctx, Outcome, SecretsService};
 use crate::arn;
 use crate::clock::DAY_MS;
 
@@ -61,10 +61,7 @@ impl SecretsService {
                 }),
             };
         }
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, None, |secret, _| {
             let now = self.now();
             let when = now + days * DAY_MS;
             secret.row.deleted_ms = Some(when);
@@ -89,10 +86,7 @@ impl SecretsService {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
         self.mutate(id, None, |secret, _| {
-            let resp = ArnNameResponse {
-                arn: Some(secret.row.arn.clone()),
-                name: Some(secret.row.name.clone()),
-            };
+            let resp = secret.arn_name();
             if !secret.is_deleted() {
                 return Ok(Outcome::Unchanged(resp));
             }

@@ -10,7 +10,7 @@ use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Sensitive};
 
 use super::write::{check_tags, MAX_TAGS};
-use super::{deleted_error, Ctx, Outcome, SecretsService};
+use super::{Ctx, Outcome, SecretsService};
 use crate::policy::{self, PolicyProblem};
 use crate::random_password::{self, PasswordSpec};
 
@@ -32,10 +32,7 @@ impl SecretsService {
         req.check()?;
         let new = check_tags(req.tags.as_deref().unwrap_or_default())?;
         let id = req.secret_id.as_deref().unwrap_or_default();
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, None, |secret, _| {
             let tags = secret.doc.tags.get_or_insert_with(Vec::new);
             for (k, v) in &new {
                 match tags.iter_mut().find(|(tk, _)| tk == k) {
@@ -63,10 +60,7 @@ impl SecretsService {
         req.check()?;
         let keys = req.tag_keys.clone().unwrap_or_default();
         let id = req.secret_id.as_deref().unwrap_or_default();
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, None, |secret, _| {
             // Removing the last tag leaves `[]`, which DescribeSecret reports as `Tags: []`.
             let tags = secret.doc.tags.get_or_insert_with(Vec::new);
             tags.retain(|(k, _)| !keys.contains(k));
@@ -89,18 +83,9 @@ impl SecretsService {
             return Err(api_error!(PublicPolicyException, "{}", PUBLIC_POLICY));
         }
         let id = req.secret_id.as_deref().unwrap_or_default();
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, None, |secret, _| {
             secret.doc.policy = Some(text.clone());
-            Ok(Outcome::Changed(
-                ArnNameResponse {
-                    arn: Some(secret.row.arn.clone()),
-                    name: Some(secret.row.name.clone()),
-                },
-                Some(self.now()),
-            ))
+            Ok(Outcome::Changed(secret.arn_name(), Some(self.now())))
         })
         .await
     }
@@ -113,11 +98,8 @@ impl SecretsService {
     ) -> Result<GetResourcePolicyResponse, ApiError> {
         req.check()?;
         let secret = self
-            .resolve(req.secret_id.as_deref().unwrap_or_default())
+            .resolve_live(req.secret_id.as_deref().unwrap_or_default())
             .await?;
-        if secret.is_deleted() {
-            return Err(deleted_error());
-        }
         Ok(GetResourcePolicyResponse {
             arn: Some(secret.row.arn.clone()),
             name: Some(secret.row.name.clone()),
@@ -133,14 +115,8 @@ impl SecretsService {
     ) -> Result<ArnNameResponse, ApiError> {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
-            let resp = ArnNameResponse {
-                arn: Some(secret.row.arn.clone()),
-                name: Some(secret.row.name.clone()),
-            };
+        self.mutate_live(id, None, |secret, _| {
+            let resp = secret.arn_name();
             if secret.doc.policy.take().is_none() {
                 return Ok(Outcome::Unchanged(resp));
             }

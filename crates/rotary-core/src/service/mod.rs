@@ -233,6 +233,31 @@ impl SecretsService {
             .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))
     }
 
+    /// Like [`Self::resolve`], refusing a secret scheduled for deletion.
+    pub(crate) async fn resolve_live(&self, id: &str) -> Result<Secret, ApiError> {
+        let secret = self.resolve(id).await?;
+        if secret.is_deleted() {
+            return Err(deleted_error());
+        }
+        Ok(secret)
+    }
+
+    /// Like [`Self::mutate`], refusing a secret scheduled for deletion.
+    pub(crate) async fn mutate_live<T>(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        f: impl Fn(&mut Secret, Option<&SecretBytes>) -> Result<Outcome<T>, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.mutate(id, token, |secret, existing| {
+            if secret.is_deleted() {
+                return Err(deleted_error());
+            }
+            f(secret, existing)
+        })
+        .await
+    }
+
     /// Loads, changes and writes one secret, retrying if it changed concurrently.
     ///
     /// When `token` names a version that holds a value, its framed plaintext is passed to

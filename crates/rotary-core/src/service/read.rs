@@ -213,11 +213,8 @@ impl SecretsService {
     ) -> Result<ListSecretVersionIdsResponse, ApiError> {
         req.check()?;
         let secret = self
-            .resolve(req.secret_id.as_deref().unwrap_or_default())
+            .resolve_live(req.secret_id.as_deref().unwrap_or_default())
             .await?;
-        if secret.is_deleted() {
-            return Err(deleted_error());
-        }
         let include_deprecated = req.include_deprecated.unwrap_or(false);
         let start = match req.next_token.as_deref() {
             None => 0,

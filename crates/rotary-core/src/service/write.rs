@@ -10,7 +10,7 @@ use rotary_wire::dto::{
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Blob, Sensitive};
 
-use super::{deleted_error, internal, msg, Ctx, Outcome, SecretsService};
+use super::{internal, msg, Ctx, Outcome, SecretsService};
 use crate::clock::DAY_MS;
 use crate::labels::{self, AWSCURRENT, MAX_LABELS_PER_SECRET};
 use crate::secret::{sorted, Plain, Secret, SecretDoc, Version};
@@ -305,10 +305,7 @@ impl SecretsService {
             .as_deref()
             .ok_or_else(|| api_error!(InvalidRequestException, "{}", msg::TOKEN_REQUIRED))?;
         let id = req.secret_id.as_deref().unwrap_or_default();
-        self.mutate(id, Some(token), |secret, existing| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, Some(token), |secret, existing| {
             let written = self.write_value(
                 secret,
                 existing,
@@ -352,10 +349,7 @@ impl SecretsService {
         }
         let id = req.secret_id.as_deref().unwrap_or_default();
         let value_token = value.as_ref().and(token);
-        self.mutate(id, value_token, |secret, existing| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
+        self.mutate_live(id, value_token, |secret, existing| {
             let mut changed = false;
             if let Some(d) = &req.description {
                 secret.doc.description = Some(d.clone()).filter(|d| !d.is_empty());
@@ -401,14 +395,8 @@ impl SecretsService {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
         let label = req.version_stage.as_deref().unwrap_or_default();
-        self.mutate(id, None, |secret, _| {
-            if secret.is_deleted() {
-                return Err(deleted_error());
-            }
-            let resp = ArnNameResponse {
-                arn: Some(secret.row.arn.clone()),
-                name: Some(secret.row.name.clone()),
-            };
+        self.mutate_live(id, None, |secret, _| {
+            let resp = secret.arn_name();
             let version = |id: &str| {
                 secret.version_index(id).ok_or_else(|| {
                     api_error!(InvalidParameterException, "Not a valid version: {id}")
