@@ -8,6 +8,7 @@ constants and helper functions from here directly (`from rotary_testlib import .
 from __future__ import annotations
 
 import datetime as _dt
+import hashlib
 import json
 import os
 import re
@@ -68,6 +69,17 @@ SIG_MISMATCH = (
     "Consult the service documentation for details."
 )
 UNKNOWN_KEY = "The security token included in the request is invalid."
+
+
+def not_signed_msg(header: str) -> str:
+    """AWS's text for a header that must be signed ('Host' -> its own wording, see spec §1.3);
+    Rotary uses the same sentence for X-Amz-Target, Content-Type, X-Amz-Security-Token and
+    X-Amz-Content-SHA256 (issue #9)."""
+    if header == "Host":
+        return "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization."
+    return f"'{header}' must be a 'SignedHeader' in the AWS Authorization."
+
+
 MISSING_AUTH = "Missing Authentication Token"
 WRONG_SERVICE = "Credential should be scoped to correct service: 'secretsmanager'. "
 
@@ -129,6 +141,32 @@ def new_token() -> str:
 # ---------------------------------------------------------------------------------------------
 # Server process
 # ---------------------------------------------------------------------------------------------
+# The interpreter sandboxed Python functions and the test fixtures' wrappers run with.
+FUNCTION_VENV = Path(os.environ.get("ROTARY_TEST_FUNCTION_VENV", "/opt/rotary-test-python"))
+FUNCTION_PYTHON = str(FUNCTION_VENV / "bin" / "python3")
+_FUNCTION_WRITABLE: Path | None = None
+
+
+def function_writable_root() -> Path:
+    """A directory (mode 0777) that every test server lets its sandboxed functions write,
+    with --function-writable-dir; tests put per-test marker directories in it."""
+    global _FUNCTION_WRITABLE
+    if _FUNCTION_WRITABLE is None:
+        import tempfile
+        d = Path(tempfile.mkdtemp(prefix="rotary-fn-writable-"))
+        d.chmod(0o777)
+        _FUNCTION_WRITABLE = d
+    return _FUNCTION_WRITABLE
+
+
+def function_writable_dir(prefix: str = "markers") -> Path:
+    """A fresh directory sandboxed functions can write (and the test can read)."""
+    d = function_writable_root() / f"{prefix}-{uuid.uuid4().hex[:12]}"
+    d.mkdir()
+    d.chmod(0o777)
+    return d
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
@@ -138,9 +176,20 @@ def free_port() -> int:
 class Server:
     """One `rotary serve` process on a data dir. Logs (stderr+stdout) go to log_path."""
 
-    def __init__(self, base_dir: Path, name: str = "server", env: dict | None = None):
+    def __init__(
+        self,
+        base_dir: Path,
+        name: str = "server",
+        env: dict | None = None,
+        args: list[str] | None = None,
+        ca_bundle: str | None = None,
+    ):
+        """`args`: extra `rotary serve` flags. `ca_bundle`: the server serves TLS (pass
+        --tls-cert/--tls-key in `args`) with a certificate signed by this CA file."""
         self.base_dir = Path(base_dir)
         self.extra_env = dict(env or {})
+        self.extra_args = list(args or [])
+        self.ca_bundle = ca_bundle
         self.data_dir = self.base_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.base_dir / f"{name}.log"
@@ -149,8 +198,14 @@ class Server:
         self._log_fh = None
 
     @property
+    def function_dir(self) -> Path:
+        """The server's function directory (the default, DATA_DIR/functions)."""
+        return self.data_dir / "functions"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        scheme = "https" if self.ca_bundle else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 20.0) -> "Server":
         if not os.path.exists(ROTARY_BIN):
@@ -159,6 +214,13 @@ class Server:
         env = dict(os.environ)
         env["ROTARY_ROOT_ACCESS_KEY_ID"] = ACCESS_KEY
         env["ROTARY_ROOT_SECRET_ACCESS_KEY"] = SECRET_KEY
+        # Sandboxed rotation functions run as an unprivileged user that cannot reach a Python
+        # installed under root's home: they use the venv scripts/test makes from the system
+        # interpreter, and write what tests read in a directory shared for the session.
+        env.setdefault("ROTARY_PYTHON", FUNCTION_PYTHON)
+        # Functions inherit the server's PATH: the venv's aws CLI comes first.
+        env["PATH"] = f"{FUNCTION_VENV / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
+        env.setdefault("ROTARY_FUNCTION_WRITABLE_DIRS", str(function_writable_root()))
         env.update(self.extra_env)
         self._log_fh = open(self.log_path, "ab")
         self._log_fh.write(f"\n===== start port={self.port} at {time.time():.3f} =====\n".encode())
@@ -170,6 +232,7 @@ class Server:
                 "--listen", f"127.0.0.1:{self.port}",
                 "--region", REGION,
                 "--account-id", ACCOUNT,
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=self._log_fh,
@@ -185,7 +248,12 @@ class Server:
                     f"rotary exited with rc={rc} during startup; log tail:\n{self.log_tail()}"
                 )
             try:
-                with urllib.request.urlopen(self.url + "/health", timeout=2) as resp:
+                ctx = None
+                if self.ca_bundle:
+                    import ssl
+
+                    ctx = ssl.create_default_context(cafile=self.ca_bundle)
+                with urllib.request.urlopen(self.url + "/health", timeout=2, context=ctx) as resp:
                     if resp.status == 200:
                         return self
             except (urllib.error.URLError, ConnectionError, OSError) as e:  # not up yet
@@ -297,8 +365,17 @@ class RawResponse:
 
 def signed_request(url, target, body, headers=None, *, access_key=ACCESS_KEY,
                    secret_key=SECRET_KEY, region=REGION, service="secretsmanager",
-                   when=None, content_type=CONTENT_TYPE):
-    """Returns (headers dict, body bytes) of a request signed like botocore signs it."""
+                   when=None, content_type=CONTENT_TYPE, unsigned_payload=False,
+                   content_sha256=None, unsigned_headers=()):
+    """Returns (headers dict, body bytes) of a request signed like botocore signs it.
+
+    Options for negative tests (all off by default):
+      unsigned_payload  send and sign `X-Amz-Content-SHA256: UNSIGNED-PAYLOAD` (botocore then
+                        signs that string instead of the body's hash, as S3 clients may)
+      content_sha256    send and sign `X-Amz-Content-SHA256` with this value (bytes are hashed)
+      unsigned_headers  names of headers to send but leave out of SignedHeaders: they are
+                        added after signing, so the signature is valid for the rest
+    """
     if isinstance(body, (dict, list)):
         body = json.dumps(body).encode()
     elif isinstance(body, str):
@@ -309,9 +386,21 @@ def signed_request(url, target, body, headers=None, *, access_key=ACCESS_KEY,
     if target is not None:
         hdrs["X-Amz-Target"] = target if "." in target else f"secretsmanager.{target}"
     hdrs.update(headers or {})
+    if unsigned_payload:
+        hdrs["X-Amz-Content-SHA256"] = "UNSIGNED-PAYLOAD"
+    if content_sha256 is not None:
+        if isinstance(content_sha256, bytes):
+            content_sha256 = hashlib.sha256(content_sha256).hexdigest()
+        hdrs["X-Amz-Content-SHA256"] = content_sha256
+    later = {}
+    for name in unsigned_headers:
+        for key in [k for k in hdrs if k.lower() == name.lower()]:
+            later[key] = hdrs.pop(key)
     req = AWSRequest(method="POST", url=url + "/", data=body, headers=hdrs)
     _SigV4At(Credentials(access_key, secret_key), service, region, when).add_auth(req)
-    return dict(req.headers.items()), body
+    out = dict(req.headers.items())
+    out.update(later)
+    return out, body
 
 
 def send(url, headers, body, timeout=30) -> RawResponse:

@@ -19,6 +19,7 @@ from rotary_testlib import (
     WRONG_SERVICE,
     make_client,
     new_token,
+    not_signed_msg,
     send,
     signed_request,
     snapshot,
@@ -168,10 +169,18 @@ class TestRejected:
         assert_auth_error(send(server.url, hdrs, body), "InvalidSignatureException")
 
     def test_signed_header_list_missing_signed_header(self, server, absent):
-        # X-Amz-Target is sent but not listed as signed: the server must verify exactly the
-        # listed headers, so the signature (computed with target) no longer matches.
+        # X-Amz-Target is sent but not listed as signed: it must be signed whenever it is
+        # sent (issue #9; more in test_sigv4_strict.py), which is checked before the signature.
         hdrs, body = signed_request(server.url, "CreateSecret", create_body(absent))
         hdrs["Authorization"] = hdrs["Authorization"].replace(";x-amz-target", "")
+        assert_auth_error(send(server.url, hdrs, body), "InvalidSignatureException",
+                          not_signed_msg("X-Amz-Target"))
+
+    def test_unsigned_payload_header(self, server, absent):
+        # UNSIGNED-PAYLOAD is refused: the body must be signed (issue #9; more in
+        # test_sigv4_strict.py). Was accepted before.
+        hdrs, body = signed_request(server.url, "CreateSecret", create_body(absent),
+                                    {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
         assert_auth_error(send(server.url, hdrs, body), "InvalidSignatureException",
                           SIG_MISMATCH)
 
@@ -234,12 +243,16 @@ class TestAccepted:
         r = send(server.url, hdrs, body)
         assert r.status == 200, r
 
-    def test_unsigned_payload_header(self, server, sm):
-        name = unique_name("unsp")
-        hdrs, body = signed_request(server.url, "CreateSecret", create_body(name),
-                                    {"X-Amz-Content-SHA256": "UNSIGNED-PAYLOAD"})
+    def test_signed_content_sha256_of_the_body(self, server, sm):
+        # X-Amz-Content-SHA256 is optional for Secrets Manager; when sent (and signed) with
+        # the body's real hash, the request is accepted.
+        name = unique_name("sha")
+        body = create_body(name)
+        hdrs, body = signed_request(server.url, "CreateSecret", body, content_sha256=body)
+        assert "x-amz-content-sha256" in hdrs["Authorization"]
         r = send(server.url, hdrs, body)
         assert r.status == 200, r
+        sm.describe_secret(SecretId=name)
 
     def test_other_region_is_a_separate_namespace_or_rejected(self, server, sm, absent):
         """Spec §1.3: a self-hosted server 'should accept any region and use it as a

@@ -115,10 +115,9 @@ def make_server(tmp_path):
 
 
 @pytest.fixture
-def markers(tmp_path):
-    d = tmp_path / "markers"
-    d.mkdir()
-    return d
+def markers():
+    """A directory the sandboxed function may write (see lib.function_writable_dir)."""
+    return lib.function_writable_dir()
 
 
 def fname(prefix: str) -> str:
@@ -163,12 +162,15 @@ def test_process_function_sh_and_aws_cli_rotates(rsrv, rsm, rot, markers):
     name = unique_name("rot-cli")
     orig = rsm.create_secret(Name=name, SecretString="initial-password-value")["VersionId"]
     fn = fname("cli")
-    arn = rot.create_function(fn, Command=f"sh {CLI_ROTATOR}", TimeoutSeconds=60,
+    arn = rot.create_function(fn, Command=CLI_ROTATOR, TimeoutSeconds=60,
                               Env={"MARKER_DIR": str(markers), "OTHER_SECRET": other})
 
     desc = rot.ok("DescribeFunction", {"Name": fn})
     assert desc["Name"] == fn and desc["FunctionArn"] == arn and desc["BuiltIn"] is False
-    assert desc.get("Command") == f"sh {CLI_ROTATOR}", desc
+    assert desc.get("Command") == CLI_ROTATOR, desc
+    # Env values may be credentials: only their names are shown.
+    assert sorted(desc.get("EnvNames", [])) == ["MARKER_DIR", "OTHER_SECRET"], desc
+    assert "Env" not in desc and str(markers) not in json.dumps(desc), desc
     listed = {f["Name"]: f for f in rot.ok("ListFunctions")["Functions"]}
     assert fn in listed and listed["rotary-generic-password"]["BuiltIn"] is True
 
@@ -179,7 +181,7 @@ def test_process_function_sh_and_aws_cli_rotates(rsrv, rsm, rot, markers):
     assert resp["Name"] == name and resp["ARN"] == rsm.describe_secret(SecretId=name)["ARN"]
     rec = rot.wait_outcome(name, token, timeout=90)
     t1 = time.time()
-    assert rec["Outcome"] == "Succeeded", rec
+    assert rec["Outcome"] == "Succeeded", json.dumps(rec, indent=1)
     recs = rot.history(name)
     assert len(recs) == 1, recs
     assert rec["Trigger"] == "api" and rec["Attempt"] == 1, rec
@@ -271,7 +273,7 @@ def test_aws_template_python_handler_rotates_unmodified(rsm, rot):
     orig = rsm.create_secret(Name=name, SecretString=orig_value)["VersionId"]
     fn = fname("template")
     arn = rot.create_function(fn, PythonHandler="lambda_function.lambda_handler",
-                              CodeDir=str(TEMPLATE_DIR))
+                              CodeDir=TEMPLATE_DIR)
     desc = rot.ok("DescribeFunction", {"Name": arn})
     assert desc["Name"] == fn and desc.get("Handler") == "lambda_function.lambda_handler", desc
 
@@ -404,7 +406,7 @@ def test_retry_backoff_doubles_per_attempt_up_to_the_cap(cap, make_server, marke
         env["ROTARY_ROTATION_RETRY_CAP_SECONDS"] = cap
     srv = make_server(**env)
     sm, rot = srv.client(), Rotary(srv)
-    arn = rot.create_function("fails", Command="echo 'no luck' >&2; exit 1")
+    arn = rot.create_function("fails", Command=rot.script("fails.sh", "echo 'no luck' >&2; exit 1"))
     name = unique_name("rot-backoff")
     sm.create_secret(Name=name, SecretString="backoff-value")
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
@@ -496,6 +498,23 @@ def _rotate_expect_failure(rsm, rot, arn, name, failed_step, timeout=40):
     return recs, token
 
 
+def _pids_with_env(entry: str) -> list[int]:
+    """Live processes whose environment holds `entry` (`NAME=value`): how a test finds a
+    sandboxed function's processes, whose own pids are those of its PID namespace."""
+    found = []
+    want = entry.encode()
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            env = (d / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if want in env and not _gone_or_zombie(int(d.name)):
+            found.append(int(d.name))
+    return found
+
+
 def _gone_or_zombie(pid: int) -> bool:
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -504,10 +523,11 @@ def _gone_or_zombie(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] == "Z"
 
 
-def test_hanging_function_times_out(rsm, rot, tmp_path):
-    pids = tmp_path / "pids"
-    arn = rot.create_function(fname("hang"), TimeoutSeconds=2,
-                              Command=f"echo $$ >> {pids}; echo waiting forever; exec sleep 60")
+def test_hanging_function_times_out(rsm, rot):
+    hang_id = uuid.uuid4().hex
+    cmd = rot.script("hang.sh", "echo waiting forever; exec sleep 60")
+    arn = rot.create_function(fname("hang"), TimeoutSeconds=2, Command=cmd,
+                              Env={"HANG_ID": hang_id})
     recs, _ = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-hang"), "createSecret")
     for r in recs:
         assert re.search(r"timed? ?out", r["Error"], re.I), r
@@ -515,16 +535,14 @@ def test_hanging_function_times_out(rsm, rot, tmp_path):
         assert s["Outcome"] == "Failed" and re.search(r"timed? ?out", s["Error"], re.I), s
         assert 1.5 <= s["EndedAt"] - s["StartedAt"] <= 10, s
         assert "waiting forever" in s.get("Output", ""), s
-    pid_list = [int(p) for p in read_lines(pids)]
-    assert len(pid_list) == 2, pid_list
-    wait_for(lambda: all(_gone_or_zombie(p) for p in pid_list), 10,
-             f"timed-out function processes {pid_list} to be killed")
+    wait_for(lambda: not _pids_with_env(f"HANG_ID={hang_id}"), 10,
+             "timed-out function processes to be killed")
 
 
 def test_function_printing_garbage_but_storing_nothing_fails_at_create(rsm, rot):
     cmd = ("head -c 4096 /dev/urandom; printf '\\000\\377{not json\\033[31m\\n'; "
            "head -c 2048 /dev/urandom >&2; exit 0")
-    arn = rot.create_function(fname("garbage"), Command=cmd)
+    arn = rot.create_function(fname("garbage"), Command=rot.script("garbage.sh", cmd))
     recs, token = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-garbage"),
                                          "createSecret")
     for r in recs:
@@ -573,8 +591,8 @@ def test_garbage_output_with_a_correct_rotation_succeeds_and_values_are_redacted
 
 
 def test_function_exiting_nonzero_fails_with_status_and_stderr(rsm, rot):
-    arn = rot.create_function(fname("exit3"), Command=(
-        "echo 'working on it'; echo 'first problem' >&2; echo 'db refused login' >&2; exit 3"))
+    arn = rot.create_function(fname("exit3"), Command=rot.script("exit3.sh", (
+        "echo 'working on it'; echo 'first problem' >&2; echo 'db refused login' >&2; exit 3")))
     recs, _ = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-exit"), "createSecret")
     for r in recs:
         assert r["Error"] == "createSecret failed: exited with status 3: db refused login", r
@@ -585,7 +603,7 @@ def test_function_exiting_nonzero_fails_with_status_and_stderr(rsm, rot):
 
 def test_python_handler_exception_fails_with_its_type_and_message(rsm, rot):
     arn = rot.create_function(fname("raises"), PythonHandler="bad_handlers.raises",
-                              CodeDir=str(HANDLERS_DIR))
+                              CodeDir=HANDLERS_DIR)
     recs, _ = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-raises"), "createSecret")
     for r in recs:
         assert "ValueError: Unable to log into database with pending secret of secret ARN " \
@@ -597,7 +615,7 @@ def test_python_handler_exception_fails_with_its_type_and_message(rsm, rot):
 
 def test_python_handler_printing_garbage_and_a_forged_marker_succeeds(rsm, rot, markers):
     arn = rot.create_function(fname("forged"), PythonHandler="bad_handlers.noisy_rotation",
-                              CodeDir=str(HANDLERS_DIR), Env={"MARKER_DIR": str(markers)})
+                              CodeDir=HANDLERS_DIR, Env={"MARKER_DIR": str(markers)})
     name = unique_name("rot-forged")
     orig = rsm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
     token = rsm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
@@ -644,7 +662,7 @@ def test_generic_password_builtin_on_a_binary_secret_fails_cleanly(rsm, rot):
     ("bad_handlers.no_such_function", "Runtime.HandlerNotFound"),
 ])
 def test_python_handler_that_cannot_load_fails_clearly(handler, error, rsm, rot):
-    arn = rot.create_function(fname("noload"), PythonHandler=handler, CodeDir=str(HANDLERS_DIR))
+    arn = rot.create_function(fname("noload"), PythonHandler=handler, CodeDir=HANDLERS_DIR)
     recs, _ = _rotate_expect_failure(rsm, rot, arn, unique_name("rot-noload"), "createSecret")
     for r in recs:
         assert error in r["Error"], r
@@ -671,6 +689,13 @@ def test_create_function_validation(rot, tmp_path):
         ({"Name": fname("x"), "PythonHandler": "not a handler", "CodeDir": str(tmp_path)},
          "InvalidParameterException"),
         ({"Name": fname("x"), "Url": "ftp://127.0.0.1/"}, "InvalidParameterException"),
+        # Only programs the operator installed in the function directory, never a shell.
+        ({"Name": fname("x"), "Command": "sh -c 'id'"}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": "/bin/true"}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": "../../../bin/true"}, "InvalidParameterException"),
+        ({"Name": fname("x"), "Command": "true 'unterminated"}, "InvalidParameterException"),
+        ({"Name": fname("x"), "PythonHandler": "m.f", "CodeDir": "/usr/lib/python3"},
+         "InvalidParameterException"),
     ]
     names_before = {f["Name"] for f in rot.ok("ListFunctions")["Functions"]}
     for body, code in bad:
@@ -1031,14 +1056,14 @@ def test_rotation_survives_server_kill_during_each_step(step, make_server, marke
     sm, rot = srv.client(), Rotary(srv)
     once = markers / "killed-once"
     arn = rot.create_function("crasher", Command=python_command(), TimeoutSeconds=30, Env={
-        "MARKER_DIR": str(markers), "KILL_STEP": step, "SERVER_PID": str(srv.proc.pid),
-        "KILL_ONCE_FILE": str(once)})
+        "MARKER_DIR": str(markers), "KILL_STEP": step, "KILL_ONCE_FILE": str(once)})
     name = unique_name(f"rot-crash-{step}")
     orig = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
                              RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-    wait_for(lambda: srv.proc.poll() is not None, 30, f"the function to kill the server in {step}",
-             lambda: srv.log_tail(30))
+    wait_for(lambda: (markers / "killed.txt").exists(), 30,
+             f"the function to finish {step}'s work", lambda: srv.log_tail(30))
+    srv.kill()
     assert once.exists() and read_lines(markers / "killed.txt")[0].split()[0] == step
     srv.restart()
     sm, rot = srv.client(), Rotary(srv)
@@ -1068,13 +1093,13 @@ def test_test_only_rotation_survives_server_kill(make_server, markers):
     sm, rot = srv.client(), Rotary(srv)
     once = markers / "killed-once"
     arn = rot.create_function("crasher", Command=python_command(), Env={
-        "MARKER_DIR": str(markers), "KILL_STEP": "testSecret", "SERVER_PID": str(srv.proc.pid),
-        "KILL_ONCE_FILE": str(once)})
+        "MARKER_DIR": str(markers), "KILL_STEP": "testSecret", "KILL_ONCE_FILE": str(once)})
     name = unique_name("rot-crash-testonly")
     orig_value = json_secret()
     orig = sm.create_secret(Name=name, SecretString=orig_value)["VersionId"]
     sm.rotate_secret(SecretId=name, RotationLambdaARN=arn, RotateImmediately=False)
-    wait_for(lambda: srv.proc.poll() is not None, 30, "the function to kill the server")
+    wait_for(lambda: (markers / "killed.txt").exists(), 30, "the function to finish testSecret")
+    srv.kill()
     srv.restart()
     sm, rot = srv.client(), Rotary(srv)
     rec = rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True, timeout=30)
@@ -1100,7 +1125,8 @@ def test_graceful_shutdown_mid_step_stops_the_function_and_resumes(make_server, 
     orig = sm.create_secret(Name=name, SecretString=json_secret())["VersionId"]
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn)["VersionId"]
     wait_for(lambda: blocked.exists() and blocked.read_text(), 30, "the function to block")
-    fn_pid = int(blocked.read_text())
+    fn_pids = _pids_with_env(f"BLOCKED_FILE={blocked}")
+    assert fn_pids, "the blocked function's processes are not visible"
     t = time.monotonic()
     srv.proc.terminate()
     try:
@@ -1111,7 +1137,8 @@ def test_graceful_shutdown_mid_step_stops_the_function_and_resumes(make_server, 
     took = time.monotonic() - t
     rc = srv.proc.returncode
     srv.kill()  # closes the log
-    wait_for(lambda: _gone_or_zombie(fn_pid), 10, f"the running function {fn_pid} to be stopped")
+    wait_for(lambda: all(_gone_or_zombie(p) for p in fn_pids), 10,
+             f"the running function {fn_pids} to be stopped")
     assert rc == 0, f"exit status {rc} after SIGTERM ({took:.1f}s)"
     release.touch()
     srv.start()
@@ -1358,7 +1385,7 @@ def test_webhook_signed_events(make_server, hook):
     sm, rot = srv.client(), Rotary(srv)
     key = bytes.fromhex((srv.data_dir / "signing.key").read_text().strip())
     failing = rot.create_function("always-fails",
-                                  Command="echo 'cannot reach database' >&2; exit 1")
+                                  Command=rot.script("no-db.sh", "echo 'cannot reach database' >&2; exit 1"))
 
     def deliveries(event, token=None):
         out = []

@@ -17,6 +17,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used, clippy::expect_used))]
 #![warn(missing_docs, unreachable_pub)]
 
+pub mod policy;
 pub mod principal;
 pub mod sigv4;
 pub mod table;

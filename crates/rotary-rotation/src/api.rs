@@ -64,7 +64,19 @@ struct FunctionDescription {
     built_in: bool,
     description: Option<String>,
     #[serde(flatten)]
-    spec: Option<FunctionSpec>,
+    spec: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+/// A registered function as the API shows it: its spec with `Env` replaced by `EnvNames`,
+/// because Env values may be credentials and are stored sealed.
+fn public_spec(spec: &FunctionSpec) -> Option<serde_json::Map<String, serde_json::Value>> {
+    let serde_json::Value::Object(mut obj) = serde_json::to_value(spec).ok()? else {
+        return None;
+    };
+    obj.remove("Env");
+    let names: Vec<&str> = spec.env().iter().map(|(k, _)| k.as_str()).collect();
+    obj.insert("EnvNames".to_owned(), names.into());
+    Some(obj)
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +134,10 @@ fn registry_error(e: RegistryError) -> ApiError {
             tracing::error!(error = %e, "Function registry storage failed");
             ApiError::internal()
         }
+        RegistryError::Seal(e) => {
+            tracing::error!(error = %e, "Sealing a function's Env failed");
+            ApiError::internal()
+        }
     }
 }
 
@@ -145,7 +161,7 @@ pub async fn handle(
                     name,
                     built_in: false,
                     description: None,
-                    spec: Some(spec),
+                    spec: public_spec(&spec),
                 }
             }));
             encode(&serde_json::json!({ "Functions": out }))
@@ -174,7 +190,7 @@ pub async fn handle(
                 name,
                 built_in: false,
                 description: None,
-                spec: Some(spec),
+                spec: public_spec(&spec),
             })
         }
         "DeleteFunction" => {
@@ -283,7 +299,7 @@ async fn create_function(
         name,
         built_in: false,
         description: None,
-        spec: Some(spec),
+        spec: public_spec(&spec),
     })
 }
 

@@ -57,7 +57,11 @@ impl RotationEngine {
             Resolved::Registered(spec) => {
                 let is_http = matches!(spec, functions::FunctionSpec::Http { .. });
                 Some(Exec::External(
-                    functions::executor(&spec, &self.config.http_signing_key)?,
+                    functions::executor(
+                        &spec,
+                        &self.config.http_signing_key,
+                        self.registry.policy(),
+                    )?,
                     spec.timeout(),
                     !is_http,
                 ))
@@ -287,6 +291,8 @@ impl RotationEngine {
                 started_at: secs(self.service.clock().now_ms()),
                 ..Default::default()
             };
+            // The step's temporary credentials: redacted from its output like the values.
+            let mut credential_terms: Vec<String> = Vec::new();
             let result = match &exec {
                 Exec::Builtin(f) => {
                     let inv = Invocation {
@@ -317,6 +323,8 @@ impl RotationEngine {
                     ];
                     let akid = if *with_credentials {
                         let (akid, secret, session) = self.session_credentials(&arn);
+                        credential_terms.push(secret.clone());
+                        credential_terms.push(session.clone());
                         env.push(("AWS_ACCESS_KEY_ID".to_owned(), akid.clone()));
                         env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), secret));
                         env.push(("AWS_SESSION_TOKEN".to_owned(), session));
@@ -346,7 +354,8 @@ impl RotationEngine {
                 r => r,
             };
             srec.ended_at = Some(secs(self.service.clock().now_ms()));
-            let terms = self.redaction_terms(&arn, &token).await;
+            let mut terms = self.redaction_terms(&arn, &token).await;
+            terms.append(&mut credential_terms);
             match result {
                 Ok(out) => {
                     srec.outcome = Some("Succeeded".into());

@@ -1,16 +1,24 @@
 //! Rotation functions by Lambda-style ARN: the built-ins and those registered through
 //! Rotary's API (stored in the store's metadata as `function:<name>`).
+//!
+//! A function's `Env` may hold credentials (an HTTP function's token, a database CA
+//! password), so it is stored sealed under the master key (`SealedEnv`, AES-256-GCM, bound
+//! to the function's name) and never in clear; the API shows only the variable names.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use base64::Engine as _;
 use parking_lot::RwLock;
 use rotary_core::rotation::FunctionDirectory;
+use rotary_crypto::Keyring;
 use rotary_store::Store;
 
-use crate::functions::FunctionSpec;
+use crate::functions::{ExecPolicy, FunctionSpec};
 
 const META_PREFIX: &str = "function:";
+/// Stored member holding the sealed `Env`.
+const SEALED_ENV: &str = "SealedEnv";
 
 /// Built-in rotation functions.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,6 +91,8 @@ pub enum Resolved {
 /// The function registry.
 pub struct FunctionRegistry {
     store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+    policy: Arc<ExecPolicy>,
     region: String,
     account_id: String,
     registered: RwLock<BTreeMap<String, FunctionSpec>>,
@@ -103,6 +113,9 @@ pub enum RegistryError {
     /// Store failure.
     #[error("storage: {0}")]
     Store(#[from] rotary_store::Error),
+    /// Sealing or opening a function's `Env` failed.
+    #[error("sealing function Env: {0}")]
+    Seal(String),
 }
 
 /// Whether `name` is a valid function name: 1–64 of `A-Za-z0-9-_`.
@@ -114,27 +127,102 @@ pub fn valid_name(name: &str) -> bool {
 }
 
 impl FunctionRegistry {
-    /// Loads registered functions from the store.
+    /// Loads registered functions from the store. A function stored with its `Env` in
+    /// clear (before Env was sealed) is re-stored sealed.
     pub async fn open(
         store: Arc<dyn Store>,
+        keyring: Arc<Keyring>,
+        policy: Arc<ExecPolicy>,
         region: &str,
         account_id: &str,
     ) -> Result<Self, RegistryError> {
+        let mut registry = Self {
+            store,
+            keyring,
+            policy,
+            region: region.to_owned(),
+            account_id: account_id.to_owned(),
+            registered: RwLock::new(BTreeMap::new()),
+        };
         let mut registered = BTreeMap::new();
-        for (key, value) in store.list_meta(META_PREFIX).await? {
-            match serde_json::from_slice::<FunctionSpec>(&value) {
-                Ok(spec) => {
-                    registered.insert(key[META_PREFIX.len()..].to_owned(), spec);
+        for (key, value) in registry.store.list_meta(META_PREFIX).await? {
+            let name = key[META_PREFIX.len()..].to_owned();
+            match registry.unseal(&name, &value) {
+                Ok((spec, was_clear)) => {
+                    if was_clear {
+                        let sealed = registry.seal(&name, &spec)?;
+                        registry.store.put_meta(&key, &sealed).await?;
+                        tracing::info!(function = %name, "Sealed the stored Env of a rotation function");
+                    }
+                    registered.insert(name, spec);
                 }
                 Err(e) => tracing::error!(key, error = %e, "Skipping an unreadable function"),
             }
         }
-        Ok(Self {
-            store,
-            region: region.to_owned(),
-            account_id: account_id.to_owned(),
-            registered: RwLock::new(registered),
-        })
+        registry.registered = RwLock::new(registered);
+        Ok(registry)
+    }
+
+    fn env_label(name: &str) -> Vec<u8> {
+        format!("rotary-function-env:{name}").into_bytes()
+    }
+
+    /// The stored form of a spec: its JSON with `Env` replaced by `SealedEnv`.
+    fn seal(&self, name: &str, spec: &FunctionSpec) -> Result<Vec<u8>, RegistryError> {
+        let seal_err = |e: &dyn std::fmt::Display| RegistryError::Seal(e.to_string());
+        let mut json = serde_json::to_value(spec).map_err(|e| seal_err(&e))?;
+        let env =
+            zeroize::Zeroizing::new(serde_json::to_vec(spec.env()).map_err(|e| seal_err(&e))?);
+        let sealed = self
+            .keyring
+            .master()
+            .wrap(&Self::env_label(name), &env)
+            .map_err(|e| seal_err(&e))?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.remove("Env");
+            obj.insert(
+                SEALED_ENV.to_owned(),
+                base64::engine::general_purpose::STANDARD
+                    .encode(sealed)
+                    .into(),
+            );
+        }
+        serde_json::to_vec(&json).map_err(|e| seal_err(&e))
+    }
+
+    /// A spec from its stored form; `true` when its `Env` was stored in clear.
+    fn unseal(&self, name: &str, stored: &[u8]) -> Result<(FunctionSpec, bool), RegistryError> {
+        let seal_err = |e: &dyn std::fmt::Display| RegistryError::Seal(e.to_string());
+        let mut json: serde_json::Value =
+            serde_json::from_slice(stored).map_err(|e| seal_err(&e))?;
+        let sealed = json
+            .as_object_mut()
+            .and_then(|o| o.remove(SEALED_ENV))
+            .and_then(|v| v.as_str().map(str::to_owned));
+        let Some(sealed) = sealed else {
+            let spec = serde_json::from_value(json).map_err(|e| seal_err(&e))?;
+            return Ok((spec, true));
+        };
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(sealed)
+            .map_err(|e| seal_err(&e))?;
+        let env = self
+            .keyring
+            .master()
+            .unwrap(&Self::env_label(name), &bytes)
+            .map_err(|e| seal_err(&e))?;
+        let env: serde_json::Value =
+            serde_json::from_slice(env.expose()).map_err(|e| seal_err(&e))?;
+        if let Some(obj) = json.as_object_mut() {
+            obj.insert("Env".to_owned(), env);
+        }
+        let spec = serde_json::from_value(json).map_err(|e| seal_err(&e))?;
+        Ok((spec, false))
+    }
+
+    /// Where process and Python functions come from and how they run.
+    pub fn policy(&self) -> &Arc<ExecPolicy> {
+        &self.policy
     }
 
     /// The ARN of a function name.
@@ -186,7 +274,8 @@ impl FunctionRegistry {
                     .to_owned(),
             ));
         }
-        spec.validate().map_err(RegistryError::Invalid)?;
+        spec.validate(&self.policy)
+            .map_err(RegistryError::Invalid)?;
         if let FunctionSpec::Builtin { builtin, .. } = &spec {
             if !Builtin::ALL.iter().any(|b| b.name() == builtin) {
                 return Err(RegistryError::Invalid(format!(
@@ -194,7 +283,7 @@ impl FunctionRegistry {
                 )));
             }
         }
-        let json = serde_json::to_vec(&spec).map_err(|e| RegistryError::Invalid(e.to_string()))?;
+        let json = self.seal(name, &spec)?;
         if !self
             .store
             .put_meta_if_absent(&format!("{META_PREFIX}{name}"), &json)

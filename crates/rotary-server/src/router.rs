@@ -1,4 +1,5 @@
-//! Routes and the request pipeline: body cap → SigV4 → target → content type → operation.
+//! Routes and the request pipeline: header pre-check → body (bounded) → SigV4 → target →
+//! content type → operation.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -9,19 +10,34 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
+use http_body_util::BodyExt;
 use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
 use crate::dispatch::dispatch;
+use crate::limits::{BodyLimits, BodyPermit};
 use crate::metrics::Metrics;
 
-/// Largest request body accepted. A 65,536-character secret escaped as `\uXXXX` is under
-/// 400 KiB, so 1 MiB leaves room without letting a client make the server buffer more.
+/// Default largest request body. A 65,536-character SecretString escaped as `\uXXXX` is
+/// 384 KiB, so 1 MiB leaves room for the other members; the memory of all bodies together
+/// is bounded separately (`--body-memory-bytes`).
 pub const MAX_BODY_BYTES: usize = 1 << 20;
 
 const AMZ_JSON: &str = "application/x-amz-json-1.1";
+
+/// SigV4 service name of the API.
+const SERVICE: &str = "secretsmanager";
+
+/// Where `/metrics` is served.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsAccess {
+    /// On the main listener, to SigV4-signed `GET`s of any valid principal.
+    Signed,
+    /// On a separate listener only (`--metrics-listen`); the main listener answers 404.
+    Separate,
+}
 
 /// Shared state of the handlers.
 #[derive(Clone)]
@@ -38,12 +54,27 @@ pub struct AppState {
     pub credentials: Arc<dyn CredentialSource>,
     /// Counters.
     pub metrics: Arc<Metrics>,
+    /// Region of this server (SigV4 scope), for the header pre-check.
+    pub region: String,
+    /// Body size, time and memory limits.
+    pub body_limits: Arc<BodyLimits>,
+    /// Where `/metrics` is served.
+    pub metrics_access: MetricsAccess,
 }
 
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/", post(api))
+        .route("/health", get(health))
+        .route("/metrics", get(signed_metrics))
+        .with_state(state)
+}
+
+/// The routes of the separate metrics listener (`--metrics-listen`): `/metrics` and
+/// `/health`, both unauthenticated.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .with_state(state)
@@ -60,6 +91,32 @@ async fn health(State(st): State<AppState>) -> Response {
                 None,
             )
         }
+    }
+}
+
+/// `/metrics` on the main listener: 404 when it has its own listener, otherwise only for a
+/// SigV4-signed `GET` (empty body) of any valid principal.
+async fn signed_metrics(State(st): State<AppState>, req: Request) -> Response {
+    if st.metrics_access == MetricsAccess::Separate {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, _body) = req.into_parts();
+    let headers = header_pairs(&parts);
+    let signed = RequestParts {
+        method: parts.method.as_str(),
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers: &headers,
+        body: b"",
+    };
+    match st.verifier.verify(
+        &signed,
+        st.credentials.as_ref(),
+        time::OffsetDateTime::now_utc(),
+    ) {
+        Ok(_) => metrics(State(st)).await,
+        Err(e) => error_response(&auth_error(e), &request_id),
     }
 }
 
@@ -102,12 +159,22 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
         .to_owned();
     let op = Target::parse(&target);
     let op_label = op.as_ref().map_or("Unknown", Target::label);
-    let result = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Err(_) => Err(api_error!(
-            SerializationException,
-            "The request body is larger than the maximum of 1048576 bytes."
-        )),
-        Ok(body) => handle(&st, &parts, body, op, &request_id).await,
+    let mut close = false;
+    let result = match read_body(&st, &parts, body).await {
+        Err(BodyError::Api(e, closing)) => {
+            close = closing;
+            Err(e)
+        }
+        Err(BodyError::TimedOut) => {
+            st.metrics
+                .record(op_label, "RequestTimeout", started.elapsed().as_secs_f64());
+            return body_timeout_response(&st, &request_id);
+        }
+        Ok((body, permit)) => {
+            let r = handle(&st, &parts, body, op, &request_id).await;
+            drop(permit);
+            r
+        }
     };
     let (response, code) = match result {
         Ok(body) => (json_response(StatusCode::OK, body, Some(&request_id)), "OK"),
@@ -126,7 +193,12 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
                     "Request refused"
                 );
             }
-            (error_response(&e, &request_id), e.code().as_str())
+            let mut r = error_response(&e, &request_id);
+            if close {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            (r, e.code().as_str())
         }
     };
     st.metrics
@@ -220,11 +292,7 @@ async fn handle(
     op: Option<Target>,
     request_id: &str,
 ) -> Result<Vec<u8>, ApiError> {
-    let headers: Vec<(&str, &[u8])> = parts
-        .headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_bytes()))
-        .collect();
+    let headers = header_pairs(parts);
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or_default();
     let signed = RequestParts {
@@ -238,11 +306,7 @@ async fn handle(
     let principal = st
         .verifier
         .verify(&signed, st.credentials.as_ref(), now)
-        .map_err(|e| {
-            let code =
-                ErrorCode::parse(e.code.as_str()).unwrap_or(ErrorCode::AccessDeniedException);
-            ApiError::new(code, e.message)
-        })?;
+        .map_err(auth_error)?;
     let Some(op) = op else {
         return Err(api_error!(
             UnknownOperationException,
@@ -274,4 +338,180 @@ async fn handle(
                 .await
         }
     }
+}
+
+fn auth_error(e: rotary_auth::AuthError) -> ApiError {
+    let code = ErrorCode::parse(e.code.as_str()).unwrap_or(ErrorCode::AccessDeniedException);
+    ApiError::new(code, e.message)
+}
+
+/// The request's headers as SigV4 sees them. HTTP/2 carries the host in `:authority`, which
+/// hyper puts in the URI rather than the headers: it is given to SigV4 as `host`.
+fn header_pairs(parts: &axum::http::request::Parts) -> Vec<(&str, &[u8])> {
+    let mut pairs: Vec<(&str, &[u8])> = parts
+        .headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_bytes()))
+        .collect();
+    if !parts.headers.contains_key(header::HOST) {
+        if let Some(authority) = parts.uri.authority() {
+            pairs.push(("host", authority.as_str().as_bytes()));
+        }
+    }
+    pairs
+}
+
+/// Why a body was not read.
+enum BodyError {
+    /// Refused with an AWS error: unauthenticated, too large, or no memory for it. `true`
+    /// when the rest of the body was not drained, so the connection must close.
+    Api(ApiError, bool),
+    /// Not received within the body timeout.
+    TimedOut,
+}
+
+/// A refused body is read and thrown away, up to this many bytes and for this long, so that
+/// an HTTP/1.1 client still sending it gets the error instead of a reset connection. Past
+/// either bound the error is sent and the connection closed. Nothing is kept.
+const DRAIN_MAX_BYTES: usize = 2 << 20;
+/// See [`DRAIN_MAX_BYTES`].
+const DRAIN_TIME: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Reads and discards what is left of `body` within the drain bounds; `true` when it ended.
+async fn drain(body: &mut Body) -> bool {
+    let discard = async {
+        let mut seen = 0usize;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else { return false };
+            if let Some(data) = frame.data_ref() {
+                seen += data.len();
+                if seen > DRAIN_MAX_BYTES {
+                    return false;
+                }
+            }
+        }
+        true
+    };
+    tokio::time::timeout(DRAIN_TIME, discard)
+        .await
+        .unwrap_or(false)
+}
+
+/// Refuses a request with `e` after draining what is left of its body.
+async fn refuse(body: &mut Body, e: ApiError) -> BodyError {
+    let drained = drain(body).await;
+    BodyError::Api(e, !drained)
+}
+
+/// Reads the body, but only for a request whose headers pass the SigV4 pre-check (so an
+/// unauthenticated caller never makes the server buffer anything), no larger than the
+/// maximum, within the body timeout, and with the bytes reserved from the shared body budget.
+/// The permit returns the bytes to the budget when dropped.
+async fn read_body(
+    st: &AppState,
+    parts: &axum::http::request::Parts,
+    mut body: Body,
+) -> Result<(Bytes, BodyPermit), BodyError> {
+    let pre = {
+        let headers = header_pairs(parts);
+        let signed = RequestParts {
+            method: parts.method.as_str(),
+            path: parts.uri.path(),
+            query: parts.uri.query().unwrap_or_default(),
+            headers: &headers,
+            body: b"",
+        };
+        rotary_auth::sigv4::precheck(
+            &signed,
+            &st.region,
+            SERVICE,
+            st.credentials.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        )
+    };
+    if let Err(e) = pre {
+        return Err(refuse(&mut body, auth_error(e)).await);
+    }
+    let limits = &st.body_limits;
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::SerializationException,
+            format!(
+                "The request body is larger than the maximum of {} bytes.",
+                limits.max_bytes
+            ),
+        )
+    };
+    let busy = || {
+        api_error!(
+            ThrottlingException,
+            "Rate exceeded: the server is receiving too many request bodies. Retry later."
+        )
+    };
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|n| *n > limits.max_bytes as u64) {
+        // Nothing is kept; a body past the drain bound is not even read.
+        if n > DRAIN_MAX_BYTES as u64 {
+            return Err(BodyError::Api(too_large(), true));
+        }
+        return Err(refuse(&mut body, too_large()).await);
+    }
+    let declared = declared.map_or(0, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    let Some(mut permit) = limits.reserve(declared).await else {
+        return Err(refuse(&mut body, busy()).await);
+    };
+    let collect = async {
+        let mut buf = bytes::BytesMut::with_capacity(declared);
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|_| {
+                api_error!(
+                    SerializationException,
+                    "The request body could not be read."
+                )
+            })?;
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            let len = buf.len() + data.len();
+            if len > limits.max_bytes {
+                return Err(too_large());
+            }
+            if len > permit.bytes() && !permit.grow(limits, len - permit.bytes()).await {
+                return Err(busy());
+            }
+            buf.extend_from_slice(&data);
+        }
+        Ok(buf.freeze())
+    };
+    match tokio::time::timeout(limits.timeout, collect).await {
+        Ok(Ok(bytes)) => Ok((bytes, permit)),
+        Ok(Err(e)) => {
+            drop(permit);
+            Err(refuse(&mut body, e).await)
+        }
+        Err(_) => Err(BodyError::TimedOut),
+    }
+}
+
+/// 408 with an AWS-shaped body; the connection is closed after it.
+fn body_timeout_response(st: &AppState, request_id: &str) -> Response {
+    let body = serde_json::json!({
+        "__type": "RequestTimeoutException",
+        "Message": format!(
+            "The request body was not received within {} seconds.",
+            st.body_limits.timeout.as_secs()
+        ),
+    });
+    let mut r = json_response(
+        StatusCode::REQUEST_TIMEOUT,
+        body.to_string().into_bytes(),
+        Some(request_id),
+    );
+    r.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    r
 }

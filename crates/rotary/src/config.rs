@@ -41,6 +41,44 @@ pub struct ServeArgs {
     /// 127.0.0.1 for an unspecified address].
     #[arg(long, env = "ROTARY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Rotation engine flags (boxed with the HTTP ones: they make the struct large).
+    #[command(flatten)]
+    pub rotation: Box<RotationArgs>,
+    /// Key file (mode 0600) signing HTTP function calls and webhooks
+    /// [default: DATA_DIR/signing.key, created on first start].
+    #[arg(long, env = "ROTARY_SIGNING_KEY_FILE")]
+    pub signing_key_file: Option<PathBuf>,
+    /// Enable `rotary.AdvanceTestClock`, which moves the server's clock forward. For tests
+    /// only: never in production.
+    #[arg(long, env = "ROTARY_TEST_CLOCK", num_args = 0..=1, default_missing_value = "true")]
+    pub test_clock: Option<bool>,
+    /// With --test-clock: move the clock forward by this many seconds at start-up, as if the
+    /// server had been down that long. For tests only.
+    #[arg(long, env = "ROTARY_TEST_CLOCK_SKIP_SECONDS")]
+    pub test_clock_skip_seconds: Option<i64>,
+    /// Directory holding rotation function code [default: DATA_DIR/functions].
+    #[arg(long, env = "ROTARY_FUNCTION_DIR")]
+    pub function_dir: Option<PathBuf>,
+    /// Run process and Python rotation functions without the bubblewrap sandbox when bwrap
+    /// is unavailable; logged at start-up. Never in production.
+    #[arg(long, env = "ROTARY_ALLOW_UNSANDBOXED_FUNCTIONS", num_args = 0..=1, default_missing_value = "true")]
+    pub allow_unsandboxed_functions: Option<bool>,
+    /// A directory that sandboxed rotation functions may write, bound read-write at the same
+    /// path (repeatable; the env variable takes a comma-separated list) [default: none].
+    #[arg(
+        long = "function-writable-dir",
+        env = "ROTARY_FUNCTION_WRITABLE_DIRS",
+        value_delimiter = ','
+    )]
+    pub function_writable_dirs: Vec<PathBuf>,
+    /// HTTP server limits, TLS and the metrics listener (boxed: they make the struct large).
+    #[command(flatten)]
+    pub http: Box<HttpArgs>,
+}
+
+/// Flags of the rotation engine.
+#[derive(Debug, Clone, Default, Args)]
+pub struct RotationArgs {
     /// Attempts before a rotation is marked failed [default: 5].
     #[arg(long, env = "ROTARY_ROTATION_MAX_ATTEMPTS")]
     pub rotation_max_attempts: Option<u32>,
@@ -60,18 +98,46 @@ pub struct ServeArgs {
     /// Also POST the webhook when a rotation succeeds.
     #[arg(long, env = "ROTARY_ROTATION_WEBHOOK_ON_SUCCESS", num_args = 0..=1, default_missing_value = "true")]
     pub rotation_webhook_on_success: Option<bool>,
-    /// Key file (mode 0600) signing HTTP function calls and webhooks
-    /// [default: DATA_DIR/signing.key, created on first start].
-    #[arg(long, env = "ROTARY_SIGNING_KEY_FILE")]
-    pub signing_key_file: Option<PathBuf>,
-    /// Enable `rotary.AdvanceTestClock`, which moves the server's clock forward. For tests
-    /// only: never in production.
-    #[arg(long, env = "ROTARY_TEST_CLOCK", num_args = 0..=1, default_missing_value = "true")]
-    pub test_clock: Option<bool>,
-    /// With --test-clock: move the clock forward by this many seconds at start-up, as if the
-    /// server had been down that long. For tests only.
-    #[arg(long, env = "ROTARY_TEST_CLOCK_SKIP_SECONDS")]
-    pub test_clock_skip_seconds: Option<i64>,
+}
+
+/// Flags of the HTTP server: limits and timeouts, TLS, the metrics listener.
+#[derive(Debug, Clone, Default, Args)]
+pub struct HttpArgs {
+    /// Seconds a client has to send a request's headers (and to finish a TLS handshake)
+    /// [default: 10].
+    #[arg(long, env = "ROTARY_HEADER_TIMEOUT_SECONDS")]
+    pub header_timeout_seconds: Option<u64>,
+    /// Seconds a client has to send a whole request body [default: 30].
+    #[arg(long, env = "ROTARY_BODY_TIMEOUT_SECONDS")]
+    pub body_timeout_seconds: Option<u64>,
+    /// Seconds a connection may stay idle before it is closed [default: 60].
+    #[arg(long, env = "ROTARY_IDLE_TIMEOUT_SECONDS")]
+    pub idle_timeout_seconds: Option<u64>,
+    /// Largest request head, request line and headers [default: 16384].
+    #[arg(long, env = "ROTARY_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Largest request body [default: 1048576].
+    #[arg(long, env = "ROTARY_MAX_BODY_BYTES")]
+    pub max_body_bytes: Option<usize>,
+    /// Bytes of request bodies held at once over all requests [default: 67108864].
+    #[arg(long, env = "ROTARY_BODY_MEMORY_BYTES")]
+    pub body_memory_bytes: Option<usize>,
+    /// Connections served at once; lowered to fit the open-files limit [default: 4096].
+    #[arg(long, env = "ROTARY_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// HTTP/2 streams open at once per connection [default: 100].
+    #[arg(long, env = "ROTARY_HTTP2_MAX_STREAMS")]
+    pub http2_max_streams: Option<u32>,
+    /// PEM certificate chain for TLS; with --tls-key. Reloaded on SIGHUP.
+    #[arg(long, env = "ROTARY_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key for TLS; with --tls-cert. Reloaded on SIGHUP.
+    #[arg(long, env = "ROTARY_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+    /// Serve /metrics and /health on this separate address; the main listener's /metrics
+    /// then answers 404. Without it, /metrics needs a SigV4-signed GET.
+    #[arg(long, env = "ROTARY_METRICS_LISTEN")]
+    pub metrics_listen: Option<String>,
 }
 
 /// The TOML file: the same keys as the flags.
@@ -95,6 +161,20 @@ struct FileConfig {
     signing_key_file: Option<PathBuf>,
     test_clock: Option<bool>,
     test_clock_skip_seconds: Option<i64>,
+    function_dir: Option<PathBuf>,
+    allow_unsandboxed_functions: Option<bool>,
+    function_writable_dirs: Option<Vec<PathBuf>>,
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_header_bytes: Option<usize>,
+    max_body_bytes: Option<usize>,
+    body_memory_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    http2_max_streams: Option<u32>,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    metrics_listen: Option<String>,
 }
 
 /// Log output format.
@@ -126,6 +206,33 @@ pub struct Config {
     pub signing_key_file: PathBuf,
     pub test_clock: bool,
     pub test_clock_skip_seconds: i64,
+    /// Directory holding rotation function code.
+    pub function_dir: PathBuf,
+    /// Run process/Python functions without bubblewrap when it is unavailable.
+    pub allow_unsandboxed_functions: bool,
+    /// Directories sandboxed functions may write.
+    pub function_writable_dirs: Vec<PathBuf>,
+    /// Limits and timeouts of the HTTP server.
+    pub limits: rotary_server::Limits,
+    /// TLS certificate and key files, when serving HTTPS.
+    pub tls: Option<TlsPaths>,
+    /// Separate address for /metrics and /health.
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+/// The PEM files of `--tls-cert` and `--tls-key`.
+#[derive(Debug, Clone)]
+pub struct TlsPaths {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+impl Config {
+    /// Files a sandboxed rotation function must not see besides the data directory, the
+    /// keys and the store: key material and configuration given by path.
+    pub fn sandbox_hidden_paths(&self) -> Vec<PathBuf> {
+        self.tls.iter().map(|t| t.key.clone()).collect()
+    }
 }
 
 fn is_region(r: &str) -> bool {
@@ -190,16 +297,57 @@ impl Config {
             Some("json") => LogFormat::Json,
             Some(other) => bail!("--log-format {other:?} must be text or json"),
         };
+        let tls = match (
+            args.http.tls_cert.or(file.tls_cert),
+            args.http.tls_key.or(file.tls_key),
+        ) {
+            (Some(cert), Some(key)) => Some(TlsPaths { cert, key }),
+            (None, None) => None,
+            _ => bail!("--tls-cert and --tls-key go together: give both or neither"),
+        };
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let public_url = match args.public_url.or(file.public_url) {
             Some(u) if u.starts_with("http://") || u.starts_with("https://") => {
                 u.trim_end_matches('/').to_owned()
             }
             Some(u) => bail!("--public-url {u:?} must start with http:// or https://"),
-            None if listen.ip().is_unspecified() => format!("http://127.0.0.1:{}", listen.port()),
-            None => format!("http://{listen}"),
+            None if listen.ip().is_unspecified() => {
+                format!("{scheme}://127.0.0.1:{}", listen.port())
+            }
+            None => format!("{scheme}://{listen}"),
         };
+        let metrics_listen = match args.http.metrics_listen.or(file.metrics_listen) {
+            None => None,
+            Some(a) => Some(
+                a.parse::<SocketAddr>()
+                    .with_context(|| format!("--metrics-listen {a:?} is not an address"))?,
+            ),
+        };
+        let limits = resolve_limits(
+            LimitArgs {
+                header_timeout_seconds: args.http.header_timeout_seconds,
+                body_timeout_seconds: args.http.body_timeout_seconds,
+                idle_timeout_seconds: args.http.idle_timeout_seconds,
+                max_header_bytes: args.http.max_header_bytes,
+                max_body_bytes: args.http.max_body_bytes,
+                body_memory_bytes: args.http.body_memory_bytes,
+                max_connections: args.http.max_connections,
+                http2_max_streams: args.http.http2_max_streams,
+            },
+            LimitArgs {
+                header_timeout_seconds: file.header_timeout_seconds,
+                body_timeout_seconds: file.body_timeout_seconds,
+                idle_timeout_seconds: file.idle_timeout_seconds,
+                max_header_bytes: file.max_header_bytes,
+                max_body_bytes: file.max_body_bytes,
+                body_memory_bytes: file.body_memory_bytes,
+                max_connections: file.max_connections,
+                http2_max_streams: file.http2_max_streams,
+            },
+        )?;
         let secs = std::time::Duration::from_secs;
         let rotation_max_attempts = args
+            .rotation
             .rotation_max_attempts
             .or(file.rotation_max_attempts)
             .unwrap_or(5);
@@ -207,27 +355,34 @@ impl Config {
             bail!("--rotation-max-attempts must be at least 1");
         }
         let rotation_retry_base = secs(
-            args.rotation_retry_base_seconds
+            args.rotation
+                .rotation_retry_base_seconds
                 .or(file.rotation_retry_base_seconds)
                 .unwrap_or(60),
         );
         let rotation_retry_cap = secs(
-            args.rotation_retry_cap_seconds
+            args.rotation
+                .rotation_retry_cap_seconds
                 .or(file.rotation_retry_cap_seconds)
                 .unwrap_or(1800),
         );
         let rotation_concurrency = args
+            .rotation
             .rotation_concurrency
             .or(file.rotation_concurrency)
             .unwrap_or(8)
             .max(1);
-        let rotation_webhook_url = args.rotation_webhook_url.or(file.rotation_webhook_url);
+        let rotation_webhook_url = args
+            .rotation
+            .rotation_webhook_url
+            .or(file.rotation_webhook_url);
         if let Some(u) = &rotation_webhook_url {
             if !(u.starts_with("http://") || u.starts_with("https://")) {
                 bail!("--rotation-webhook-url {u:?} must start with http:// or https://");
             }
         }
         let rotation_webhook_on_success = args
+            .rotation
             .rotation_webhook_on_success
             .or(file.rotation_webhook_on_success)
             .unwrap_or(false);
@@ -242,6 +397,27 @@ impl Config {
             .unwrap_or(0);
         if test_clock_skip_seconds != 0 && !test_clock {
             bail!("--test-clock-skip-seconds needs --test-clock");
+        }
+        let function_dir = args
+            .function_dir
+            .or(file.function_dir)
+            .unwrap_or_else(|| data_dir.join("functions"));
+        let allow_unsandboxed_functions = args
+            .allow_unsandboxed_functions
+            .or(file.allow_unsandboxed_functions)
+            .unwrap_or(false);
+        let function_writable_dirs = if args.function_writable_dirs.is_empty() {
+            file.function_writable_dirs.unwrap_or_default()
+        } else {
+            args.function_writable_dirs
+        };
+        for dir in &function_writable_dirs {
+            if !dir.is_absolute() {
+                bail!(
+                    "--function-writable-dir {} must be an absolute path",
+                    dir.display()
+                );
+            }
         }
         Ok(Self {
             data_dir,
@@ -261,8 +437,99 @@ impl Config {
             signing_key_file,
             test_clock,
             test_clock_skip_seconds,
+            function_dir,
+            allow_unsandboxed_functions,
+            function_writable_dirs,
+            limits,
+            tls,
+            metrics_listen,
         })
     }
+}
+
+/// The limit settings from one source (flags/env, or the file).
+struct LimitArgs {
+    header_timeout_seconds: Option<u64>,
+    body_timeout_seconds: Option<u64>,
+    idle_timeout_seconds: Option<u64>,
+    max_header_bytes: Option<usize>,
+    max_body_bytes: Option<usize>,
+    body_memory_bytes: Option<usize>,
+    max_connections: Option<usize>,
+    http2_max_streams: Option<u32>,
+}
+
+fn resolve_limits(args: LimitArgs, file: LimitArgs) -> anyhow::Result<rotary_server::Limits> {
+    let d = rotary_server::Limits::default();
+    let secs = |flag: &str, v: Option<u64>, default: std::time::Duration| match v {
+        None => Ok(default),
+        Some(0) => bail!("--{flag} must be at least 1"),
+        Some(s) if s > 86_400 => bail!("--{flag} must be at most 86400"),
+        Some(s) => Ok(std::time::Duration::from_secs(s)),
+    };
+    let header_read_timeout = secs(
+        "header-timeout-seconds",
+        args.header_timeout_seconds.or(file.header_timeout_seconds),
+        d.header_read_timeout,
+    )?;
+    let body_timeout = secs(
+        "body-timeout-seconds",
+        args.body_timeout_seconds.or(file.body_timeout_seconds),
+        d.body_timeout,
+    )?;
+    let idle_timeout = secs(
+        "idle-timeout-seconds",
+        args.idle_timeout_seconds.or(file.idle_timeout_seconds),
+        d.idle_timeout,
+    )?;
+    let max_header_bytes = args
+        .max_header_bytes
+        .or(file.max_header_bytes)
+        .unwrap_or(d.max_header_bytes);
+    if !(1024..=1 << 20).contains(&max_header_bytes) {
+        bail!("--max-header-bytes must be between 1024 and 1048576");
+    }
+    let max_body_bytes = args
+        .max_body_bytes
+        .or(file.max_body_bytes)
+        .unwrap_or(d.max_body_bytes);
+    if !(1024..=64 << 20).contains(&max_body_bytes) {
+        bail!("--max-body-bytes must be between 1024 and 67108864");
+    }
+    let body_memory_bytes = args
+        .body_memory_bytes
+        .or(file.body_memory_bytes)
+        .unwrap_or(d.body_memory_bytes);
+    if body_memory_bytes < max_body_bytes || body_memory_bytes > 1 << 40 {
+        bail!(
+            "--body-memory-bytes must be at least --max-body-bytes ({max_body_bytes}) and at \
+             most 2^40"
+        );
+    }
+    let max_connections = args
+        .max_connections
+        .or(file.max_connections)
+        .unwrap_or(d.max_connections);
+    if max_connections == 0 {
+        bail!("--max-connections must be at least 1");
+    }
+    let h2_max_streams = args
+        .http2_max_streams
+        .or(file.http2_max_streams)
+        .unwrap_or(d.h2_max_streams);
+    if h2_max_streams == 0 {
+        bail!("--http2-max-streams must be at least 1");
+    }
+    Ok(rotary_server::Limits {
+        header_read_timeout,
+        body_timeout,
+        idle_timeout,
+        max_header_bytes,
+        max_body_bytes,
+        max_connections,
+        h2_max_streams,
+        body_memory_bytes,
+    })
 }
 
 fn store_path(url: &str) -> anyhow::Result<PathBuf> {
@@ -290,6 +557,136 @@ mod tests {
         assert_eq!(c.account_id, "000000000000");
         assert_eq!(c.store_path, Path::new("rotary-data/rotary.db"));
         assert_eq!(c.master_key_file, Path::new("rotary-data/master.key"));
+        assert_eq!(c.function_dir, Path::new("rotary-data/functions"));
+        assert!(!c.allow_unsandboxed_functions);
+        assert_eq!(c.limits.header_read_timeout.as_secs(), 10);
+        assert_eq!(c.limits.body_timeout.as_secs(), 30);
+        assert_eq!(c.limits.idle_timeout.as_secs(), 60);
+        assert_eq!(c.limits.max_header_bytes, 16384);
+        assert_eq!(c.limits.max_body_bytes, 1 << 20);
+        assert_eq!(c.limits.body_memory_bytes, 64 << 20);
+        assert_eq!(c.limits.max_connections, 4096);
+        assert_eq!(c.limits.h2_max_streams, 100);
+        assert!(c.tls.is_none() && c.metrics_listen.is_none());
+        assert_eq!(c.public_url, "http://127.0.0.1:8750");
+    }
+
+    #[test]
+    fn limits_tls_and_metrics_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("rotary.toml");
+        std::fs::write(
+            &f,
+            "header_timeout_seconds = 2\nbody_timeout_seconds = 5\nidle_timeout_seconds = 7\n\
+             max_header_bytes = 8192\nmax_body_bytes = 65536\nbody_memory_bytes = 1048576\n\
+             max_connections = 100\nhttp2_max_streams = 10\ntls_cert = \"c.pem\"\n\
+             tls_key = \"k.pem\"\nmetrics_listen = \"127.0.0.1:9100\"\n",
+        )
+        .unwrap();
+        let c = Config::resolve(ServeArgs {
+            config: Some(f.clone()),
+            http: Box::new(HttpArgs {
+                max_connections: Some(50),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.limits.header_read_timeout.as_secs(), 2);
+        assert_eq!(c.limits.body_timeout.as_secs(), 5);
+        assert_eq!(c.limits.idle_timeout.as_secs(), 7);
+        assert_eq!(c.limits.max_header_bytes, 8192);
+        assert_eq!(c.limits.max_body_bytes, 65536);
+        assert_eq!(c.limits.body_memory_bytes, 1 << 20);
+        assert_eq!(c.limits.max_connections, 50);
+        assert_eq!(c.limits.h2_max_streams, 10);
+        assert_eq!(c.sandbox_hidden_paths(), [PathBuf::from("k.pem")]);
+        let tls = c.tls.unwrap();
+        assert_eq!(tls.cert, Path::new("c.pem"));
+        assert_eq!(tls.key, Path::new("k.pem"));
+        assert_eq!(c.metrics_listen.unwrap().port(), 9100);
+        assert_eq!(c.public_url, "https://127.0.0.1:8750");
+        for bad in [
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    tls_cert: Some("c.pem".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    header_timeout_seconds: Some(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    max_body_bytes: Some(10),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    max_body_bytes: Some(1 << 20),
+                    body_memory_bytes: Some(1024),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    max_connections: Some(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    http2_max_streams: Some(0),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+            ServeArgs {
+                http: Box::new(HttpArgs {
+                    metrics_listen: Some("nowhere".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        ] {
+            assert!(Config::resolve(bad).is_err());
+        }
+    }
+
+    #[test]
+    fn function_dir_and_unsandboxed_from_file_and_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("rotary.toml");
+        std::fs::write(
+            &f,
+            "function_dir = \"/srv/fns\"\nallow_unsandboxed_functions = true\n",
+        )
+        .unwrap();
+        let c = Config::resolve(ServeArgs {
+            config: Some(f.clone()),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.function_dir, Path::new("/srv/fns"));
+        assert!(c.allow_unsandboxed_functions);
+        let c = Config::resolve(ServeArgs {
+            config: Some(f),
+            function_dir: Some("/other".into()),
+            allow_unsandboxed_functions: Some(false),
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(c.function_dir, Path::new("/other"));
+        assert!(!c.allow_unsandboxed_functions);
     }
 
     #[test]

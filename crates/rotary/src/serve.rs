@@ -13,14 +13,16 @@ use rotary_auth::{root_credential, CredentialTable, SecretKey, Verifier};
 use rotary_core::{Clock, OffsetClock, SecretsService, ServiceConfig, SystemClock};
 use rotary_crypto::{Keyring, MasterKey};
 use rotary_rotation::api::TEST_CLOCK_META;
+use rotary_rotation::functions::{ExecPolicy, Isolation, Sandbox};
 use rotary_rotation::webhook::WebhookConfig;
 use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
-use rotary_server::{AppState, Metrics};
+use rotary_server::{AppState, BodyLimits, Metrics, MetricsAccess, TlsFiles};
 use rotary_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
+use crate::fsperm;
 
 const ROOT_CREDENTIALS_META: &str = "root-credentials";
 const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
@@ -149,11 +151,13 @@ async fn root_keys(
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    fsperm::private_umask();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    fsperm::secure_data_dir(&config.data_dir, &[&config.function_dir])?;
     let (master, created) = MasterKey::open_or_create(&config.master_key_file)?;
     if created {
         tracing::info!(path = %config.master_key_file.display(), "Created a new master key");
@@ -163,6 +167,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             .await
             .with_context(|| format!("opening store {}", config.store_path.display()))?,
     );
+    fsperm::secure_store_file(&config.store_path)?;
     let keyring = Arc::new(Keyring::new(master));
     let test_clock = config.test_clock.then(|| Arc::new(OffsetClock::default()));
     if let Some(c) = &test_clock {
@@ -209,10 +214,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     drop(keys);
 
     let signing_key = signing_key(&config.signing_key_file)?;
+    let policy = Arc::new(function_policy(&config)?);
     let registry = Arc::new(
-        FunctionRegistry::open(store.clone(), &config.region, &config.account_id)
-            .await
-            .context("loading rotation functions")?,
+        FunctionRegistry::open(
+            store.clone(),
+            keyring.clone(),
+            policy,
+            &config.region,
+            &config.account_id,
+        )
+        .await
+        .context("loading rotation functions")?,
     );
     let engine = RotationEngine::new(
         service.clone(),
@@ -237,6 +249,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     );
 
+    let limits = server_limits(&config);
+    let tls = match &config.tls {
+        Some(t) => Some(Arc::new(
+            TlsFiles::load(&t.cert, &t.key).context("loading the TLS certificate and key")?,
+        )),
+        None => None,
+    };
     let state = AppState {
         service: service.clone(),
         rotation: engine.clone(),
@@ -244,6 +263,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         verifier: Arc::new(Verifier::new(config.region.clone(), "secretsmanager")),
         credentials,
         metrics: Arc::new(Metrics::default()),
+        region: config.region.clone(),
+        body_limits: Arc::new(BodyLimits::new(&limits)),
+        metrics_access: if config.metrics_listen.is_some() {
+            MetricsAccess::Separate
+        } else {
+            MetricsAccess::Signed
+        },
     };
 
     let purger = service.clone();
@@ -257,23 +283,129 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("listening on {}", config.listen))?;
+    let listener =
+        bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => {
+            Some(bind(addr).with_context(|| format!("listening on {addr} (--metrics-listen)"))?)
+        }
+        None => None,
+    };
     tracing::info!(
         address = %listener.local_addr()?,
+        tls = tls.is_some(),
         region = %config.region,
         data_dir = %config.data_dir.display(),
         "Rotary is listening"
     );
+    if tls.is_none() && !config.listen.ip().is_loopback() {
+        tracing::warn!(
+            address = %config.listen,
+            "SERVING PLAIN HTTP ON A NON-LOOPBACK ADDRESS: access keys, signatures and secret \
+             values cross the network in clear text. Use --tls-cert and --tls-key, or listen on \
+             127.0.0.1 behind a TLS-terminating proxy."
+        );
+    }
+    if let Some(tls) = &tls {
+        reload_tls_on_sighup(tls.clone())?;
+    }
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop_tx.send(true);
+    });
+    let metrics_server = metrics_listener.map(|ml| {
+        if let Ok(addr) = ml.local_addr() {
+            tracing::info!(address = %addr, "Serving /metrics and /health");
+        }
+        let metrics_limits = rotary_server::Limits {
+            max_connections: 64,
+            ..limits.clone()
+        };
+        tokio::spawn(rotary_server::serve(
+            ml,
+            rotary_server::metrics_router(state.clone()),
+            metrics_limits,
+            None,
+            stopped(),
+        ))
+    });
     // Started after the listener is bound: rotations missed while the server was down run
     // now, and their functions can reach the endpoint.
     engine.spawn();
-    axum::serve(listener, rotary_server::router(state))
-        .with_graceful_shutdown(shutdown())
-        .await
-        .context("serving")?;
+    rotary_server::serve(
+        listener,
+        rotary_server::router(state),
+        limits,
+        tls,
+        stopped(),
+    )
+    .await
+    .context("serving")?;
+    if let Some(m) = metrics_server {
+        let _ = m.await;
+    }
     tracing::info!("Rotary stopped");
+    Ok(())
+}
+
+/// The configured limits, with the connection limit lowered to fit the open-files limit
+/// (raised first to its hard limit).
+fn server_limits(config: &Config) -> rotary_server::Limits {
+    let mut limits = config.limits.clone();
+    match rotary_server::raise_fd_limit() {
+        Ok(fds) => {
+            let fit = rotary_server::connections_for_fds(limits.max_connections, fds);
+            if fit < limits.max_connections {
+                tracing::warn!(
+                    max_connections = limits.max_connections,
+                    open_files_limit = fds,
+                    lowered_to = fit,
+                    "--max-connections does not fit the open-files limit; lowered"
+                );
+                limits.max_connections = fit;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "Could not raise the open-files limit"),
+    }
+    limits
+}
+
+/// A listening socket with a backlog deep enough to hold callers while connection slots
+/// are freed.
+fn bind(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
+}
+
+/// On SIGHUP, reads the TLS certificate and key again; new connections use them. A pair that
+/// does not load is logged and the previous one stays in use.
+fn reload_tls_on_sighup(tls: Arc<TlsFiles>) -> anyhow::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            match tls.reload() {
+                Ok(()) => tracing::info!("Reloaded the TLS certificate and key"),
+                Err(e) => tracing::error!(
+                    error = %e,
+                    "Reloading the TLS certificate and key failed; the previous ones stay in use"
+                ),
+            }
+        }
+    });
     Ok(())
 }
 
@@ -281,6 +413,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 /// (32 random bytes, hex, mode 0600) on first start.
 fn signing_key(path: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
     if path.exists() {
+        fsperm::check_key_file(path, "the signing key")?;
         let text = zeroize::Zeroizing::new(
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?,
         );
@@ -314,4 +447,63 @@ async fn shutdown() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// Creates the function directory (mode 0755: the sandboxed functions' user reads it) and
+/// decides how process and Python functions run: in the bubblewrap sandbox, without it when
+/// bubblewrap is missing and the operator allowed that, or not at all.
+fn function_policy(config: &Config) -> anyhow::Result<ExecPolicy> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = &config.function_dir;
+    if !dir.exists() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the function directory {}", dir.display()))?;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755))
+            .with_context(|| format!("setting the mode of {}", dir.display()))?;
+        tracing::info!(path = %dir.display(), "Created the (empty) rotation function directory");
+    }
+    if std::fs::metadata(dir)?.permissions().mode() & 0o002 != 0 {
+        bail!(
+            "the function directory {} is writable by everyone; only the operator may install functions (chmod o-w)",
+            dir.display()
+        );
+    }
+    let mut hidden = vec![
+        config.data_dir.clone(),
+        config.master_key_file.clone(),
+        config.signing_key_file.clone(),
+    ];
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let mut p = config.store_path.as_os_str().to_owned();
+        p.push(suffix);
+        hidden.push(p.into());
+    }
+    hidden.extend(config.sandbox_hidden_paths());
+    let isolation = match Sandbox::detect(hidden, dir, config.function_writable_dirs.clone()) {
+        Ok(sandbox) => {
+            tracing::info!(
+                function_dir = %dir.display(),
+                unprivileged_user = sandbox.drops_privileges(),
+                "Process and Python rotation functions run in the bubblewrap sandbox"
+            );
+            Isolation::Sandboxed(Arc::new(sandbox))
+        }
+        Err(why) if config.allow_unsandboxed_functions => {
+            tracing::warn!(
+                reason = %why,
+                "--allow-unsandboxed-functions: process and Python rotation functions run WITHOUT a sandbox, as the server's user, and can read its keys"
+            );
+            Isolation::Unsandboxed
+        }
+        Err(why) => {
+            tracing::warn!(
+                reason = %why,
+                "Process and Python rotation functions are disabled: no sandbox (install bubblewrap, or start with --allow-unsandboxed-functions)"
+            );
+            Isolation::Refused(format!(
+                "{why}; the server refuses to run functions unsandboxed unless started with --allow-unsandboxed-functions"
+            ))
+        }
+    };
+    Ok(ExecPolicy::new(dir, isolation))
 }

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -17,9 +18,13 @@ import rotary_testlib as lib
 
 FIXTURES = Path(__file__).resolve().parent
 PY_ROTATOR = FIXTURES / "py_rotator.py"
-CLI_ROTATOR = FIXTURES / "cli_rotator.sh"
-TEMPLATE_DIR = FIXTURES / "template"
-HANDLERS_DIR = FIXTURES / "handlers"
+# Functions come only from the server's function directory: Rotary(server) installs these
+# fixtures there, and tests name them relative to it.
+CLI_ROTATOR = "cli_rotator.sh"
+PY_ROTATOR_COMMAND = "py_rotator"
+TEMPLATE_DIR = "template"
+HANDLERS_DIR = "handlers"
+_INSTALLED = ("py_rotator.py", "cli_rotator.sh", "template", "handlers")
 
 GENERIC = f"arn:aws:lambda:{lib.REGION}:{lib.ACCOUNT}:function:rotary-generic-password"
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
@@ -40,10 +45,38 @@ def lambda_arn(name: str) -> str:
     return f"arn:aws:lambda:{lib.REGION}:{lib.ACCOUNT}:function:{name}"
 
 
-def python_command(script: Path = PY_ROTATOR) -> str:
-    """A process-function command line running `script` with this interpreter (boto3 is
-    installed for it), not a PATH lookup."""
-    return f"{sys.executable} {script}"
+def python_command() -> str:
+    """The process-function command running py_rotator.py (through a wrapper installed in
+    the function directory, with the interpreter sandboxed functions use)."""
+    return PY_ROTATOR_COMMAND
+
+
+def install_fixtures(server: lib.Server) -> None:
+    """Copies the function fixtures into `server`'s function directory (idempotent), as an
+    operator installs functions: readable by everyone, writable by root only."""
+    fdir = server.function_dir
+    fdir.mkdir(exist_ok=True)
+    for name in _INSTALLED:
+        src, dst = FIXTURES / name, fdir / name
+        if src.is_dir():
+            shutil.copytree(src, dst, dirs_exist_ok=True,
+                            ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, dst)
+    install_script(server, "true", "exit 0")
+    install_script(server, PY_ROTATOR_COMMAND,
+                   f'exec {lib.FUNCTION_PYTHON} "$(dirname "$0")/py_rotator.py" "$@"')
+    for p in [fdir, *fdir.rglob("*")]:
+        p.chmod(0o755)
+
+
+def install_script(server: lib.Server, name: str, body: str) -> str:
+    """Installs a /bin/sh script `name` with `body` in the function directory; returns the
+    name, which is what a Command gives."""
+    path = server.function_dir / name
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return name
 
 
 class Rotary:
@@ -51,6 +84,12 @@ class Rotary:
 
     def __init__(self, server: lib.Server):
         self.server = server
+        install_fixtures(server)
+
+    def script(self, name: str, body: str) -> str:
+        """Installs a /bin/sh script in this server's function directory (see
+        install_script); returns the Command that runs it."""
+        return install_script(self.server, name, body)
 
     def call(self, op: str, body: dict | None = None) -> lib.RawResponse:
         return lib.raw_call(self.server.url, f"rotary.{op}", json.dumps(body or {}))

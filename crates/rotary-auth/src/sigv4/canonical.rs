@@ -8,8 +8,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::error::msg;
-use super::{header, AuthError, RequestParts, ALGORITHM, UNSIGNED_PAYLOAD};
+use super::{header, AuthError, RequestParts, ALGORITHM};
 
 const HEX_UPPER: &[u8; 16] = b"0123456789ABCDEF";
 
@@ -125,32 +124,22 @@ fn push_header_values<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a [u
     }
 }
 
-/// The payload hash for the canonical request: the client's `x-amz-content-sha256` if it sent
-/// one (which must then match the body, unless it is `UNSIGNED-PAYLOAD`), else the body's
-/// SHA-256.
+/// The payload hash for the canonical request: always the SHA-256 of the body received.
+///
+/// A client may also send `x-amz-content-sha256` (S3's header; no Secrets Manager SDK does).
+/// It must then be that same hash, sent once: `UNSIGNED-PAYLOAD`, another hash or a second
+/// copy is refused, since a signature over a claimed hash says nothing about the body that
+/// arrived, and a captured request could be replayed with any body (issue #9). AWS answers a
+/// body its signature does not cover with the signature-mismatch error, so that is the error
+/// here too; it is decided before the key lookup, as it needs no key.
 pub(crate) fn payload_hash(req: &RequestParts<'_>) -> Result<String, AuthError> {
     let body_hash = hex::encode(Sha256::digest(req.body));
-    let mut claimed = Vec::new();
-    let mut any = false;
-    for v in req.header_values(header::X_AMZ_CONTENT_SHA256) {
-        if any {
-            claimed.push(b',');
-        }
-        claimed.extend_from_slice(v);
-        any = true;
+    let mut claimed = req.header_values(header::X_AMZ_CONTENT_SHA256);
+    match (claimed.next(), claimed.next()) {
+        (None, _) => Ok(body_hash),
+        (Some(claimed), None) if claimed == body_hash.as_bytes() => Ok(body_hash),
+        _ => Err(AuthError::mismatch()),
     }
-    if !any {
-        return Ok(body_hash);
-    }
-    if claimed == UNSIGNED_PAYLOAD.as_bytes() {
-        return Ok(UNSIGNED_PAYLOAD.to_owned());
-    }
-    // Without this check, a captured request could be replayed with another body: the
-    // signature covers the claimed hash, not the body.
-    if !claimed.eq_ignore_ascii_case(body_hash.as_bytes()) {
-        return Err(AuthError::invalid(msg::CONTENT_SHA256_MISMATCH));
-    }
-    Ok(String::from_utf8_lossy(&claimed).into_owned())
 }
 
 /// The canonical request over exactly the `signed` headers (lower case, sorted).
@@ -292,16 +281,45 @@ mod tests {
             payload_hash(&req(good, b"Param1=value1")).unwrap(),
             "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"
         );
-        let e = payload_hash(&req(good, b"Param1=value2")).unwrap_err();
-        assert_eq!(e.code, AuthErrorCode::InvalidSignature);
         assert_eq!(
-            e.message,
-            "The provided 'x-amz-content-sha256' header does not match what was computed."
+            payload_hash(&req(good, b"Param1=value2")).unwrap_err(),
+            AuthError::mismatch()
         );
-        let unsigned: &[(&str, &[u8])] = &[("x-amz-content-sha256", b"UNSIGNED-PAYLOAD")];
+    }
+
+    #[test]
+    fn issue_9_payload_hash_is_always_the_bodys() {
+        // See: #9
+        let body = b"Param1=value1";
+        let hash = "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e";
+        let upper = hash.to_ascii_uppercase();
+        let twice = format!("{hash},{hash}");
+        let refused: [&[(&str, &[u8])]; 6] = [
+            &[("x-amz-content-sha256", b"UNSIGNED-PAYLOAD")],
+            &[("x-amz-content-sha256", b"unsigned-payload")],
+            &[(
+                "x-amz-content-sha256",
+                b"STREAMING-AWS4-HMAC-SHA256-PAYLOAD",
+            )],
+            &[("x-amz-content-sha256", b"")],
+            &[("x-amz-content-sha256", upper.as_bytes())],
+            &[("x-amz-content-sha256", twice.as_bytes())],
+        ];
+        for headers in refused {
+            assert_eq!(
+                payload_hash(&req(headers, body)).unwrap_err(),
+                AuthError::mismatch(),
+                "{headers:?}"
+            );
+        }
+        // The right hash sent twice is refused too: one claim, one body.
+        let dup: &[(&str, &[u8])] = &[
+            ("x-amz-content-sha256", hash.as_bytes()),
+            ("X-Amz-Content-SHA256", hash.as_bytes()),
+        ];
         assert_eq!(
-            payload_hash(&req(unsigned, b"anything")).unwrap(),
-            "UNSIGNED-PAYLOAD"
+            payload_hash(&req(dup, body)).unwrap_err(),
+            AuthError::mismatch()
         );
     }
 

@@ -90,12 +90,22 @@ pub(crate) mod msg {
     pub(crate) const SIGNATURE_MISMATCH: &str = "The request signature we calculated does not \
         match the signature you provided. Check your AWS Secret Access Key and signing method. \
         Consult the service documentation for details.";
+    // AWS's texts for the two headers it always requires to be signed.
     pub(crate) const HOST_NOT_SIGNED: &str =
         "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.";
     pub(crate) const DATE_NOT_SIGNED: &str =
         "'X-Amz-Date' must be a 'SignedHeader' in the AWS Authorization.";
-    pub(crate) const CONTENT_SHA256_MISMATCH: &str =
-        "The provided 'x-amz-content-sha256' header does not match what was computed.";
+    // Rotary also requires these to be signed when sent (issue #9). AWS has no text for
+    // them, so they reuse the shape of its `Host`/`X-Amz-Date` texts, with the same type
+    // (InvalidSignatureException).
+    pub(crate) const TARGET_NOT_SIGNED: &str =
+        "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.";
+    pub(crate) const CONTENT_TYPE_NOT_SIGNED: &str =
+        "'Content-Type' must be a 'SignedHeader' in the AWS Authorization.";
+    pub(crate) const TOKEN_NOT_SIGNED: &str =
+        "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.";
+    pub(crate) const CONTENT_SHA256_NOT_SIGNED: &str =
+        "'X-Amz-Content-SHA256' must be a 'SignedHeader' in the AWS Authorization.";
 }
 
 #[cfg(test)]

@@ -5,6 +5,12 @@
 //! `verify` runs the checks in AWS's order, derives (and caches) the signing key and
 //! compares signatures.
 //!
+//! Verification is always strict (issue #9): the payload hash is the SHA-256 of the body the
+//! server received (a client's `x-amz-content-sha256`, `UNSIGNED-PAYLOAD` included, must equal
+//! it), and every header that selects what a request does or who sends it (`host`,
+//! `x-amz-date`, `x-amz-target`, `content-type`, `x-amz-security-token`,
+//! `x-amz-content-sha256`) must be signed whenever it is sent. There is no switch for it.
+//!
 //! Reference: <https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_sigv-create-signed-request.html>.
 //! Error texts are AWS's, as returned by its JSON services (Coral); see `aws-sm-spec.md` §1.3.
 
@@ -12,6 +18,7 @@ mod canonical;
 mod credential;
 mod error;
 mod parse;
+mod precheck;
 mod verify;
 
 #[cfg(test)]
@@ -19,14 +26,13 @@ mod vectors;
 
 pub use credential::{Credential, CredentialSource, SecretKey};
 pub use error::{AuthError, AuthErrorCode};
+pub use precheck::precheck;
 pub use verify::Verifier;
 
 /// The only signing algorithm accepted.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";
 /// Last element of every credential scope.
 const TERMINATOR: &str = "aws4_request";
-/// Payload hash a client may sign instead of hashing the body.
-const UNSIGNED_PAYLOAD: &str = "UNSIGNED-PAYLOAD";
 
 /// Lower-case header names used by SigV4.
 mod header {
@@ -35,6 +41,8 @@ mod header {
     pub(super) const X_AMZ_DATE: &str = "x-amz-date";
     pub(super) const X_AMZ_SECURITY_TOKEN: &str = "x-amz-security-token";
     pub(super) const X_AMZ_CONTENT_SHA256: &str = "x-amz-content-sha256";
+    pub(super) const X_AMZ_TARGET: &str = "x-amz-target";
+    pub(super) const CONTENT_TYPE: &str = "content-type";
 }
 
 /// The parts of an HTTP request that SigV4 covers, borrowed from the server's request.

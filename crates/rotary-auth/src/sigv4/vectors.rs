@@ -6,6 +6,11 @@
 //! the `*-unnormalized` vectors (Rotary always normalizes, as the SDKs do for every service but
 //! S3) and `get-space-normalized` / `get-utf8` (they assume single URI encoding, which only S3
 //! uses; the SDKs double-encode for every other service, see `double-url-encode`).
+//!
+//! These are generic SigV4 requests, not Secrets Manager ones: `post-sts-header-after` sends
+//! an unsigned `X-Amz-Security-Token`, which Rotary's strict verifier refuses (issue #9). The
+//! tests in `verify.rs` check that refusal and verify that vector in a test-only relaxed mode
+//! (`NOT_STRICT_VECTORS`); every other vector verifies in strict mode.
 
 pub(super) struct Vector {
     pub(super) name: &'static str,

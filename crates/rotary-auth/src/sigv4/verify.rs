@@ -19,6 +19,30 @@ const MAX_SKEW: Duration = Duration::minutes(5);
 /// Cached signing keys; the cache is emptied when it would grow past this.
 const CACHE_CAPACITY: usize = 1024;
 
+/// Headers that must be in `SignedHeaders` whenever the request carries them, besides `host`
+/// and `x-amz-date` (always required). Left unsigned, each lets a captured request be
+/// replayed as something else: another operation (`x-amz-target`, issue #9), another body
+/// decoding (`content-type`), another session (`x-amz-security-token`) or another body
+/// (`x-amz-content-sha256`). Every AWS SDK and the CLI sign all four when they send them.
+pub(super) const SIGNED_WHEN_PRESENT: [(&str, &str); 4] = [
+    (header::X_AMZ_TARGET, msg::TARGET_NOT_SIGNED),
+    (header::CONTENT_TYPE, msg::CONTENT_TYPE_NOT_SIGNED),
+    (header::X_AMZ_SECURITY_TOKEN, msg::TOKEN_NOT_SIGNED),
+    (header::X_AMZ_CONTENT_SHA256, msg::CONTENT_SHA256_NOT_SIGNED),
+];
+
+/// Which headers must be signed. The public API only ever uses [`Strictness::Strict`]; the
+/// relaxed mode exists in test builds alone, for AWS's generic test-suite vectors that are
+/// not Secrets Manager requests (`post-sts-header-after` leaves its session token unsigned).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Strictness {
+    /// `host`, `x-amz-date`, and each of [`SIGNED_WHEN_PRESENT`] that is sent.
+    Strict,
+    /// `host` and `x-amz-date` only, as generic SigV4.
+    #[cfg(test)]
+    AwsTestSuite,
+}
+
 type HmacSha256 = Hmac<Sha256>;
 
 /// Verifies SigV4 `Authorization` headers for one region and service.
@@ -60,12 +84,28 @@ impl Verifier {
     ///
     /// Checks run in the order AWS runs them, so a request with several problems gets the
     /// error AWS would give: header shape, date format, clock skew, signed-header
-    /// requirements, algorithm, credential scope, access key, signature, session token.
+    /// requirements, algorithm, credential scope, body hash, access key, signature, session
+    /// token.
+    ///
+    /// Always strict: the body must hash to any `x-amz-content-sha256` sent (so
+    /// `UNSIGNED-PAYLOAD` is refused), and `host`, `x-amz-date`, plus `x-amz-target`,
+    /// `content-type`, `x-amz-security-token` and `x-amz-content-sha256` when sent, must be
+    /// signed.
     pub fn verify(
         &self,
         req: &RequestParts<'_>,
         creds: &dyn CredentialSource,
         now: OffsetDateTime,
+    ) -> Result<Principal, AuthError> {
+        self.verify_with(req, creds, now, Strictness::Strict)
+    }
+
+    fn verify_with(
+        &self,
+        req: &RequestParts<'_>,
+        creds: &dyn CredentialSource,
+        now: OffsetDateTime,
+        strictness: Strictness,
     ) -> Result<Principal, AuthError> {
         let Some(authorization) = req.first_header(header::AUTHORIZATION) else {
             return Err(AuthError::missing_token());
@@ -81,12 +121,7 @@ impl Verifier {
         check_skew(request_time, now)?;
 
         let signed_headers = parse::signed_headers(auth.signed_headers);
-        if !signed_headers.iter().any(|h| h == header::HOST) {
-            return Err(AuthError::invalid(msg::HOST_NOT_SIGNED));
-        }
-        if !signed_headers.iter().any(|h| h == header::X_AMZ_DATE) {
-            return Err(AuthError::invalid(msg::DATE_NOT_SIGNED));
-        }
+        check_signed_headers(req, &signed_headers, strictness)?;
 
         if auth.algorithm != super::ALGORITHM {
             return Err(AuthError::incomplete(format!(
@@ -96,7 +131,7 @@ impl Verifier {
         }
 
         let scope = parse::credential(auth.credential)?;
-        self.check_scope(&scope, &amz_date)?;
+        check_scope(&scope, &amz_date, &self.region, &self.service)?;
 
         // Everything that can be checked without the key is checked before the lookup, so a
         // storage-backed source is not queried for requests that cannot succeed.
@@ -120,43 +155,6 @@ impl Verifier {
 
         check_session_token(req, &credential)?;
         Ok(credential.principal)
-    }
-
-    /// Region, service, terminator and date of the scope; AWS reports all that are wrong at
-    /// once, each sentence followed by a space except the last (date) one.
-    fn check_scope(&self, scope: &parse::Scope<'_>, amz_date: &str) -> Result<(), AuthError> {
-        let mut message = String::new();
-        if scope.region != self.region {
-            message.push_str(&format!(
-                "Credential should be scoped to a valid region, not '{}'. ",
-                scope.region
-            ));
-        }
-        if scope.service != self.service {
-            message.push_str(&format!(
-                "Credential should be scoped to correct service: '{}'. ",
-                self.service
-            ));
-        }
-        if !parse::is_valid_terminator(scope.terminator) {
-            message.push_str(&format!(
-                "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
-                scope.terminator
-            ));
-        }
-        let request_day = amz_date.get(..8).unwrap_or(amz_date);
-        if scope.date != request_day {
-            message.push_str(&format!(
-                "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
-                 from HTTP: '{}' != '{request_day}', from '{amz_date}'.",
-                scope.date
-            ));
-        }
-        if message.is_empty() {
-            Ok(())
-        } else {
-            Err(AuthError::invalid(message))
-        }
     }
 
     /// `kSigning` for this credential and day, from the cache when the same secret was used
@@ -206,6 +204,31 @@ impl Verifier {
     }
 }
 
+/// `host` and `x-amz-date` must be signed (AWS's rule and texts); in strict mode so must each
+/// header of [`SIGNED_WHEN_PRESENT`] the request carries. `signed` is lower case. Shared with
+/// `precheck`, which must give the same errors.
+pub(super) fn check_signed_headers(
+    req: &RequestParts<'_>,
+    signed: &[String],
+    strictness: Strictness,
+) -> Result<(), AuthError> {
+    let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    if !is_signed(header::HOST) {
+        return Err(AuthError::invalid(msg::HOST_NOT_SIGNED));
+    }
+    if !is_signed(header::X_AMZ_DATE) {
+        return Err(AuthError::invalid(msg::DATE_NOT_SIGNED));
+    }
+    if strictness == Strictness::Strict {
+        for (name, message) in SIGNED_WHEN_PRESENT {
+            if req.first_header(name).is_some() && !is_signed(name) {
+                return Err(AuthError::invalid(message));
+            }
+        }
+    }
+    Ok(())
+}
+
 fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,
@@ -216,8 +239,53 @@ fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     mac.finalize().into_bytes().into()
 }
 
+/// Region, service, terminator and date of the scope; AWS reports all that are wrong at
+/// once, each sentence followed by a space except the last (date) one. Shared with
+/// `precheck`, which must give the same errors.
+pub(super) fn check_scope(
+    scope: &parse::Scope<'_>,
+    amz_date: &str,
+    region: &str,
+    service: &str,
+) -> Result<(), AuthError> {
+    let mut message = String::new();
+    if scope.region != region {
+        message.push_str(&format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            scope.region
+        ));
+    }
+    if scope.service != service {
+        message.push_str(&format!(
+            "Credential should be scoped to correct service: '{service}'. "
+        ));
+    }
+    if !parse::is_valid_terminator(scope.terminator) {
+        message.push_str(&format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
+            scope.terminator
+        ));
+    }
+    let request_day = amz_date.get(..8).unwrap_or(amz_date);
+    if scope.date != request_day {
+        message.push_str(&format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+             from HTTP: '{}' != '{request_day}', from '{amz_date}'.",
+            scope.date
+        ));
+    }
+    if message.is_empty() {
+        Ok(())
+    } else {
+        Err(AuthError::invalid(message))
+    }
+}
+
 /// Rejects requests dated more than [`MAX_SKEW`] from `now`, with AWS's texts.
-fn check_skew(request_time: OffsetDateTime, now: OffsetDateTime) -> Result<(), AuthError> {
+pub(super) fn check_skew(
+    request_time: OffsetDateTime,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
     let now = now.to_offset(time::UtcOffset::UTC);
     let now = now.replace_nanosecond(0).unwrap_or(now);
     let earliest = now.checked_sub(MAX_SKEW).unwrap_or(now);
@@ -362,6 +430,28 @@ mod tests {
             verifier.verify(&parts, creds, now)
         }
 
+        /// As [`Req::verify`], with only `host` and `x-amz-date` required to be signed.
+        fn verify_relaxed(
+            &self,
+            verifier: &Verifier,
+            creds: &dyn CredentialSource,
+            now: OffsetDateTime,
+        ) -> Result<Principal, AuthError> {
+            let headers: Vec<(&str, &[u8])> = self
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_str(), v.as_slice()))
+                .collect();
+            let parts = RequestParts {
+                method: &self.method,
+                path: &self.path,
+                query: &self.query,
+                headers: &headers,
+                body: &self.body,
+            };
+            verifier.verify_with(&parts, creds, now, Strictness::AwsTestSuite)
+        }
+
         fn header_mut(&mut self, name: &str) -> &mut Vec<u8> {
             &mut self
                 .headers
@@ -473,20 +563,63 @@ mod tests {
         }
     }
 
+    /// The headers [`sm_request`] signs besides `host` and those the signer adds.
+    const SM_HEADERS: [(&str, &str); 3] = [
+        ("content-type", "application/x-amz-json-1.1"),
+        ("x-amz-target", "secretsmanager.GetSecretValue"),
+        ("content-length", "23"),
+    ];
+
     /// A Secrets Manager call as the Rust SDK sends it to `--endpoint-url http://localhost:4566`.
     fn sm_request(opts: &SignOpts<'_>) -> Req {
         sdk_sign(
             "POST",
             "localhost:4566",
             "/",
-            &[
-                ("content-type", "application/x-amz-json-1.1"),
-                ("x-amz-target", "secretsmanager.GetSecretValue"),
-                ("content-length", "23"),
-            ],
+            &SM_HEADERS,
             br#"{"SecretId":"db/login"}"#,
             opts,
         )
+    }
+
+    /// [`sm_request`], but the headers named in `unsigned` are added after signing: they are
+    /// sent, left out of `SignedHeaders`, and the signature stays valid for the rest.
+    fn sm_request_leaving_unsigned(unsigned: &[&str], opts: &SignOpts<'_>) -> Req {
+        let full = sm_request(opts);
+        let leaves = |name: &str| unsigned.contains(&name);
+        let kept: Vec<(&str, &str)> = SM_HEADERS
+            .iter()
+            .copied()
+            .filter(|(n, _)| !leaves(n))
+            .collect();
+        let partial_opts = SignOpts {
+            region: opts.region,
+            service: opts.service,
+            secret: opts.secret,
+            token: opts.token.filter(|_| !leaves("x-amz-security-token")),
+            time: opts.time,
+            checksum_header: opts.checksum_header && !leaves("x-amz-content-sha256"),
+            unsigned_payload: opts.unsigned_payload,
+        };
+        let mut req = sdk_sign(
+            "POST",
+            "localhost:4566",
+            "/",
+            &kept,
+            &full.body,
+            &partial_opts,
+        );
+        for name in unsigned {
+            let (n, v) = full
+                .headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .unwrap_or_else(|| panic!("sm_request sends no {name}"));
+            req.headers.push((n.clone(), v.clone()));
+        }
+        let signed = signed_header_names(&req);
+        assert!(unsigned.iter().all(|n| !signed.iter().any(|s| s == n)));
+        req
     }
 
     fn verifier() -> Verifier {
@@ -545,24 +678,203 @@ mod tests {
         assert!(req.headers.iter().any(|(n, _)| n == "x-amz-content-sha256"));
         req.verify(&verifier(), &keys(), NOW).unwrap();
 
+        // A body the claimed hash does not cover: AWS's signature-mismatch error, decided
+        // before the key is looked up.
         let mut tampered = req.clone();
         tampered.body = br#"{"SecretId":"db/other"}"#.to_vec();
+        let keys = keys();
         assert_err(
-            &tampered.verify(&verifier(), &keys(), NOW).unwrap_err(),
+            &tampered.verify(&verifier(), &keys, NOW).unwrap_err(),
             AuthErrorCode::InvalidSignature,
-            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+            "The request signature we calculated does not match the signature you provided. \
+             Check your AWS Secret Access Key and signing method. Consult the service \
+             documentation for details.",
         );
+        assert_eq!(keys.lookups(), 0);
     }
 
     #[test]
-    fn sdk_signed_unsigned_payload_verifies() {
+    fn issue_9_unsigned_payload_is_refused() {
+        // See: #9
         let req = sm_request(&SignOpts {
             checksum_header: true,
             unsigned_payload: true,
             ..Default::default()
         });
         assert!(req.headers.iter().any(|(_, v)| v == b"UNSIGNED-PAYLOAD"));
+        let keys = keys();
+        assert_eq!(
+            req.verify(&verifier(), &keys, NOW).unwrap_err(),
+            AuthError::mismatch()
+        );
+        assert_eq!(keys.lookups(), 0);
+        // Not even in the test-suite mode: the body hash is never relaxed.
+        assert_eq!(
+            req.verify_relaxed(&verifier(), &keys, NOW).unwrap_err(),
+            AuthError::mismatch()
+        );
+    }
+
+    #[test]
+    fn issue_9_unsigned_payload_replayed_with_another_body_is_refused() {
+        // See: #9
+        let mut req = sm_request(&SignOpts {
+            checksum_header: true,
+            unsigned_payload: true,
+            ..Default::default()
+        });
+        req.body = br#"{"SecretId":"db/admin"}"#.to_vec();
+        assert_eq!(err(&req), AuthError::mismatch());
+    }
+
+    #[test]
+    fn issue_9_content_sha256_of_another_body_is_refused() {
+        // See: #9
+        // Signed (header included) over the hash of a body other than the one sent.
+        let signed_for = sm_request(&SignOpts {
+            checksum_header: true,
+            ..Default::default()
+        });
+        let mut req = signed_for.clone();
+        req.body = br#"{"SecretId":"db/root1"}"#.to_vec();
+        assert_eq!(req.body.len(), signed_for.body.len());
+        assert_eq!(err(&req), AuthError::mismatch());
+        // The hash of the new body, put in after signing: the signature covered the old one.
+        let new_hash = hex::encode(Sha256::digest(&req.body));
+        *req.header_mut("x-amz-content-sha256") = new_hash.into_bytes();
+        assert_eq!(err(&req), AuthError::mismatch());
+    }
+
+    #[test]
+    fn issue_9_target_replayed_as_another_operation_is_refused() {
+        // See: #9
+        // A captured DescribeSecret sent again as GetSecretValue: the target is signed.
+        let mut req = sdk_sign(
+            "POST",
+            "localhost:4566",
+            "/",
+            &[
+                ("content-type", "application/x-amz-json-1.1"),
+                ("x-amz-target", "secretsmanager.DescribeSecret"),
+            ],
+            br#"{"SecretId":"db/login"}"#,
+            &SignOpts::default(),
+        );
         req.verify(&verifier(), &keys(), NOW).unwrap();
+        *req.header_mut("x-amz-target") = b"secretsmanager.GetSecretValue".to_vec();
+        assert_eq!(err(&req), AuthError::mismatch());
+        // A second, unsigned target next to the signed one changes the signed value too.
+        let mut req = sm_request(&SignOpts::default());
+        req.headers.push((
+            "X-Amz-Target".to_owned(),
+            b"secretsmanager.DeleteSecret".to_vec(),
+        ));
+        assert_eq!(err(&req), AuthError::mismatch());
+    }
+
+    #[test]
+    fn issue_9_unsigned_target_is_refused() {
+        // See: #9
+        // Signed without X-Amz-Target in SignedHeaders, the target added afterwards: the
+        // signature itself is valid (the relaxed mode accepts it), strict mode refuses it.
+        let req = sm_request_leaving_unsigned(&["x-amz-target"], &SignOpts::default());
+        req.verify_relaxed(&verifier(), &keys(), NOW).unwrap();
+        let keys = keys();
+        assert_err(
+            &req.verify(&verifier(), &keys, NOW).unwrap_err(),
+            AuthErrorCode::InvalidSignature,
+            "'X-Amz-Target' must be a 'SignedHeader' in the AWS Authorization.",
+        );
+        assert_eq!(keys.lookups(), 0);
+        // Whatever the target is changed to afterwards.
+        let mut req = req;
+        *req.header_mut("x-amz-target") = b"secretsmanager.GetSecretValue".to_vec();
+        assert_eq!(err(&req).message, msg::TARGET_NOT_SIGNED);
+    }
+
+    #[test]
+    fn issue_9_unsigned_content_type_is_refused() {
+        // See: #9
+        let req = sm_request_leaving_unsigned(&["content-type"], &SignOpts::default());
+        req.verify_relaxed(&verifier(), &keys(), NOW).unwrap();
+        assert_err(
+            &err(&req),
+            AuthErrorCode::InvalidSignature,
+            "'Content-Type' must be a 'SignedHeader' in the AWS Authorization.",
+        );
+    }
+
+    #[test]
+    fn issue_9_unsigned_content_sha256_is_refused() {
+        // See: #9
+        let mut req = sm_request(&SignOpts::default());
+        let hash = hex::encode(Sha256::digest(&req.body));
+        req.headers
+            .push(("X-Amz-Content-Sha256".to_owned(), hash.into_bytes()));
+        req.verify_relaxed(&verifier(), &keys(), NOW).unwrap();
+        assert_err(
+            &err(&req),
+            AuthErrorCode::InvalidSignature,
+            "'X-Amz-Content-SHA256' must be a 'SignedHeader' in the AWS Authorization.",
+        );
+    }
+
+    #[test]
+    fn issue_9_required_headers_are_checked_in_any_case() {
+        // See: #9
+        // Header names arrive in any case; SignedHeaders is compared in lower case.
+        let mut req = sm_request_leaving_unsigned(&["x-amz-target"], &SignOpts::default());
+        for (name, _) in &mut req.headers {
+            if name.eq_ignore_ascii_case("x-amz-target") {
+                *name = "X-AMZ-TARGET".to_owned();
+            }
+        }
+        assert_eq!(err(&req).message, msg::TARGET_NOT_SIGNED);
+        // And a request whose SignedHeaders spell the names in upper case still verifies.
+        let mut req = sm_request(&SignOpts::default());
+        let auth = req
+            .authorization()
+            .replace("content-type;host;", "Content-Type;Host;");
+        assert_ne!(auth, req.authorization());
+        req.set_authorization(&auth);
+        req.verify(&verifier(), &keys(), NOW).unwrap();
+    }
+
+    #[test]
+    fn issue_9_required_headers_only_when_sent() {
+        // See: #9
+        // A request without Content-Type (or target) need not sign what it does not send.
+        let req = sdk_sign(
+            "POST",
+            "localhost:4566",
+            "/",
+            &[],
+            b"{}",
+            &SignOpts::default(),
+        );
+        req.verify(&verifier(), &keys(), NOW).unwrap();
+    }
+
+    #[test]
+    fn issue_9_each_unsigned_required_header_is_named() {
+        // See: #9
+        // Checked in a fixed order, so one unsigned header is reported at a time.
+        let keys = Keys::default().with(AKID, SECRET, Some("tok"));
+        let opts = SignOpts {
+            token: Some("tok"),
+            checksum_header: true,
+            ..Default::default()
+        };
+        for (name, message) in SIGNED_WHEN_PRESENT {
+            let req = sm_request_leaving_unsigned(&[name], &opts);
+            req.verify_relaxed(&verifier(), &keys, NOW).unwrap();
+            assert_err(
+                &req.verify(&verifier(), &keys, NOW).unwrap_err(),
+                AuthErrorCode::InvalidSignature,
+                message,
+            );
+        }
+        sm_request(&opts).verify(&verifier(), &keys, NOW).unwrap();
     }
 
     #[test]
@@ -920,15 +1232,20 @@ mod tests {
             AuthErrorCode::UnrecognizedClient,
             "The security token included in the request is invalid.",
         );
-        // Right token, but sent twice (unsigned; a signed one would change the signature).
+        // Right token, but sent twice (unsigned, so only the relaxed mode gets that far; a
+        // signed one would change the signature).
         let mut req = sm_request(&SignOpts::default());
         for _ in 0..2 {
             req.headers
                 .push(("X-Amz-Security-Token".to_owned(), b"the-token".to_vec()));
         }
         assert_eq!(
-            req.verify(&verifier(), &keys, NOW).unwrap_err(),
+            req.verify_relaxed(&verifier(), &keys, NOW).unwrap_err(),
             AuthError::unrecognized()
+        );
+        assert_eq!(
+            req.verify(&verifier(), &keys, NOW).unwrap_err().message,
+            msg::TOKEN_NOT_SIGNED
         );
         // A signed token sent twice no longer matches the signature.
         let mut req = sm_request(&SignOpts {
@@ -944,17 +1261,28 @@ mod tests {
     }
 
     #[test]
-    fn unsigned_session_token_is_accepted_when_right() {
-        // Like the suite's `post-sts-header-after`: token added after signing.
+    fn issue_9_unsigned_session_token_is_refused_even_when_right() {
+        // See: #9
+        // Like the suite's `post-sts-header-after`: token added after signing. Generic SigV4
+        // (the relaxed mode) accepts it when it is the right one; Rotary requires it signed.
         let keys = Keys::default().with(AKID, SECRET, Some("the-token"));
         let mut req = sm_request(&SignOpts::default());
         req.headers
             .push(("X-Amz-Security-Token".to_owned(), b"the-token".to_vec()));
-        req.verify(&verifier(), &keys, NOW).unwrap();
+        req.verify_relaxed(&verifier(), &keys, NOW).unwrap();
+        assert_err(
+            &req.verify(&verifier(), &keys, NOW).unwrap_err(),
+            AuthErrorCode::InvalidSignature,
+            "'X-Amz-Security-Token' must be a 'SignedHeader' in the AWS Authorization.",
+        );
         *req.header_mut("x-amz-security-token") = b"the-tokeN".to_vec();
         assert_eq!(
-            req.verify(&verifier(), &keys, NOW).unwrap_err(),
+            req.verify_relaxed(&verifier(), &keys, NOW).unwrap_err(),
             AuthError::unrecognized()
+        );
+        assert_eq!(
+            req.verify(&verifier(), &keys, NOW).unwrap_err().message,
+            msg::TOKEN_NOT_SIGNED
         );
     }
 
@@ -1112,11 +1440,24 @@ mod tests {
             "{name}"
         );
 
-        // And the signature verifies at the suite's time, in its region and service.
+        // And the signature verifies at the suite's time, in its region and service: in
+        // strict mode, except for the vectors that leave a header Rotary requires unsigned,
+        // which strict mode refuses and generic SigV4 (the relaxed mode) accepts.
         let keys = Keys::default().with(AKID, SECRET, vector.session_token);
         let verifier = Verifier::new("us-east-1", "service");
         let now = datetime!(2015-08-30 12:36:00 UTC);
-        let principal = req.verify(&verifier, &keys, now).unwrap();
+        let not_strict = NOT_STRICT_VECTORS.iter().find(|(n, _)| *n == name);
+        let principal = match not_strict {
+            None => req.verify(&verifier, &keys, now).unwrap(),
+            Some((_, message)) => {
+                assert_err(
+                    &req.verify(&verifier, &keys, now).unwrap_err(),
+                    AuthErrorCode::InvalidSignature,
+                    message,
+                );
+                req.verify_relaxed(&verifier, &keys, now).unwrap()
+            }
+        };
         assert_eq!(principal.access_key_id, AKID);
 
         // Any other secret fails.
@@ -1126,10 +1467,15 @@ mod tests {
             vector.session_token,
         );
         assert_eq!(
-            req.verify(&verifier, &wrong, now).unwrap_err(),
+            req.verify_relaxed(&verifier, &wrong, now).unwrap_err(),
             AuthError::mismatch()
         );
     }
+
+    /// Test-suite vectors that are not Secrets Manager requests and leave unsigned a header
+    /// that Rotary requires to be signed when sent, with the refusal strict mode gives.
+    const NOT_STRICT_VECTORS: [(&str, &str); 1] =
+        [("post-sts-header-after", msg::TOKEN_NOT_SIGNED)];
 
     macro_rules! suite_vectors {
         ($($test:ident => $name:literal,)*) => {
@@ -1256,6 +1602,8 @@ mod tests {
         SignatureChar(prop::sample::Index),
         Path,
         Method,
+        /// Adds one of the headers that must be signed when sent, unsigned (issue #9).
+        UnsignedRequiredHeader(prop::sample::Index),
     }
 
     fn mutation() -> impl Strategy<Value = Mutation> {
@@ -1267,6 +1615,7 @@ mod tests {
             any::<prop::sample::Index>().prop_map(Mutation::SignatureChar),
             Just(Mutation::Path),
             Just(Mutation::Method),
+            any::<prop::sample::Index>().prop_map(Mutation::UnsignedRequiredHeader),
         ]
     }
 
@@ -1328,6 +1677,16 @@ mod tests {
                 }
                 Mutation::Path => req.path.push('x'),
                 Mutation::Method => req.method = "PUT".to_owned(),
+                Mutation::UnsignedRequiredHeader(i) => {
+                    let (name, _) = SIGNED_WHEN_PRESENT[i.index(SIGNED_WHEN_PRESENT.len())];
+                    let value = match name {
+                        header::X_AMZ_CONTENT_SHA256 => hex::encode(Sha256::digest(&req.body)),
+                        header::X_AMZ_TARGET => "secretsmanager.GetSecretValue".to_owned(),
+                        header::CONTENT_TYPE => "application/x-amz-json-1.1".to_owned(),
+                        _ => g.token.clone().unwrap_or_else(|| "token".to_owned()),
+                    };
+                    req.headers.push((name.to_owned(), value.into_bytes()));
+                }
             }
             let result = req.verify(&verifier, &keys, NOW);
             prop_assert!(result.is_err(), "{:?} accepted after {:?}", req, m);

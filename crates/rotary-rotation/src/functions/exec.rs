@@ -14,6 +14,7 @@
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{ExitStatus, Stdio};
+use std::sync::Arc as StdArc;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +24,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 use tokio::task::JoinHandle;
 
+use super::sandbox::Sandbox;
 use super::{FunctionError, Output, OUTPUT_CAP_BYTES};
 
 /// Variables copied from the server's environment; everything else (notably any `ROTARY_*`
@@ -52,6 +54,9 @@ const DEFAULT_ENV: &[(&str, &str)] = &[
     ("AWS_EC2_METADATA_DISABLED", "true"),
 ];
 
+/// Set for sandboxed steps, before the function's and the invocation's env.
+const SANDBOX_ENV: &[(&str, &str)] = &[("HOME", "/tmp"), ("TMPDIR", "/tmp")];
+
 /// How long to keep reading output after the main process is gone.
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
 /// A line longer than this is logged in pieces.
@@ -71,6 +76,8 @@ pub(super) struct Request {
     /// A stderr line starting with this is a machine-readable result: kept out of the log
     /// and returned in [`Finished::result_line`] (without the prefix).
     pub result_marker: Option<&'static str>,
+    /// Run inside this sandbox (see [`super::sandbox`]); `None` runs the program directly.
+    pub sandbox: Option<StdArc<Sandbox>>,
 }
 
 /// A process that exited within its timeout.
@@ -83,8 +90,27 @@ pub(super) struct Finished {
 
 /// Spawns `req`, feeds stdin, captures output and enforces the timeout.
 pub(super) async fn run(req: Request) -> Result<Finished, FunctionError> {
-    let mut cmd = Command::new(&req.program);
-    cmd.args(&req.args).env_clear();
+    let mut cmd = match &req.sandbox {
+        Some(sandbox) => {
+            let (bwrap, args) = sandbox.wrap(
+                std::path::Path::new(&req.program),
+                &req.args,
+                req.cwd.as_deref(),
+            );
+            let mut cmd = Command::new(bwrap);
+            cmd.args(args).current_dir("/");
+            cmd
+        }
+        None => {
+            let mut cmd = Command::new(&req.program);
+            cmd.args(&req.args);
+            if let Some(dir) = &req.cwd {
+                cmd.current_dir(dir);
+            }
+            cmd
+        }
+    };
+    cmd.env_clear();
     for key in PASSTHROUGH_ENV {
         if let Some(value) = std::env::var_os(key) {
             cmd.env(key, value);
@@ -96,10 +122,11 @@ pub(super) async fn run(req: Request) -> Result<Finished, FunctionError> {
         }
     }
     cmd.envs(DEFAULT_ENV.iter().copied());
-    cmd.envs(req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
-    if let Some(dir) = &req.cwd {
-        cmd.current_dir(dir);
+    if req.sandbox.is_some() {
+        // The server user's home is hidden and the sandbox's /tmp is the only writable place.
+        cmd.envs(SANDBOX_ENV.iter().copied());
     }
+    cmd.envs(req.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
     cmd.stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

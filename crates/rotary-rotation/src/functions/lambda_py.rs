@@ -24,8 +24,10 @@
 //! must have the handler's dependencies (`boto3`, database drivers) installed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use super::exec::{self, Request};
+use super::sandbox::ExecPolicy;
 use super::{FunctionError, Invocation, Output, RotationFunction};
 
 /// Prefix of the stderr line on which the runner reports an exception.
@@ -143,15 +145,23 @@ finally:
 #[derive(Debug, Clone)]
 pub struct PythonHandlerFunction {
     handler: String,
+    /// As registered: relative to the function directory, or absolute inside it.
     code_dir: PathBuf,
     env: Vec<(String, String)>,
     python: String,
+    policy: Arc<ExecPolicy>,
 }
 
 impl PythonHandlerFunction {
-    /// A function calling `handler` from `code_dir`, with the extra environment `env`. The
-    /// interpreter is `$ROTARY_PYTHON` or `python3`.
-    pub fn new(handler: String, code_dir: PathBuf, env: Vec<(String, String)>) -> Self {
+    /// A function calling `handler` from `code_dir` (inside the function directory of
+    /// `policy`), with the extra environment `env`. The interpreter is `$ROTARY_PYTHON` or
+    /// `python3`.
+    pub fn new(
+        handler: String,
+        code_dir: PathBuf,
+        env: Vec<(String, String)>,
+        policy: Arc<ExecPolicy>,
+    ) -> Self {
         let python = std::env::var("ROTARY_PYTHON")
             .ok()
             .filter(|p| !p.is_empty())
@@ -161,6 +171,7 @@ impl PythonHandlerFunction {
             code_dir,
             env,
             python,
+            policy,
         }
     }
 
@@ -193,7 +204,12 @@ fn error_message(result_line: &str) -> Option<String> {
 #[async_trait::async_trait]
 impl RotationFunction for PythonHandlerFunction {
     async fn invoke(&self, inv: &Invocation) -> Result<Output, FunctionError> {
-        let code_dir = self.code_dir.to_string_lossy().into_owned();
+        let sandbox = self.policy.sandbox().map_err(FunctionError::Spawn)?;
+        let code_path = self
+            .policy
+            .resolve_code_dir(&self.code_dir.to_string_lossy())
+            .map_err(FunctionError::Spawn)?;
+        let code_dir = code_path.to_string_lossy().into_owned();
         let mut env: Vec<(String, String)> = vec![
             ("PYTHONUNBUFFERED".to_owned(), "1".to_owned()),
             ("PYTHONDONTWRITEBYTECODE".to_owned(), "1".to_owned()),
@@ -217,11 +233,12 @@ impl RotationFunction for PythonHandlerFunction {
                 code_dir,
                 timeout_ms,
             ],
-            cwd: Some(self.code_dir.clone()),
+            cwd: Some(code_path),
             env,
             stdin: inv.event.to_json(),
             timeout: inv.timeout,
             result_marker: Some(ERROR_MARKER),
+            sandbox,
         })
         .await?;
         if done.status.success() {
@@ -285,7 +302,11 @@ mod tests {
     }
 
     fn func(handler: &str, dir: &Path) -> PythonHandlerFunction {
-        PythonHandlerFunction::new(handler.to_owned(), dir.to_path_buf(), vec![])
+        let policy = Arc::new(ExecPolicy::new(
+            dir,
+            super::super::sandbox::Isolation::Unsandboxed,
+        ));
+        PythonHandlerFunction::new(handler.to_owned(), ".".into(), vec![], policy)
     }
 
     #[tokio::test]

@@ -8,13 +8,15 @@ mod exec;
 pub mod http;
 pub mod lambda_py;
 pub mod process;
+pub mod sandbox;
 
-use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use self::http::{verify_signature, HttpFunction, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 pub use self::lambda_py::PythonHandlerFunction;
 pub use self::process::ProcessFunction;
+pub use self::sandbox::{ExecPolicy, Isolation, Sandbox};
 
 /// Most a step's captured output (and an HTTP response body) may take; the tail is kept.
 pub const OUTPUT_CAP_BYTES: usize = 64 * 1024;
@@ -171,9 +173,10 @@ pub trait RotationFunction: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(tag = "Type")]
 pub enum FunctionSpec {
-    /// A command run with `sh -c` once per step; the event JSON is on its stdin.
+    /// A program from the function directory, run (without a shell) once per step; the
+    /// event JSON is on its stdin.
     Process {
-        /// The shell command line.
+        /// The program and its arguments, split into words like a shell would.
         #[serde(rename = "Command")]
         command: String,
         /// Extra environment, overridden by the invocation's.
@@ -188,7 +191,8 @@ pub enum FunctionSpec {
         /// `module.function`, where `module` may be a dotted package path.
         #[serde(rename = "Handler")]
         handler: String,
-        /// Absolute directory holding the module (cwd and first on `sys.path`).
+        /// Directory holding the module (cwd and first on `sys.path`): relative to the
+        /// function directory, or absolute inside it.
         #[serde(rename = "CodeDir")]
         code_dir: String,
         /// Extra environment, overridden by the invocation's.
@@ -227,21 +231,23 @@ pub enum FunctionSpec {
 
 impl FunctionSpec {
     /// Checks the spec; the error is a sentence for the API's `InvalidParameterException`.
-    pub fn validate(&self) -> Result<(), String> {
+    /// Process and Python functions must come from `policy`'s function directory and be
+    /// runnable under it (sandboxed, or explicitly allowed without).
+    pub fn validate(&self, policy: &ExecPolicy) -> Result<(), String> {
         match self {
             FunctionSpec::Process {
                 command,
                 env,
                 timeout_seconds,
             } => {
-                if command.trim().is_empty() {
-                    return Err("Command must not be empty.".to_owned());
-                }
-                if command.contains('\0') {
-                    return Err("Command must not contain NUL characters.".to_owned());
-                }
+                sandbox::split_command(command)?;
                 validate_env(env)?;
-                validate_timeout(*timeout_seconds)
+                validate_timeout(*timeout_seconds)?;
+                policy.resolve_command(command)?;
+                policy
+                    .sandbox()
+                    .map(|_| ())
+                    .map_err(|why| format!("Process functions cannot run on this server: {why}."))
             }
             FunctionSpec::PythonHandler {
                 handler,
@@ -250,15 +256,13 @@ impl FunctionSpec {
                 timeout_seconds,
             } => {
                 validate_handler(handler)?;
-                let dir = Path::new(code_dir);
-                if !dir.is_absolute() {
-                    return Err(format!("CodeDir must be an absolute path: {code_dir}"));
-                }
-                if !dir.is_dir() {
-                    return Err(format!("CodeDir is not an existing directory: {code_dir}"));
-                }
                 validate_env(env)?;
-                validate_timeout(*timeout_seconds)
+                validate_timeout(*timeout_seconds)?;
+                policy.resolve_code_dir(code_dir)?;
+                policy
+                    .sandbox()
+                    .map(|_| ())
+                    .map_err(|why| format!("Python functions cannot run on this server: {why}."))
             }
             FunctionSpec::Http {
                 url,
@@ -373,16 +377,23 @@ fn is_identifier(s: &str) -> bool {
 }
 
 /// Builds the executor for a spec; `http_signing_key` is the server's key for HTTP function
-/// signatures. Call [`FunctionSpec::validate`] first: a bad spec builds an executor whose
-/// every invocation fails.
+/// signatures, `policy` says where process and Python functions come from and how they run.
+/// Call [`FunctionSpec::validate`] first: a bad spec builds an executor whose every
+/// invocation fails.
 ///
 /// `None` for [`FunctionSpec::Builtin`], which the engine runs in-process.
-pub fn executor(spec: &FunctionSpec, http_signing_key: &[u8]) -> Option<Box<dyn RotationFunction>> {
+pub fn executor(
+    spec: &FunctionSpec,
+    http_signing_key: &[u8],
+    policy: &Arc<ExecPolicy>,
+) -> Option<Box<dyn RotationFunction>> {
     Some(match spec {
         FunctionSpec::Builtin { .. } => return None,
-        FunctionSpec::Process { command, env, .. } => {
-            Box::new(ProcessFunction::new(command.clone(), env.clone()))
-        }
+        FunctionSpec::Process { command, env, .. } => Box::new(ProcessFunction::new(
+            command.clone(),
+            env.clone(),
+            Arc::clone(policy),
+        )),
         FunctionSpec::PythonHandler {
             handler,
             code_dir,
@@ -392,6 +403,7 @@ pub fn executor(spec: &FunctionSpec, http_signing_key: &[u8]) -> Option<Box<dyn 
             handler.clone(),
             code_dir.into(),
             env.clone(),
+            Arc::clone(policy),
         )),
         FunctionSpec::Http { url, .. } => {
             Box::new(HttpFunction::new(url.clone(), http_signing_key))
@@ -489,18 +501,30 @@ mod tests {
         assert_eq!(spec.timeout(), Duration::from_secs(3));
     }
 
+    /// A function directory with an executable `rot.sh` and a `pg/` code directory.
+    fn function_dir() -> (tempfile::TempDir, ExecPolicy) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("pg")).unwrap();
+        let script = dir.path().join("rot.sh");
+        std::fs::write(&script, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let policy = ExecPolicy::new(dir.path(), Isolation::Unsandboxed);
+        (dir, policy)
+    }
+
     #[test]
     fn validate_accepts_good_specs() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, policy) = function_dir();
         let good = [
             FunctionSpec::Process {
-                command: "true".into(),
+                command: "rot.sh --flag 'two words'".into(),
                 env: env(&[("PGHOST", "db")]),
                 timeout_seconds: 1,
             },
             FunctionSpec::PythonHandler {
                 handler: "pkg.lambda_function.lambda_handler".into(),
-                code_dir: dir.path().to_string_lossy().into_owned(),
+                code_dir: dir.path().join("pg").to_string_lossy().into_owned(),
                 env: vec![],
                 timeout_seconds: 900,
             },
@@ -511,14 +535,21 @@ mod tests {
             },
         ];
         for spec in good {
-            assert_eq!(spec.validate(), Ok(()), "{spec:?}");
+            assert_eq!(spec.validate(&policy), Ok(()), "{spec:?}");
         }
+        let refused = ExecPolicy::new(dir.path(), Isolation::Refused("no bwrap".into()));
+        let spec = FunctionSpec::Process {
+            command: "rot.sh".into(),
+            env: vec![],
+            timeout_seconds: 1,
+        };
+        assert!(spec.validate(&refused).unwrap_err().contains("no bwrap"));
     }
 
     #[test]
     fn validate_rejects_bad_specs() {
-        let dir = tempfile::tempdir().unwrap();
-        let dir_s = dir.path().to_string_lossy().into_owned();
+        let (_dir, policy) = function_dir();
+        let dir_s = "pg".to_owned();
         let py = |handler: &str, code_dir: &str| FunctionSpec::PythonHandler {
             handler: handler.into(),
             code_dir: code_dir.into(),
@@ -538,26 +569,33 @@ mod tests {
         let cases = [
             (proc_("", vec![], 30), "Command must not be empty"),
             (proc_("   ", vec![], 30), "Command must not be empty"),
-            (proc_("true", vec![], 0), "TimeoutSeconds"),
-            (proc_("true", vec![], 901), "TimeoutSeconds"),
-            (proc_("true", env(&[("A=B", "x")]), 30), "Env name"),
-            (proc_("true", env(&[("", "x")]), 30), "Env name"),
+            (proc_("rot.sh", vec![], 0), "TimeoutSeconds"),
+            (proc_("rot.sh", vec![], 901), "TimeoutSeconds"),
+            (proc_("rot.sh", env(&[("A=B", "x")]), 30), "Env name"),
+            (proc_("rot.sh", env(&[("", "x")]), 30), "Env name"),
+            (
+                proc_("sh -c id", vec![], 30),
+                "does not exist in the function directory",
+            ),
+            (
+                proc_("/bin/true", vec![], 30),
+                "not inside the function directory",
+            ),
+            (proc_("rot.sh 'open", vec![], 30), "unterminated quote"),
             (py("nodot", &dir_s), "module.function"),
             (py("mod.", &dir_s), "Python identifiers"),
             (py(".func", &dir_s), "Python identifiers"),
             (py("my-mod.handler", &dir_s), "Python identifiers"),
             (py("mod.1handler", &dir_s), "Python identifiers"),
-            (py("m.h", "relative/dir"), "absolute"),
-            (
-                py("m.h", "/nonexistent/rotary/code"),
-                "not an existing directory",
-            ),
+            (py("m.h", "relative/dir"), "does not exist"),
+            (py("m.h", "/tmp"), "not inside the function directory"),
+            (py("m.h", "../"), "not inside the function directory"),
             (http("ftp://host/x"), "http:// or https://"),
             (http("not a url"), "Url is invalid"),
             (http("file:///etc/passwd"), "http:// or https://"),
         ];
         for (spec, want) in cases {
-            let err = spec.validate().unwrap_err();
+            let err = spec.validate(&policy).unwrap_err();
             assert!(err.contains(want), "{spec:?}: {err}");
         }
     }

@@ -1,41 +1,61 @@
-//! A rotation function that is a shell command, run once per step.
+//! A rotation function that is a program from the function directory, run once per step.
 //!
-//! The command runs as `sh -c COMMAND` with the event JSON on stdin (then EOF). Its
-//! environment is a short pass-through list from the server (`PATH`, `HOME`, locale, TLS CA
-//! paths, …), then the function's `Env`, then the invocation's (endpoint, region, temporary
-//! credentials), later entries winning. Exit status 0 is success; anything else fails the
-//! step with `exited with status N: <last stderr line>`. The working directory is the
-//! server's.
+//! The `Command` is split into words like a POSIX shell would (quotes and escapes, no
+//! expansion) and run without a shell; its first word must resolve to an executable file
+//! inside the function directory, checked again before every step (see [`super::sandbox`]).
+//! The event JSON is on stdin (then EOF). The environment is a short pass-through list from
+//! the server (`PATH`, locale, TLS CA paths, …), then the function's `Env`, then the
+//! invocation's (endpoint, region, temporary credentials), later entries winning. Exit
+//! status 0 is success; anything else fails the step with `exited with status N: <last
+//! stderr line>`. Sandboxed, it runs in the sandbox's `/tmp`; unsandboxed, in the function
+//! directory.
+
+use std::sync::Arc;
 
 use super::exec::{self, Request};
+use super::sandbox::ExecPolicy;
 use super::{FunctionError, Invocation, Output, RotationFunction};
 
-/// Runs `sh -c <command>` for each step.
+/// Runs the program of a `Command` for each step.
 #[derive(Debug, Clone)]
 pub struct ProcessFunction {
     command: String,
     env: Vec<(String, String)>,
+    policy: Arc<ExecPolicy>,
 }
 
 impl ProcessFunction {
-    /// A function running `command` with the extra environment `env`.
-    pub fn new(command: String, env: Vec<(String, String)>) -> Self {
-        Self { command, env }
+    /// A function running `command` with the extra environment `env` under `policy`.
+    pub fn new(command: String, env: Vec<(String, String)>, policy: Arc<ExecPolicy>) -> Self {
+        Self {
+            command,
+            env,
+            policy,
+        }
     }
 }
 
 #[async_trait::async_trait]
 impl RotationFunction for ProcessFunction {
     async fn invoke(&self, inv: &Invocation) -> Result<Output, FunctionError> {
+        let sandbox = self.policy.sandbox().map_err(FunctionError::Spawn)?;
+        let (program, args) = self
+            .policy
+            .resolve_command(&self.command)
+            .map_err(FunctionError::Spawn)?;
         let env = self.env.iter().chain(&inv.env).cloned().collect();
+        let cwd = sandbox
+            .is_none()
+            .then(|| self.policy.function_dir().to_path_buf());
         let done = exec::run(Request {
-            program: "sh".to_owned(),
-            args: vec!["-c".to_owned(), self.command.clone()],
-            cwd: None,
+            program: program.to_string_lossy().into_owned(),
+            args,
+            cwd,
             env,
             stdin: inv.event.to_json(),
             timeout: inv.timeout,
             result_marker: None,
+            sandbox,
         })
         .await?;
         if done.status.success() {
@@ -50,9 +70,10 @@ impl RotationFunction for ProcessFunction {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::{Duration, Instant};
 
+    use super::super::sandbox::Isolation;
     use super::super::{RotationEvent, Step, OUTPUT_CAP_BYTES};
     use super::*;
 
@@ -72,13 +93,32 @@ mod tests {
         }
     }
 
-    fn func(command: &str, env: &[(&str, &str)]) -> ProcessFunction {
-        ProcessFunction::new(
-            command.to_owned(),
-            env.iter()
-                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
+    /// A function whose program is a `/bin/sh` script with `body`, installed in a fresh
+    /// function directory (kept alive by the returned guard), run unsandboxed: these tests
+    /// are about the executor; the sandbox has its own tests in `sandbox_run`.
+    fn func(body: &str, env: &[(&str, &str)]) -> ProcessFunction {
+        let (f, dir) = func_in(body, env, |_| Isolation::Unsandboxed);
+        std::mem::forget(dir);
+        f
+    }
+
+    pub(crate) fn func_in(
+        body: &str,
+        env: &[(&str, &str)],
+        isolation: impl FnOnce(&std::path::Path) -> Isolation,
+    ) -> (ProcessFunction, tempfile::TempDir) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let script = dir.path().join("step.sh");
+        std::fs::write(&script, format!("#!/bin/sh\n{body}\n")).unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let policy = Arc::new(ExecPolicy::new(dir.path(), isolation(dir.path())));
+        let env = env
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        (ProcessFunction::new("step.sh".to_owned(), env, policy), dir)
     }
 
     #[tokio::test]
@@ -277,13 +317,176 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn process_missing_command_is_exit_127() {
-        let err = func("/nonexistent/rotator", &[])
+    async fn process_program_outside_function_dir_is_refused_at_run() {
+        let (f, dir) = func_in("echo ran", &[], |_| Isolation::Unsandboxed);
+        // The installed program is replaced by a symlink to a program outside.
+        let script = dir.path().join("step.sh");
+        std::fs::remove_file(&script).unwrap();
+        std::os::unix::fs::symlink("/bin/echo", &script).unwrap();
+        let err = f
             .invoke(&invocation(Duration::from_secs(10), &[]))
             .await
             .unwrap_err();
         let msg = err.to_string();
-        assert!(msg.starts_with("exited with status 127: "), "{msg}");
-        assert!(msg.contains("/nonexistent/rotator"), "{msg}");
+        assert!(msg.contains("not inside the function directory"), "{msg}");
+        std::fs::remove_file(&script).unwrap();
+        let err = f
+            .invoke(&invocation(Duration::from_secs(10), &[]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("does not exist"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn process_refused_isolation_never_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let marker = dir.path().join("ran");
+        let (f, _d) = func_in(&format!("touch {}", marker.display()), &[], |_| {
+            Isolation::Refused("bubblewrap (bwrap) is not installed".into())
+        });
+        let err = f
+            .invoke(&invocation(Duration::from_secs(10), &[]))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("bwrap"), "{err}");
+        assert!(!marker.exists());
+    }
+}
+
+/// The sandbox as a function sees it. These need bubblewrap (`apt-get install bubblewrap`;
+/// `.ci/run` installs it) and fail without it rather than skip.
+#[cfg(test)]
+mod sandbox_run {
+    use std::os::unix::fs::PermissionsExt;
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::sandbox::{Isolation, Sandbox};
+    use super::super::{RotationEvent, Step};
+    use super::tests::func_in;
+    use super::*;
+
+    fn invocation() -> Invocation {
+        Invocation {
+            event: RotationEvent {
+                step: Step::SetSecret,
+                secret_id: "arn:aws:secretsmanager:us-east-1:000000000000:secret:db-AbCdEf".into(),
+                client_request_token: "11111111-2222-3333-4444-555555555555".into(),
+                rotation_token: "rot-token".into(),
+            },
+            env: vec![("AWS_SECRET_ACCESS_KEY".into(), "session-secret".into())],
+            timeout: Duration::from_secs(20),
+        }
+    }
+
+    /// A data directory like the server's (0700, a 0600 key) and a sandbox hiding it.
+    fn private_dir() -> (tempfile::TempDir, std::path::PathBuf) {
+        let data = tempfile::tempdir().unwrap();
+        let key = data.path().join("master.key");
+        std::fs::write(&key, "MASTER-KEY-CANARY").unwrap();
+        std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+        (data, key)
+    }
+
+    fn sandbox(hidden: &[&Path], function_dir: &Path) -> Isolation {
+        let sandbox = Sandbox::detect(
+            hidden.iter().map(|p| p.to_path_buf()).collect(),
+            function_dir,
+            vec![],
+        )
+        .expect("bubblewrap must be installed for these tests (apt-get install bubblewrap)");
+        Isolation::Sandboxed(std::sync::Arc::new(sandbox))
+    }
+
+    #[tokio::test]
+    async fn sandboxed_step_sees_no_keys_no_server_and_leaves_nothing_behind() {
+        let (data, key) = private_dir();
+        let outside_key = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(outside_key.path(), "SIGNING-KEY-CANARY").unwrap();
+        let canary = format!("rotary-canary-{}", std::process::id());
+        let body = format!(
+            r#"
+echo "uid=$(id -u)"
+cat {key} 2>/dev/null || echo "no-master-key"
+cat {signing} 2>/dev/null | grep -q CANARY && echo "read-signing-key" || echo "no-signing-key"
+ls {data} 2>/dev/null | grep -q master && echo "listed-data-dir" || echo "no-data-dir"
+ppid_env=$(cat /proc/{server}/environ 2>/dev/null | tr '\0' '\n' | grep -c CARGO)
+echo "server-environ-lines=${{ppid_env:-0}}"
+echo "secret=$AWS_SECRET_ACCESS_KEY home=$HOME"
+touch /tmp/scratch && echo "tmp-writable"
+setsid sh -c 'exec -a {canary} sleep 300' </dev/null >/dev/null 2>&1 &
+sleep 0.2
+echo done
+"#,
+            key = key.display(),
+            signing = outside_key.path().display(),
+            data = data.path().display(),
+            server = std::process::id(),
+        );
+        let hidden = [data.path(), outside_key.path()];
+        let (f, _dir) = func_in(&body, &[], |fdir| sandbox(&hidden, fdir));
+        let out = f.invoke(&invocation()).await.unwrap();
+        let log = out.log;
+        let is_root = nix::unistd::geteuid().is_root();
+        if is_root {
+            assert!(log.contains("uid=65534\n"), "{log}");
+        }
+        for want in [
+            "no-master-key\n",
+            "no-signing-key\n",
+            "no-data-dir\n",
+            "server-environ-lines=0\n",
+            "secret=session-secret home=/tmp\n",
+            "tmp-writable\n",
+            "done\n",
+        ] {
+            assert!(log.contains(want), "missing {want:?} in {log}");
+        }
+        assert!(!log.contains("MASTER-KEY-CANARY"), "{log}");
+        // The setsid child is gone with the step: no process anywhere carries the canary.
+        for _ in 0..50 {
+            if !process_with_arg0(&canary) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("a process started by the step survived it: {canary}");
+    }
+
+    #[tokio::test]
+    async fn sandboxed_step_timeout_kills_everything() {
+        let canary = format!("rotary-timeout-canary-{}", std::process::id());
+        let body = format!(
+            "setsid sh -c 'exec -a {canary} sleep 300' </dev/null >/dev/null 2>&1 &\necho started\nsleep 300"
+        );
+        let (f, _dir) = func_in(&body, &[], |fdir| sandbox(&[], fdir));
+        let mut inv = invocation();
+        inv.timeout = Duration::from_millis(1500);
+        let err = f.invoke(&inv).await.unwrap_err();
+        assert!(matches!(err, FunctionError::Timeout(..)), "{err:?}");
+        for _ in 0..100 {
+            if !process_with_arg0(&canary) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("a process started by the step survived its timeout: {canary}");
+    }
+
+    /// Whether a live (non-zombie) process's argv[0] is `arg0`.
+    fn process_with_arg0(arg0: &str) -> bool {
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return false;
+        };
+        entries.flatten().any(|e| {
+            let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+            let first = cmdline.split(|b| *b == 0).next().unwrap_or_default();
+            let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+            let zombie = stat
+                .rsplit(')')
+                .next()
+                .is_some_and(|s| s.trim_start().starts_with('Z'));
+            first == arg0.as_bytes() && !zombie
+        })
     }
 }

@@ -1,0 +1,257 @@
+//! The checks of SigV4 that need no body, run before the server reads one (issue #9).
+//!
+//! An unauthenticated client must not make the server buffer a request body. [`precheck`]
+//! runs, in the verifier's order, every check that looks at headers only: the
+//! `Authorization` header's shape, the `X-Amz-Date` format and clock skew, the headers that
+//! must be signed, the algorithm, the credential scope (region, service, terminator, day) and
+//! whether the access key is known. A request failing any of them gets the same error that
+//! [`Verifier::verify`](super::Verifier::verify) would give it; one that passes is still
+//! fully verified, body hash and signature included, once the body is read.
+//!
+//! The one difference: the verifier computes the body hash (and so can report a body that
+//! does not match `x-amz-content-sha256`) before it looks the access key up; here an unknown
+//! key is reported first, since the body is not read yet.
+
+use time::{Duration, OffsetDateTime};
+
+use super::error::msg;
+use super::{header, parse, AuthError, CredentialSource, RequestParts};
+
+/// How far `X-Amz-Date` may be from the server's clock, either way; the verifier's window.
+const MAX_SKEW: Duration = Duration::minutes(5);
+
+/// Headers that must be signed when sent, as the verifier requires (strict mode).
+const SIGNED_WHEN_PRESENT: [(&str, &str); 4] = [
+    (header::X_AMZ_TARGET, msg::TARGET_NOT_SIGNED),
+    (header::CONTENT_TYPE, msg::CONTENT_TYPE_NOT_SIGNED),
+    (header::X_AMZ_SECURITY_TOKEN, msg::TOKEN_NOT_SIGNED),
+    (header::X_AMZ_CONTENT_SHA256, msg::CONTENT_SHA256_NOT_SIGNED),
+];
+
+/// Checks everything about `req` that does not need its body, for a server of `region` and
+/// `service`, at `now`. `req.body` is ignored (pass an empty slice).
+///
+/// `Ok` means only that the request may be worth reading: it names a known access key, is
+/// dated within the window and is scoped to this server. It is not authenticated until
+/// [`Verifier::verify`](super::Verifier::verify) accepts it with its body.
+pub fn precheck(
+    req: &RequestParts<'_>,
+    region: &str,
+    service: &str,
+    creds: &dyn CredentialSource,
+    now: OffsetDateTime,
+) -> Result<(), AuthError> {
+    let Some(authorization) = req.first_header(header::AUTHORIZATION) else {
+        return Err(AuthError::missing_token());
+    };
+    let authorization = String::from_utf8_lossy(authorization);
+    let amz_date = req
+        .first_header(header::X_AMZ_DATE)
+        .map(String::from_utf8_lossy);
+    let auth = parse::authorization(&authorization, amz_date.is_some())?;
+    let amz_date = amz_date.unwrap_or_default();
+
+    let request_time = parse::amz_date(&amz_date)?;
+    check_skew(request_time, now)?;
+
+    let signed = parse::signed_headers(auth.signed_headers);
+    let is_signed = |name: &str| signed.iter().any(|h| h == name);
+    if !is_signed(header::HOST) {
+        return Err(AuthError::invalid(msg::HOST_NOT_SIGNED));
+    }
+    if !is_signed(header::X_AMZ_DATE) {
+        return Err(AuthError::invalid(msg::DATE_NOT_SIGNED));
+    }
+    for (name, message) in SIGNED_WHEN_PRESENT {
+        if req.first_header(name).is_some() && !is_signed(name) {
+            return Err(AuthError::invalid(message));
+        }
+    }
+
+    if auth.algorithm != super::ALGORITHM {
+        return Err(AuthError::incomplete(format!(
+            "Unsupported AWS 'algorithm': '{}' (only AWS4-HMAC-SHA256 for now). ",
+            auth.algorithm
+        )));
+    }
+
+    let scope = parse::credential(auth.credential)?;
+    check_scope(&scope, &amz_date, region, service)?;
+
+    if creds.lookup(scope.access_key_id).is_none() {
+        return Err(AuthError::unrecognized());
+    }
+    Ok(())
+}
+
+/// The verifier's scope check, with the same texts.
+fn check_scope(
+    scope: &parse::Scope<'_>,
+    amz_date: &str,
+    region: &str,
+    service: &str,
+) -> Result<(), AuthError> {
+    let mut message = String::new();
+    if scope.region != region {
+        message.push_str(&format!(
+            "Credential should be scoped to a valid region, not '{}'. ",
+            scope.region
+        ));
+    }
+    if scope.service != service {
+        message.push_str(&format!(
+            "Credential should be scoped to correct service: '{service}'. "
+        ));
+    }
+    if !parse::is_valid_terminator(scope.terminator) {
+        message.push_str(&format!(
+            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
+            scope.terminator
+        ));
+    }
+    let request_day = amz_date.get(..8).unwrap_or(amz_date);
+    if scope.date != request_day {
+        message.push_str(&format!(
+            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
+             from HTTP: '{}' != '{request_day}', from '{amz_date}'.",
+            scope.date
+        ));
+    }
+    if message.is_empty() {
+        Ok(())
+    } else {
+        Err(AuthError::invalid(message))
+    }
+}
+
+/// The verifier's skew check, with the same texts.
+fn check_skew(request_time: OffsetDateTime, now: OffsetDateTime) -> Result<(), AuthError> {
+    let now = now.to_offset(time::UtcOffset::UTC);
+    let now = now.replace_nanosecond(0).unwrap_or(now);
+    let earliest = now.checked_sub(MAX_SKEW).unwrap_or(now);
+    let latest = now.checked_add(MAX_SKEW).unwrap_or(now);
+    if request_time < earliest {
+        return Err(AuthError::invalid(format!(
+            "Signature expired: {} is now earlier than {} ({} - 5 min.)",
+            parse::format_amz_date(request_time),
+            parse::format_amz_date(earliest),
+            parse::format_amz_date(now),
+        )));
+    }
+    if request_time > latest {
+        return Err(AuthError::invalid(format!(
+            "Signature not yet current: {} is still later than {} ({} + 5 min.)",
+            parse::format_amz_date(request_time),
+            parse::format_amz_date(latest),
+            parse::format_amz_date(now),
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::sigv4::{Credential, SecretKey, Verifier};
+    use crate::{AuthErrorCode, Principal, PrincipalKind};
+
+    const NOW: OffsetDateTime = datetime!(2025-11-06 13:26:08 UTC);
+    const GOOD_AUTH: &str = "AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251106/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00";
+
+    struct Keys(HashMap<String, Credential>);
+
+    impl CredentialSource for Keys {
+        fn lookup(&self, access_key_id: &str) -> Option<Credential> {
+            self.0.get(access_key_id).cloned()
+        }
+    }
+
+    fn keys() -> Keys {
+        let principal = Principal {
+            account_id: "123456789012".to_owned(),
+            arn: "arn:aws:iam::123456789012:root".to_owned(),
+            access_key_id: "AKIDEXAMPLE".to_owned(),
+            kind: PrincipalKind::User {
+                name: "root".to_owned(),
+            },
+        };
+        Keys(HashMap::from([(
+            "AKIDEXAMPLE".to_owned(),
+            Credential {
+                secret_access_key: SecretKey::new("secret".to_owned()),
+                session_token: None,
+                principal,
+            },
+        )]))
+    }
+
+    fn run(auth: Option<&str>, date: &str) -> Result<(), AuthError> {
+        let mut headers: Vec<(&str, &[u8])> = vec![
+            ("host", b"localhost"),
+            ("x-amz-date", date.as_bytes()),
+            ("x-amz-target", b"secretsmanager.ListSecrets"),
+            ("content-type", b"application/x-amz-json-1.1"),
+        ];
+        if let Some(a) = auth {
+            headers.push(("authorization", a.as_bytes()));
+        }
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &headers,
+            body: b"",
+        };
+        let pre = precheck(&req, "us-east-1", "secretsmanager", &keys(), NOW);
+        // Whatever the pre-check refuses, full verification refuses the same way.
+        if let Err(e) = &pre {
+            let full = Verifier::new("us-east-1", "secretsmanager")
+                .verify(&req, &keys(), NOW)
+                .unwrap_err();
+            assert_eq!(&full, e);
+        }
+        pre
+    }
+
+    #[test]
+    fn well_formed_known_key_passes() {
+        assert!(run(Some(GOOD_AUTH), "20251106T132608Z").is_ok());
+    }
+
+    #[test]
+    fn refusals_match_full_verification() {
+        let cases: [(Option<&str>, &str, AuthErrorCode); 7] = [
+            (None, "20251106T132608Z", AuthErrorCode::MissingAuthenticationToken),
+            (
+                Some("AWS4-HMAC-SHA256 Credential=x"),
+                "20251106T132608Z",
+                AuthErrorCode::IncompleteSignature,
+            ),
+            (Some(GOOD_AUTH), "2025-11-06", AuthErrorCode::IncompleteSignature),
+            (Some(GOOD_AUTH), "20251106T120000Z", AuthErrorCode::InvalidSignature),
+            (
+                Some("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251106/eu-west-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00"),
+                "20251106T132608Z",
+                AuthErrorCode::InvalidSignature,
+            ),
+            (
+                Some("AWS4-HMAC-SHA256 Credential=AKIDEXAMPLE/20251106/us-east-1/secretsmanager/aws4_request, SignedHeaders=host;x-amz-date, Signature=00"),
+                "20251106T132608Z",
+                AuthErrorCode::InvalidSignature,
+            ),
+            (
+                Some("AWS4-HMAC-SHA256 Credential=NOBODY/20251106/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;x-amz-date;x-amz-target, Signature=00"),
+                "20251106T132608Z",
+                AuthErrorCode::UnrecognizedClient,
+            ),
+        ];
+        for (auth, date, code) in cases {
+            let e = run(auth, date).unwrap_err();
+            assert_eq!(e.code, code, "{auth:?} {date}: {e}");
+        }
+    }
+}
