@@ -22,8 +22,9 @@ pub fn private_umask() {
 }
 
 /// Sets `dir` to 0700 and every regular file directly in it to 0600 when they are looser.
-/// `keep` names entries left alone (the function directory, which the sandboxed functions'
-/// user must be able to read).
+/// `keep` names entries left alone: the function directory, which the sandboxed functions'
+/// user must be able to read, and the key files, which are refused rather than tightened
+/// when loose.
 pub fn secure_data_dir(dir: &Path, keep: &[&Path]) -> anyhow::Result<()> {
     tighten(dir, DIR_MODE)?;
     let entries =

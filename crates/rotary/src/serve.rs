@@ -157,7 +157,15 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .mode(0o700)
         .create(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    fsperm::secure_data_dir(&config.data_dir, &[&config.function_dir])?;
+    // Key files are not tightened but refused when loose (they may have been read already).
+    fsperm::secure_data_dir(
+        &config.data_dir,
+        &[
+            &config.function_dir,
+            &config.master_key_file,
+            &config.signing_key_file,
+        ],
+    )?;
     let (master, created) = MasterKey::open_or_create(&config.master_key_file)?;
     if created {
         tracing::info!(path = %config.master_key_file.display(), "Created a new master key");

@@ -24,7 +24,7 @@ CLI_ROTATOR = "cli_rotator.sh"
 PY_ROTATOR_COMMAND = "py_rotator"
 TEMPLATE_DIR = "template"
 HANDLERS_DIR = "handlers"
-_INSTALLED = ("py_rotator.py", "cli_rotator.sh", "template", "handlers")
+_INSTALLED = ("py_rotator.py", "cli_rotator.sh", "template", "handlers", "mysql_single_user")
 
 GENERIC = f"arn:aws:lambda:{lib.REGION}:{lib.ACCOUNT}:function:rotary-generic-password"
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]

@@ -191,6 +191,10 @@ impl Sandbox {
         }
         hidden.sort();
         hidden.dedup();
+        // A path inside a hidden directory is hidden with it; masking it again would only
+        // create an empty mount point that shows its name.
+        let dirs: Vec<PathBuf> = hidden.iter().filter(|p| p.is_dir()).cloned().collect();
+        hidden.retain(|p| !dirs.iter().any(|d| p != d && p.starts_with(d)));
         let function_dir =
             std::fs::canonicalize(function_dir).unwrap_or_else(|_| function_dir.to_path_buf());
         let sandbox = Self {
