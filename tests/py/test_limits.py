@@ -517,3 +517,19 @@ def test_idle_h2c_connection_gets_goaway(start):
     s.close()
     assert goaway_after is not None, "no GOAWAY within 10 s"
     assert 1.5 <= goaway_after <= 5, goaway_after
+
+
+def test_expect_continue_refused_before_the_body_is_sent(start):
+    """A client waiting for `100 Continue` gets the authentication error instead, and is
+    never asked for its body."""
+    srv = start()
+    s = socket.create_connection(("127.0.0.1", srv.port), timeout=5)
+    head = request_head(MiB).replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n")
+    s.sendall(head)
+    t0 = time.monotonic()
+    r = read_response(s, timeout=5)
+    assert r is not None
+    assert r[0] == 400, r
+    assert json.loads(r[2])["__type"] == "MissingAuthenticationTokenException"
+    assert time.monotonic() - t0 < 1.5
+    s.close()

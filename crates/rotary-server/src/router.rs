@@ -403,6 +403,15 @@ async fn refuse(body: &mut Body, e: ApiError) -> BodyError {
     BodyError::Api(e, !drained)
 }
 
+/// Whether the client waits for `100 Continue` before sending its body: then a refused body
+/// is not drained (polling it would ask the client for it), and the connection is closed.
+fn expects_continue(parts: &axum::http::request::Parts) -> bool {
+    parts
+        .headers
+        .get(header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+}
+
 /// Reads the body, but only for a request whose headers pass the SigV4 pre-check (so an
 /// unauthenticated caller never makes the server buffer anything), no larger than the
 /// maximum, within the body timeout, and with the bytes reserved from the shared body budget.
@@ -430,6 +439,9 @@ async fn read_body(
         )
     };
     if let Err(e) = pre {
+        if expects_continue(parts) {
+            return Err(BodyError::Api(auth_error(e), true));
+        }
         return Err(refuse(&mut body, auth_error(e)).await);
     }
     let limits = &st.body_limits;
@@ -455,7 +467,7 @@ async fn read_body(
         .and_then(|v| v.parse::<u64>().ok());
     if let Some(n) = declared.filter(|n| *n > limits.max_bytes as u64) {
         // Nothing is kept; a body past the drain bound is not even read.
-        if n > DRAIN_MAX_BYTES as u64 {
+        if n > DRAIN_MAX_BYTES as u64 || expects_continue(parts) {
             return Err(BodyError::Api(too_large(), true));
         }
         return Err(refuse(&mut body, too_large()).await);

@@ -47,15 +47,18 @@ pub enum FunctionCommand {
     Create {
         /// Function name (letters, digits, '-', '_').
         name: String,
-        /// Shell command run once per step, the event JSON on stdin.
+        /// A program in the server's function directory and its arguments (split like a
+        /// shell would, never run by one), run once per step in the sandbox, the event JSON
+        /// on stdin.
         #[arg(long)]
         command: Option<String>,
         /// A Lambda handler `module.function` (e.g. lambda_function.lambda_handler).
         #[arg(long)]
         python_handler: Option<String>,
-        /// Directory holding the handler's code (with --python-handler).
+        /// Directory holding the handler's code (with --python-handler), inside the server's
+        /// function directory: relative to it, or absolute.
         #[arg(long)]
-        code_dir: Option<std::path::PathBuf>,
+        code_dir: Option<String>,
         /// URL POSTed the event (signed with X-Rotary-Signature).
         #[arg(long)]
         url: Option<String>,
@@ -154,13 +157,6 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 };
                 vars.insert(k.to_owned(), v.to_owned());
             }
-            let code_dir = match code_dir {
-                Some(d) => Some(
-                    std::fs::canonicalize(d)
-                        .map_err(|e| anyhow::anyhow!("--code-dir {}: {e}", d.display()))?,
-                ),
-                None => None,
-            };
             let mut body = json!({ "Name": name, "Env": vars });
             if let Some(c) = command {
                 body["Command"] = json!(c);
@@ -169,7 +165,7 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
                 body["PythonHandler"] = json!(h);
             }
             if let Some(d) = code_dir {
-                body["CodeDir"] = json!(d.display().to_string());
+                body["CodeDir"] = json!(d);
             }
             if let Some(u) = url {
                 body["Url"] = json!(u);
