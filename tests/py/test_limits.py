@@ -283,7 +283,7 @@ def test_oversize_header_refused(start):
 def test_idle_connections_do_not_lock_out_callers(start):
     """5,000 idle connections (more than --max-connections' default 4096): idle ones are
     closed to make room and signed requests are still answered."""
-    raise_own_fd_limit(12000)
+    raise_own_fd_limit(6000)
     srv = start()
     socks = []
     t0 = time.monotonic()

@@ -323,3 +323,71 @@ impl FunctionDirectory for FunctionRegistry {
         self.resolve(lambda_arn).is_some()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use rotary_crypto::MasterKey;
+    use rotary_store::SqliteStore;
+
+    use super::*;
+    use crate::functions::Isolation;
+
+    async fn open(store: Arc<dyn Store>, keyring: Arc<Keyring>) -> FunctionRegistry {
+        let policy = Arc::new(ExecPolicy::new(
+            Path::new("/nonexistent"),
+            Isolation::Unsandboxed,
+        ));
+        FunctionRegistry::open(store, keyring, policy, "us-east-1", "000000000000")
+            .await
+            .unwrap()
+    }
+
+    fn http(env: &[(&str, &str)]) -> FunctionSpec {
+        FunctionSpec::Http {
+            url: "http://127.0.0.1:9/hook".into(),
+            env: env
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            timeout_seconds: 5,
+        }
+    }
+
+    #[tokio::test]
+    async fn registry_env_is_sealed_at_rest_and_clear_env_is_migrated() {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn Store> =
+            Arc::new(SqliteStore::open(&dir.path().join("r.db")).await.unwrap());
+        let keyring = Arc::new(Keyring::new(MasterKey::generate()));
+        let reg = open(store.clone(), keyring.clone()).await;
+        let spec = http(&[("API_TOKEN", "env-canary-0123456789")]);
+        reg.create("hook", spec.clone()).await.unwrap();
+        let stored = store.get_meta("function:hook").await.unwrap().unwrap();
+        let text = String::from_utf8_lossy(&stored);
+        assert!(
+            !text.contains("env-canary") && !text.contains("API_TOKEN"),
+            "{text}"
+        );
+        assert!(text.contains(SEALED_ENV), "{text}");
+
+        // A function stored in clear by an older version is sealed when loaded.
+        let legacy = http(&[("LEGACY", "legacy-canary-9876543210")]);
+        store
+            .put_meta("function:old", &serde_json::to_vec(&legacy).unwrap())
+            .await
+            .unwrap();
+        let reg = open(store.clone(), keyring.clone()).await;
+        let by_name: BTreeMap<_, _> = reg.list().into_iter().collect();
+        assert_eq!(by_name["hook"], spec);
+        assert_eq!(by_name["old"], legacy);
+        let stored = store.get_meta("function:old").await.unwrap().unwrap();
+        assert!(!String::from_utf8_lossy(&stored).contains("legacy-canary"));
+
+        // Sealed to the function's name: moved under another name, it does not open.
+        store.put_meta("function:moved", &stored).await.unwrap();
+        let reg = open(store, Arc::new(Keyring::new(MasterKey::generate()))).await;
+        assert!(reg.list().is_empty(), "another master key opens nothing");
+    }
+}
