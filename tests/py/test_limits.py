@@ -533,3 +533,13 @@ def test_expect_continue_refused_before_the_body_is_sent(start):
     assert json.loads(r[2])["__type"] == "MissingAuthenticationTokenException"
     assert time.monotonic() - t0 < 1.5
     s.close()
+
+
+def test_largest_secret_fits_the_default_limits(start):
+    """A 65,536-character SecretString that JSON escapes to 6 bytes a character (384 KiB of
+    body) is stored and read back over HTTP/1.1 with the default limits."""
+    srv = start()
+    sm = srv.client()
+    value = "\x01" * 65536
+    sm.create_secret(Name="largest", SecretString=value)
+    assert sm.get_secret_value(SecretId="largest")["SecretString"] == value

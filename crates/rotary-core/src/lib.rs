@@ -28,4 +28,4 @@ pub mod secret;
 pub mod service;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use service::{Ctx, SecretsService, ServiceConfig};
+pub use service::{AuthzView, Ctx, SecretsService, ServiceConfig};

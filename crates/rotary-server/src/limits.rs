@@ -83,7 +83,12 @@ impl BodyLimits {
             max_bytes: limits.max_body_bytes,
             timeout: limits.body_timeout,
             budget: Arc::new(Semaphore::new(budget_bytes)),
-            large: Arc::new(Semaphore::new(budget_bytes / 4 * 3)),
+            // At least enough for one body of the maximum size.
+            large: Arc::new(Semaphore::new(
+                (budget_bytes / 4 * 3)
+                    .max(limits.max_body_bytes.saturating_sub(SMALL_BODY))
+                    .min(budget_bytes),
+            )),
             budget_bytes,
         }
     }
@@ -229,6 +234,17 @@ mod tests {
         }
         drop(held);
         assert_eq!(limits.available(), 4 << 20);
+    }
+
+    #[tokio::test]
+    async fn a_maximum_body_fits_a_budget_of_one_body() {
+        let limits = BodyLimits::new(&Limits {
+            max_body_bytes: 1 << 20,
+            body_memory_bytes: 1 << 20,
+            ..Limits::default()
+        });
+        let p = limits.reserve(1 << 20).await.unwrap();
+        assert_eq!(p.bytes(), 1 << 20);
     }
 
     #[test]

@@ -302,6 +302,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     tracing::info!(
         address = %listener.local_addr()?,
         tls = tls.is_some(),
+        max_connections = limits.max_connections,
         region = %config.region,
         data_dir = %config.data_dir.display(),
         "Rotary is listening"

@@ -60,6 +60,27 @@ pub struct Ctx {
     pub caller: String,
 }
 
+/// A secret as authorization sees it (see [`SecretsService::authz_view`]).
+#[derive(Debug, Clone)]
+pub struct AuthzView {
+    /// Name.
+    pub name: String,
+    /// ARN.
+    pub arn: String,
+    /// Description.
+    pub description: Option<String>,
+    /// KMS key id as set (`None`: the default key).
+    pub kms_key_id: Option<String>,
+    /// Tags.
+    pub tags: Vec<(String, String)>,
+    /// Resource policy JSON text.
+    pub policy: Option<String>,
+    /// Rotation function ARN.
+    pub rotation_lambda_arn: Option<String>,
+    /// Revision of the secret's row; changes with every write (a cache key).
+    pub revision: i64,
+}
+
 /// Settings of the service.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
@@ -224,6 +245,25 @@ impl SecretsService {
     /// The ARN of a secret id, if it exists (for authorization checks).
     pub async fn arn_of(&self, id: &str) -> Result<Option<String>, ApiError> {
         Ok(self.find(id).await?.map(|s| s.row.arn))
+    }
+
+    /// What authorization looks at for a secret id, if the secret exists: its ARN, name,
+    /// tags, resource policy and the settings that condition keys expose. No values.
+    pub async fn authz_view(&self, id: &str) -> Result<Option<AuthzView>, ApiError> {
+        let Some(secret) = self.find(id).await? else {
+            return Ok(None);
+        };
+        let doc = secret.doc;
+        Ok(Some(AuthzView {
+            name: secret.row.name,
+            arn: secret.row.arn,
+            description: doc.description,
+            kms_key_id: doc.kms_key_id,
+            tags: doc.tags.unwrap_or_default(),
+            policy: doc.policy,
+            rotation_lambda_arn: doc.rotation.and_then(|r| r.lambda_arn),
+            revision: secret.row.revision,
+        }))
     }
 
     /// Like [`Self::find`] but a missing secret is `ResourceNotFoundException`.
