@@ -30,7 +30,9 @@ pub enum PrincipalKind {
     Session {
         /// Name of the session, for audit.
         session_name: String,
-        /// ARNs of the secrets this session may act on; empty means none.
+        /// ARNs of the secrets this session may act on; empty means none. The first is the
+        /// secret being rotated (read and write); the others may only be read (its master
+        /// secret).
         scope: Vec<String>,
     },
 }

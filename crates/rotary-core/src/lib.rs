@@ -16,6 +16,7 @@
 //! - Every write is one store transaction, guarded by the secret's revision.
 
 pub mod arn;
+pub mod audit;
 pub mod clock;
 pub mod filter;
 pub mod labels;

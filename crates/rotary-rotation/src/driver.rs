@@ -69,8 +69,32 @@ impl RotationEngine {
         }
     }
 
-    /// Temporary credentials that can act only on `arn`, for one step.
-    fn session_credentials(&self, arn: &str) -> (String, String, String) {
+    /// The master secret named by the secret's current value (`masterarn`, as AWS's
+    /// alternating-users templates use it), as an ARN, if it exists.
+    async fn master_secret_of(&self, arn: &str) -> Option<String> {
+        let req = GetSecretValueRequest {
+            secret_id: Some(arn.to_owned()),
+            version_id: None,
+            version_stage: Some(AWSCURRENT.to_owned()),
+        };
+        let value = self
+            .service
+            .get_secret_value(&Ctx::default(), req)
+            .await
+            .ok()?
+            .secret_string?;
+        let json: serde_json::Value = serde_json::from_str(value.expose()).ok()?;
+        let master = json.get("masterarn")?.as_str()?.to_owned();
+        self.service.arn_of(&master).await.ok().flatten()
+    }
+
+    /// Temporary credentials for one step: the rotation operations on `arn`, and reading
+    /// `read_only` (its master secret).
+    fn session_credentials(
+        &self,
+        arn: &str,
+        read_only: Option<String>,
+    ) -> (String, String, String) {
         use rand::distributions::{Alphanumeric, DistString};
         let mut rng = rand::rngs::OsRng;
         let akid = format!(
@@ -89,7 +113,7 @@ impl RotationEngine {
             access_key_id: akid.clone(),
             kind: PrincipalKind::Session {
                 session_name: format!("rotation-{akid}"),
-                scope: vec![arn.to_owned()],
+                scope: std::iter::once(arn.to_owned()).chain(read_only).collect(),
             },
         };
         self.credentials.insert(
@@ -322,7 +346,8 @@ impl RotationEngine {
                         ),
                     ];
                     let akid = if *with_credentials {
-                        let (akid, secret, session) = self.session_credentials(&arn);
+                        let master = self.master_secret_of(&arn).await;
+                        let (akid, secret, session) = self.session_credentials(&arn, master);
                         credential_terms.push(secret.clone());
                         credential_terms.push(session.clone());
                         env.push(("AWS_ACCESS_KEY_ID".to_owned(), akid.clone()));

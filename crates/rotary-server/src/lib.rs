@@ -17,7 +17,9 @@
 //! - No request body is read before its headers pass the SigV4 pre-check, and the bodies
 //!   held at once never exceed the body memory budget.
 
+pub mod authz;
 mod dispatch;
+pub mod iam;
 mod limits;
 mod listener;
 mod metrics;
@@ -25,7 +27,7 @@ mod router;
 mod tls;
 
 pub use limits::{connections_for_fds, raise_fd_limit, BodyLimits, Limits, RESERVED_FDS};
-pub use listener::serve;
+pub use listener::{serve, ConnInfo};
 pub use metrics::Metrics;
 pub use router::{metrics_router, router, AppState, MetricsAccess, MAX_BODY_BYTES};
 pub use tls::{TlsError, TlsFiles};

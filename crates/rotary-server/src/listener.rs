@@ -57,7 +57,7 @@ pub async fn serve(
             () = &mut shutdown => break,
             slot = take_slot(&slots, &pressure, &mut last_full_warning, limits.max_connections) => slot,
         };
-        let (tcp, _peer) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             () = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
@@ -77,6 +77,10 @@ pub async fn serve(
             pressure: pressure.clone(),
             stop: stop_rx.clone(),
             activity: Arc::new(Activity::new()),
+            info: ConnInfo {
+                peer,
+                tls: tls.is_some(),
+            },
         };
         let tls = tls.as_ref().map(|t| t.acceptor());
         tokio::spawn(async move {
@@ -274,6 +278,17 @@ struct Conn {
     pressure: Arc<Notify>,
     stop: watch::Receiver<bool>,
     activity: Arc<Activity>,
+    info: ConnInfo,
+}
+
+/// The connection a request came on, attached to every request as an extension: the peer
+/// for `aws:SourceIp` and audit records, TLS for `aws:SecureTransport`.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    /// The client's address.
+    pub peer: std::net::SocketAddr,
+    /// Whether the connection is TLS.
+    pub tls: bool,
 }
 
 impl Conn {
@@ -283,11 +298,14 @@ impl Conn {
     {
         let activity = self.activity.clone();
         let app = self.app.clone();
+        let info = self.info;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = InFlight::new(&activity);
             let mut app = app.clone();
             async move {
-                let response = app.call(req.map(axum::body::Body::new)).await;
+                let mut req = req.map(axum::body::Body::new);
+                req.extensions_mut().insert(info);
+                let response = app.call(req).await;
                 drop(in_flight);
                 response
             }

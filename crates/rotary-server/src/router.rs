@@ -11,13 +11,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
+use rotary_auth::{CredentialSource, Principal, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
+use crate::authz::{Action, Authorizer, RequestInfo};
 use crate::dispatch::dispatch;
 use crate::limits::{BodyLimits, BodyPermit};
+use crate::listener::ConnInfo;
 use crate::metrics::Metrics;
 
 /// Default largest request body. A 65,536-character SecretString escaped as `\uXXXX` is
@@ -60,6 +62,8 @@ pub struct AppState {
     pub body_limits: Arc<BodyLimits>,
     /// Where `/metrics` is served.
     pub metrics_access: MetricsAccess,
+    /// Policy evaluation for every request.
+    pub authorizer: Arc<Authorizer>,
 }
 
 /// The server's routes.
@@ -233,58 +237,6 @@ impl Target {
     }
 }
 
-/// What temporary rotation credentials may do: read and write the secret being rotated.
-const SESSION_OPERATIONS: [Operation; 6] = [
-    Operation::DescribeSecret,
-    Operation::GetSecretValue,
-    Operation::PutSecretValue,
-    Operation::UpdateSecretVersionStage,
-    Operation::ListSecretVersionIds,
-    Operation::GetRandomPassword,
-];
-
-/// Session credentials (issued to rotation functions) act only on the secrets in their
-/// scope. Root and users are not restricted here; policies come with access control.
-async fn authorize(
-    st: &AppState,
-    principal: &Principal,
-    op: &Target,
-    body: &[u8],
-) -> Result<(), ApiError> {
-    let PrincipalKind::Session { scope, .. } = &principal.kind else {
-        return Ok(());
-    };
-    let deny = |action: &str, resource: &str| {
-        api_error!(
-            AccessDeniedException,
-            "User: {} is not authorized to perform: secretsmanager:{action} on resource: {resource} because no identity-based policy allows the secretsmanager:{action} action",
-            principal.arn
-        )
-    };
-    let Target::Aws(op) = op else {
-        return Err(deny(op.label(), "*"));
-    };
-    if !SESSION_OPERATIONS.contains(op) {
-        return Err(deny(op.name(), "*"));
-    }
-    if *op == Operation::GetRandomPassword {
-        return Ok(());
-    }
-    #[derive(serde::Deserialize)]
-    struct Id {
-        #[serde(rename = "SecretId")]
-        secret_id: Option<String>,
-    }
-    let id = serde_json::from_slice::<Id>(body)
-        .ok()
-        .and_then(|i| i.secret_id)
-        .unwrap_or_default();
-    match st.service.arn_of(&id).await? {
-        Some(arn) if scope.contains(&arn) => Ok(()),
-        _ => Err(deny(op.name(), &id)),
-    }
-}
-
 async fn handle(
     st: &AppState,
     parts: &axum::http::request::Parts,
@@ -330,14 +282,132 @@ async fn handle(
         caller: principal.arn.clone(),
     };
     tracing::debug!(request_id, operation = op.label(), principal = %principal.arn, "Request authenticated");
-    authorize(st, &principal, &op, &body).await?;
+    let conn = parts.extensions.get::<ConnInfo>().copied();
+    let info = RequestInfo {
+        source_ip: conn.map(|c| c.peer.ip()),
+        secure_transport: conn.is_some_and(|c| c.tls),
+        now,
+    };
+    let rotary_resource = match op {
+        Target::Rotary(name) => rotary_resource(st, name, &body),
+        Target::Aws(_) => String::new(),
+    };
+    let action = match op {
+        Target::Aws(op) => Action::Aws(op),
+        Target::Rotary(name) => Action::Rotary(name, &rotary_resource),
+    };
+    let allowed = st
+        .authorizer
+        .authorize(&principal, action, &body, &info)
+        .await
+        .map_err(|denied| {
+            tracing::debug!(request_id, reason = %denied.reason, "Request denied");
+            denied.error
+        })?;
+    let _ = allowed;
+    if let Target::Aws(Operation::PutResourcePolicy) = op {
+        check_policy_is_enforceable(&body)?;
+    }
     match op {
+        Target::Aws(Operation::BatchGetSecretValue) => {
+            let out = dispatch(st, &cx, Operation::BatchGetSecretValue, &body).await?;
+            filter_batch(st, &principal, &info, out).await
+        }
         Target::Aws(op) => dispatch(st, &cx, op, &body).await,
         Target::Rotary(name) => {
             rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, name, &body)
                 .await
         }
     }
+}
+
+/// A resource policy that passes Secrets Manager's own checks must also compile for the
+/// policy engine, or it could be stored and never enforced.
+fn check_policy_is_enforceable(body: &[u8]) -> Result<(), ApiError> {
+    #[derive(serde::Deserialize)]
+    struct Put {
+        #[serde(rename = "ResourcePolicy")]
+        resource_policy: Option<String>,
+    }
+    let Some(text) = serde_json::from_slice::<Put>(body)
+        .ok()
+        .and_then(|p| p.resource_policy)
+    else {
+        return Ok(());
+    };
+    if rotary_core::policy::check(&text).is_err() {
+        return Ok(()); // The operation answers with Secrets Manager's own error.
+    }
+    crate::authz::check_resource_policy(&text)
+        .map(|_| ())
+        .map_err(|m| ApiError::new(ErrorCode::MalformedPolicyDocumentException, m))
+}
+
+/// The resource of one of Rotary's own operations: the function it names, or `*`.
+fn rotary_resource(st: &AppState, op: &str, body: &[u8]) -> String {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        #[serde(rename = "Name")]
+        name: Option<String>,
+    }
+    match op {
+        "CreateFunction" | "DescribeFunction" | "DeleteFunction" => {
+            match serde_json::from_slice::<Named>(body)
+                .ok()
+                .and_then(|n| n.name)
+            {
+                Some(name) if !name.starts_with("arn:") => st.rotation.registry().arn(&name),
+                Some(arn) => arn,
+                None => "*".to_owned(),
+            }
+        }
+        _ => "*".to_owned(),
+    }
+}
+
+/// BatchGetSecretValue: each secret is authorized as GetSecretValue on it; a denied one moves
+/// from `SecretValues` to `Errors` with AccessDeniedException, as AWS reports it.
+async fn filter_batch(
+    st: &AppState,
+    principal: &Principal,
+    info: &RequestInfo,
+    out: Vec<u8>,
+) -> Result<Vec<u8>, ApiError> {
+    let mut doc: serde_json::Value =
+        serde_json::from_slice(&out).map_err(|_| ApiError::internal())?;
+    let Some(values) = doc.get_mut("SecretValues").and_then(|v| v.as_array_mut()) else {
+        return Ok(out);
+    };
+    let mut kept = Vec::with_capacity(values.len());
+    let mut denied = Vec::new();
+    for v in values.drain(..) {
+        let arn = v
+            .get("ARN")
+            .and_then(|a| a.as_str())
+            .unwrap_or_default()
+            .to_owned();
+        match st
+            .authorizer
+            .authorize_batch_member(principal, &arn, info)
+            .await
+        {
+            Ok(_) => kept.push(v),
+            Err(d) => denied.push(serde_json::json!({
+                "SecretId": arn,
+                "ErrorCode": "AccessDeniedException",
+                "Message": d.error.message(),
+            })),
+        }
+    }
+    if denied.is_empty() {
+        return Ok(out);
+    }
+    *values = kept;
+    match doc.get_mut("Errors").and_then(|e| e.as_array_mut()) {
+        Some(errors) => errors.extend(denied),
+        None => doc["Errors"] = serde_json::Value::Array(denied),
+    }
+    serde_json::to_vec(&doc).map_err(|_| ApiError::internal())
 }
 
 fn auth_error(e: rotary_auth::AuthError) -> ApiError {

@@ -27,6 +27,9 @@ struct Cli {
 enum Command {
     /// Run the server.
     Serve(config::ServeArgs),
+    /// Check and read the audit log in a data directory (offline: no server needed).
+    #[command(subcommand)]
+    Audit(cli::audit::AuditCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -53,6 +56,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Audit(cmd) => cli::audit::run(&cli.client, cmd),
         Command::Serve(args) => {
             let config = match config::Config::resolve(args) {
                 Ok(c) => c,

@@ -16,6 +16,7 @@ use rotary_rotation::api::TEST_CLOCK_META;
 use rotary_rotation::functions::{ExecPolicy, Isolation, Sandbox};
 use rotary_rotation::webhook::WebhookConfig;
 use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
+use rotary_server::authz::{Authorizer, NoIdentities};
 use rotary_server::{AppState, BodyLimits, Metrics, MetricsAccess, TlsFiles};
 use rotary_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
@@ -278,6 +279,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } else {
             MetricsAccess::Signed
         },
+        authorizer: Arc::new(Authorizer::new(service.clone(), Arc::new(NoIdentities))),
     };
 
     let purger = service.clone();

@@ -373,15 +373,20 @@ fn applies(st: &CompiledStatement, ctx: &RequestContext) -> bool {
     }
     let principal = match &st.principal {
         None => true,
-        Some(Polarity::Is(set)) => principal_matches(set, ctx),
+        Some(Polarity::Is(set)) => principal_matches(set, ctx, st.effect),
         Some(Polarity::Not(set)) => !principal_excluded(set, ctx),
     };
     principal && st.conditions.iter().all(|c| condition_holds(c, ctx))
 }
 
-/// `Principal`: the caller's exact ARN, its account (id or root ARN), or everyone.
-fn principal_matches(set: &PrincipalSet, ctx: &RequestContext) -> bool {
-    set.everyone || set.arns.contains(&ctx.principal_arn) || set.accounts.contains(&ctx.account)
+/// `Principal`: the caller's exact ARN, or everyone; or its account (id or root ARN) — which,
+/// within the account, grants only to the root: for other principals an Allow naming the
+/// account delegates to their identity policies (AWS's rule), while a Deny naming it applies
+/// to every principal of the account.
+fn principal_matches(set: &PrincipalSet, ctx: &RequestContext, effect: Effect) -> bool {
+    set.everyone
+        || set.arns.contains(&ctx.principal_arn)
+        || (set.accounts.contains(&ctx.account) && (effect == Effect::Deny || ctx.caller_is_root()))
 }
 
 /// `NotPrincipal`: AWS evaluates a request as both the caller and its account, so a caller

@@ -589,15 +589,36 @@ fn resource_deny_beats_identity_allow() {
 }
 
 #[test]
+fn account_principal_deny_applies_to_every_principal_of_the_account() {
+    let rp = resource(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Deny","Principal":{"AWS":"123456789012"},"Action":"secretsmanager:*","Resource":"*"}}"#,
+    );
+    let allow = identity(
+        r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*"}}"#,
+    );
+    assert_eq!(
+        outcome(&[&allow], Some(&rp), &ctx_for(ALICE, GET, SECRET)),
+        Outcome::ExplicitDeny
+    );
+    assert_eq!(
+        outcome(&[], Some(&rp), &ctx_for(ROOT, GET, SECRET)),
+        Outcome::ExplicitDeny
+    );
+}
+
+#[test]
 fn principal_forms() {
     #[rustfmt::skip]
     let rows: &[(&str, &str, bool)] = &[
         // (Principal JSON, caller, statement applies)
         (r#""*""#, ALICE, true),
         (r#"{"AWS":"*"}"#, "arn:aws:iam::999999999999:user/eve", true),
-        (r#"{"AWS":"123456789012"}"#, ALICE, true),
-        (r#"{"AWS":"arn:aws:iam::123456789012:root"}"#, ALICE, true),
+        // Naming the account allows only its root by itself; other principals of the account
+        // need an identity policy (AWS's delegation rule).
+        (r#"{"AWS":"123456789012"}"#, ALICE, false),
+        (r#"{"AWS":"arn:aws:iam::123456789012:root"}"#, ALICE, false),
         (r#"{"AWS":"arn:aws:iam::123456789012:root"}"#, ROOT, true),
+        (r#"{"AWS":"123456789012"}"#, ROOT, true),
         (r#"{"AWS":"999999999999"}"#, ALICE, false),
         (r#"{"AWS":["arn:aws:iam::123456789012:user/bob"]}"#, ALICE, false),
         (r#"{"AWS":["arn:aws:iam::123456789012:user/bob", "arn:aws:iam::123456789012:user/alice"]}"#, ALICE, true),

@@ -38,6 +38,15 @@ pub enum ClientCommand {
     /// Show what a schedule expression means.
     #[command(subcommand)]
     Schedule(ScheduleCommand),
+    /// Users: create, list, delete, tag, inline policies.
+    #[command(subcommand)]
+    User(super::iam::UserCommand),
+    /// Access keys of users: create (the secret is shown once), list, (de)activate, delete.
+    #[command(subcommand)]
+    Key(super::iam::KeyCommand),
+    /// Groups of users and their inline policies.
+    #[command(subcommand)]
+    Group(super::iam::GroupCommand),
 }
 
 /// `rotary function …`
@@ -140,6 +149,9 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
         other => bail!("--output {other:?} must be text or json"),
     };
     let (target, body) = match &cmd {
+        ClientCommand::User(c) => return super::iam::run_user(&client, json_out, c).await,
+        ClientCommand::Key(c) => return super::iam::run_key(&client, json_out, c).await,
+        ClientCommand::Group(c) => return super::iam::run_group(&client, json_out, c).await,
         ClientCommand::Function(FunctionCommand::Create {
             name,
             command,
@@ -225,6 +237,7 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
 
 fn print_text(cmd: &ClientCommand, out: &Value) {
     match cmd {
+        ClientCommand::User(_) | ClientCommand::Key(_) | ClientCommand::Group(_) => {}
         ClientCommand::Function(FunctionCommand::List) => {
             for f in out["Functions"].as_array().into_iter().flatten() {
                 let kind = if f["BuiltIn"].as_bool() == Some(true) {

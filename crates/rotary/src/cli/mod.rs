@@ -5,7 +5,9 @@
 //! Credentials and region come from the usual AWS environment variables and `~/.aws`
 //! profiles (the AWS SDK's default chain).
 
+pub mod audit;
 mod client;
 mod commands;
+mod iam;
 
 pub use commands::{is_api_error, run, ClientArgs, ClientCommand};

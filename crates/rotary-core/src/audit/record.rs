@@ -1,0 +1,298 @@
+//! The audit record, its JSON line and the hash that chains it to the one before.
+//!
+//! # Invariants
+//! - The record has no field that could hold a secret value, a password, an access-key
+//!   secret or a request body: callers pass ids, names, ARNs and AWS error type names only.
+//!   There is deliberately no "message" field, because AWS validation messages may echo input.
+//! - A record's line is `{…,"PrevHash":"<hex>","Hash":"<hex>"}` with `Hash` last. The hash
+//!   is SHA-256 over the exact bytes of the line before `,"Hash":"`, which include the
+//!   sequence number and `PrevHash`; verification hashes the bytes as stored, so any edited
+//!   byte is found, whatever a re-serialization would produce.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use time::OffsetDateTime;
+
+/// `PrevHash` of the first record of a log.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// The bytes that separate the hashed part of a line from its hash.
+pub(crate) const HASH_MARKER: &[u8] = b",\"Hash\":\"";
+
+/// One audited event: a request (allowed, denied, failed or unauthenticated) or a rotation
+/// step. JSON field names are PascalCase, like the AWS API Rotary speaks; absent optional
+/// fields are left out of the line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct AuditRecord {
+    /// Position in the chain, 1 for the first record; set by the writer.
+    #[serde(default)]
+    pub sequence: u64,
+    /// When the event happened, UTC, RFC 3339 with milliseconds.
+    #[serde(with = "rfc3339_ms")]
+    pub time: OffsetDateTime,
+    /// The request id returned in `x-amzn-RequestId`, or the rotation's id for steps.
+    pub request_id: String,
+    /// The caller: `arn:aws:iam::<account>:user/<name>`, root, or a rotation session.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_arn: Option<String>,
+    /// The access key id the request was signed with (never its secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_key_id: Option<String>,
+    /// The peer address, `ip:port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_address: Option<String>,
+    /// The `User-Agent` header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// The IAM action: `secretsmanager:GetSecretValue`, `rotary:CreateUser`, or
+    /// `rotation:<step>` (`rotation:createSecret` …) for rotation steps.
+    pub operation: String,
+    /// The secret's full ARN, when the request named one that exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_arn: Option<String>,
+    /// The version id (or the rotation's ClientRequestToken), when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version_id: Option<String>,
+    /// What happened.
+    pub outcome: Outcome,
+    /// Why a request was denied (with [`Outcome::Denied`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<DenialReason>,
+    /// The rotation function, for rotation steps:
+    /// `arn:aws:lambda:<region>:<account>:function:<name>`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub function_arn: Option<String>,
+    /// `Hash` of the record before, or [`GENESIS_HASH`]; set by the writer.
+    #[serde(default)]
+    pub prev_hash: String,
+    /// SHA-256 (hex) of this record's line up to `,"Hash":"`; set by the writer.
+    #[serde(default)]
+    pub hash: String,
+}
+
+impl AuditRecord {
+    /// A record of `operation` at `time_ms` (milliseconds since the Unix epoch, from the
+    /// server's clock) with `outcome`; the other fields are set with the builder methods.
+    pub fn new(
+        time_ms: i64,
+        request_id: impl Into<String>,
+        operation: impl Into<String>,
+        outcome: Outcome,
+    ) -> Self {
+        let time = OffsetDateTime::from_unix_timestamp_nanos(i128::from(time_ms) * 1_000_000)
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH);
+        Self {
+            sequence: 0,
+            time,
+            request_id: request_id.into(),
+            principal_arn: None,
+            access_key_id: None,
+            source_address: None,
+            user_agent: None,
+            operation: operation.into(),
+            secret_arn: None,
+            version_id: None,
+            outcome,
+            reason: None,
+            function_arn: None,
+            prev_hash: String::new(),
+            hash: String::new(),
+        }
+    }
+
+    /// Sets the caller's ARN.
+    pub fn principal(mut self, arn: impl Into<String>) -> Self {
+        self.principal_arn = Some(arn.into());
+        self
+    }
+
+    /// Sets the access key id.
+    pub fn access_key(mut self, id: impl Into<String>) -> Self {
+        self.access_key_id = Some(id.into());
+        self
+    }
+
+    /// Sets the peer address.
+    pub fn source(mut self, addr: impl Into<String>) -> Self {
+        self.source_address = Some(addr.into());
+        self
+    }
+
+    /// Sets the user agent.
+    pub fn user_agent(mut self, ua: impl Into<String>) -> Self {
+        self.user_agent = Some(ua.into());
+        self
+    }
+
+    /// Sets the secret's ARN.
+    pub fn secret(mut self, arn: impl Into<String>) -> Self {
+        self.secret_arn = Some(arn.into());
+        self
+    }
+
+    /// Sets the version id.
+    pub fn version(mut self, id: impl Into<String>) -> Self {
+        self.version_id = Some(id.into());
+        self
+    }
+
+    /// Sets the reason of a denial.
+    pub fn denied_by(mut self, reason: DenialReason) -> Self {
+        self.reason = Some(reason);
+        self
+    }
+
+    /// Sets the rotation function's ARN.
+    pub fn function(mut self, arn: impl Into<String>) -> Self {
+        self.function_arn = Some(arn.into());
+        self
+    }
+
+    /// Sets `sequence` and `prev_hash`, computes `hash`, and returns the JSON line
+    /// (with its trailing newline).
+    pub(crate) fn seal(&mut self, sequence: u64, prev_hash: &str) -> Result<Vec<u8>, String> {
+        self.sequence = sequence;
+        self.prev_hash = prev_hash.to_owned();
+        self.hash = String::new();
+        let mut line = serde_json::to_vec(&*self).map_err(|e| e.to_string())?;
+        // Serialized with an empty hash, the line ends in `,"Hash":""}`: cut that off.
+        let cut = line.len().saturating_sub(HASH_MARKER.len() + 2);
+        if line.get(cut..cut + HASH_MARKER.len()) != Some(HASH_MARKER) {
+            return Err("record did not serialize with Hash last".into());
+        }
+        line.truncate(cut);
+        self.hash = hash_hex(&line);
+        line.extend_from_slice(HASH_MARKER);
+        line.extend_from_slice(self.hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        Ok(line)
+    }
+}
+
+/// Hex SHA-256 of `bytes`.
+pub(crate) fn hash_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Splits a stored line (without its newline) into the hashed prefix and the stored hash,
+/// and checks the hash. `Err` says what is wrong.
+pub(crate) fn check_line_hash(line: &[u8]) -> Result<&str, &'static str> {
+    let Some(at) = line
+        .windows(HASH_MARKER.len())
+        .rposition(|w| w == HASH_MARKER)
+    else {
+        return Err("no Hash field at the end of the record");
+    };
+    let tail = &line[at + HASH_MARKER.len()..];
+    let Some(stored) = tail.strip_suffix(b"\"}") else {
+        return Err("the record does not end with its Hash field");
+    };
+    let Ok(stored) = std::str::from_utf8(stored) else {
+        return Err("Hash is not hex");
+    };
+    if stored.len() != 64 || !stored.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err("Hash is not 64 hex digits");
+    }
+    if hash_hex(&line[..at]) != stored {
+        return Err("Hash does not match the record's contents (the record was edited)");
+    }
+    Ok(stored)
+}
+
+/// The outcome of an audited event. Serialized as one string: `Allowed`, `Denied`,
+/// `AuthenticationFailed`, or the AWS error type (`ResourceNotFoundException`, …).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Authorized (and, for a request, answered without an error).
+    Allowed,
+    /// Refused by policy evaluation (AccessDeniedException).
+    Denied,
+    /// The signature or access key did not check out; the principal is unknown.
+    AuthenticationFailed,
+    /// Authorized but failed with this AWS error type (the `__type`), or a rotation step
+    /// that failed (`StepFailed`).
+    Error(String),
+}
+
+impl Outcome {
+    /// The string in the record.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Outcome::Allowed => "Allowed",
+            Outcome::Denied => "Denied",
+            Outcome::AuthenticationFailed => "AuthenticationFailed",
+            Outcome::Error(code) => code,
+        }
+    }
+
+    /// Parses the string in a record.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "Allowed" => Outcome::Allowed,
+            "Denied" => Outcome::Denied,
+            "AuthenticationFailed" => Outcome::AuthenticationFailed,
+            other => Outcome::Error(other.to_owned()),
+        }
+    }
+}
+
+impl Serialize for Outcome {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for Outcome {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Outcome::parse(&String::deserialize(d)?))
+    }
+}
+
+/// Why a request was denied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DenialReason {
+    /// An explicit Deny statement, or no statement allowing the action.
+    pub kind: DenialKind,
+    /// The policy holding the deciding Deny statement, e.g. `user/alice/ReadOnly`,
+    /// `group/ops/NoDelete`, `resource-policy`, `session-policy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    /// The statement's Sid, or its 1-based index in the policy as `#2` when it has none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub statement: Option<String>,
+}
+
+/// The two ways IAM denies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DenialKind {
+    /// A Deny statement matched.
+    ExplicitDeny,
+    /// No Allow statement matched.
+    ImplicitDeny,
+}
+
+/// Serde for `OffsetDateTime` as `2026-11-30T16:45:01.123Z`.
+mod rfc3339_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    use time::{OffsetDateTime, UtcOffset};
+
+    pub(super) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        let fmt = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
+        let text = t
+            .to_offset(UtcOffset::UTC)
+            .format(&fmt)
+            .map_err(serde::ser::Error::custom)?;
+        s.serialize_str(&text)
+    }
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
+        let text = String::deserialize(d)?;
+        OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)
+    }
+}
