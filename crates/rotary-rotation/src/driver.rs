@@ -88,6 +88,33 @@ impl RotationEngine {
         self.service.arn_of(&master).await.ok().flatten()
     }
 
+    /// Records a rotation step in the audit log: secret, version, step, function, outcome.
+    async fn audit_step(
+        &self,
+        rotation_id: &str,
+        arn: &str,
+        token: &str,
+        step: Step,
+        function_arn: &str,
+        failed: Option<&str>,
+    ) {
+        let Some(log) = &self.config.audit else {
+            return;
+        };
+        use rotary_core::audit::{AuditRecord, Outcome};
+        let outcome = failed.map_or(Outcome::Allowed, |e| Outcome::Error(e.to_owned()));
+        let now_ms =
+            i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+                .unwrap_or(i64::MAX);
+        let rec = AuditRecord::new(now_ms, rotation_id, format!("rotation:{step}"), outcome)
+            .secret(arn)
+            .version(token)
+            .function(function_arn);
+        if let Err(e) = log.record(rec).await {
+            tracing::error!(secret_arn = %arn, error = %e, "Writing a rotation step's audit record failed");
+        }
+    }
+
     /// Temporary credentials for one step: the rotation operations on `arn`, and reading
     /// `read_only` (its master secret).
     fn session_credentials(
@@ -383,6 +410,8 @@ impl RotationEngine {
             terms.append(&mut credential_terms);
             match result {
                 Ok(out) => {
+                    self.audit_step(&rec.id, &arn, &token, step, &due.lambda_arn, None)
+                        .await;
                     srec.outcome = Some("Succeeded".into());
                     srec.output = (!out.log.is_empty()).then(|| redact(&out.log, &terms));
                     rec.steps.push(srec);
@@ -407,6 +436,15 @@ impl RotationEngine {
                         .map(|o| redact(&o.log, &terms))
                         .filter(|o| !o.is_empty());
                     let msg = redact(&e.to_string(), &terms);
+                    self.audit_step(
+                        &rec.id,
+                        &arn,
+                        &token,
+                        step,
+                        &due.lambda_arn,
+                        Some("StepFailed"),
+                    )
+                    .await;
                     srec.outcome = Some("Failed".into());
                     srec.error = Some(msg.clone());
                     srec.output = output;

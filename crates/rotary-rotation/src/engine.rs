@@ -34,6 +34,8 @@ pub struct EngineConfig {
     pub webhook: Option<WebhookConfig>,
     /// Key signing HTTP function calls (`X-Rotary-Signature`).
     pub http_signing_key: Vec<u8>,
+    /// Where each rotation step is audited.
+    pub audit: Option<Arc<rotary_core::audit::AuditLog>>,
 }
 
 impl Default for EngineConfig {
@@ -47,6 +49,7 @@ impl Default for EngineConfig {
             concurrency: 8,
             webhook: None,
             http_signing_key: Vec::new(),
+            audit: None,
         }
     }
 }

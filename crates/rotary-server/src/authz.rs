@@ -22,9 +22,11 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 use rotary_auth::policy::{
-    access_denied_message, evaluate, limits, Decision, Outcome, Policy, PolicyKind, RequestContext,
+    access_denied_message, evaluate, limits, Decision, Outcome, Policy, PolicyKind, PolicySource,
+    RequestContext,
 };
 use rotary_auth::{Principal, PrincipalKind};
+use rotary_core::audit::{DenialKind, DenialReason};
 use rotary_core::{AuthzView, SecretsService};
 use rotary_wire::{api_error, ApiError, Operation};
 use serde_json::Value;
@@ -36,6 +38,8 @@ pub trait Identities: Send + Sync {
     fn identity_policies(&self, user: &str) -> Option<Arc<[Arc<Policy>]>>;
     /// `(aws:userid, tags)` of a user.
     fn attributes(&self, user: &str) -> Option<(String, Vec<(String, String)>)>;
+    /// The principal a user acts as (for `rotary policy simulate`).
+    fn principal(&self, user: &str) -> Option<Principal>;
 }
 
 /// No users: only root and sessions (tests and start-up).
@@ -48,6 +52,49 @@ impl Identities for NoIdentities {
     fn attributes(&self, _user: &str) -> Option<(String, Vec<(String, String)>)> {
         None
     }
+    fn principal(&self, _user: &str) -> Option<Principal> {
+        None
+    }
+}
+
+impl Identities for crate::iam::Iam {
+    fn identity_policies(&self, user: &str) -> Option<Arc<[Arc<Policy>]>> {
+        crate::iam::Iam::identity_policies(self, user)
+    }
+    fn attributes(&self, user: &str) -> Option<(String, Vec<(String, String)>)> {
+        let u = self.user(user)?;
+        let tags = u
+            .tags
+            .iter()
+            .map(|t| (t.key.clone(), t.value.clone()))
+            .collect();
+        Some((u.user_id.clone(), tags))
+    }
+    fn principal(&self, user: &str) -> Option<Principal> {
+        let u = self.user(user)?;
+        Some(Principal {
+            account_id: self.account_id().to_owned(),
+            arn: u.arn.clone(),
+            access_key_id: String::new(),
+            kind: PrincipalKind::User {
+                name: u.name.clone(),
+            },
+        })
+    }
+}
+
+/// The result of `rotary policy simulate`.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Simulation {
+    /// `allowed`, `explicitDeny` or `implicitDeny` (IAM's policy simulator words).
+    pub decision: &'static str,
+    /// The statement that decided, e.g. `identity policy 1, statement 2 (Sid "Read")`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matched_statement: Option<String>,
+    /// The AccessDeniedException text a real request would get.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
 }
 
 /// Facts about the connection that global condition keys expose.
@@ -77,6 +124,8 @@ pub struct Denied {
     pub error: ApiError,
     /// Which statement denied, or that nothing allowed.
     pub reason: String,
+    /// The same for the audit record.
+    pub audit: DenialReason,
     /// The secret the request was for, when it exists.
     pub secret_arn: Option<String>,
 }
@@ -136,7 +185,7 @@ impl Authorizer {
         action: Action<'_>,
         body: &[u8],
         info: &RequestInfo,
-    ) -> Result<Allowed, Denied> {
+    ) -> Result<Allowed, Box<Denied>> {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
         let secret = match action {
             Action::Aws(op) if takes_secret_id(op) => {
@@ -145,7 +194,57 @@ impl Authorizer {
             }
             _ => None,
         };
-        self.decide(principal, action, &body, secret.as_ref(), info)
+        self.decide(principal, action, &body, secret.as_ref(), info, &[])
+    }
+
+    /// What the policies decide for `principal` calling `action` on `resource`, with extra
+    /// condition keys; nothing is run.
+    pub async fn simulate(
+        &self,
+        principal: &Principal,
+        action: &str,
+        resource: &str,
+        context: &[(String, Vec<String>)],
+        info: &RequestInfo,
+    ) -> Simulation {
+        let op = action
+            .strip_prefix("secretsmanager:")
+            .and_then(|name| Operation::ALL.iter().copied().find(|o| o.name() == name));
+        let (act, body, secret) = match op {
+            Some(op) => {
+                let secret = if resource.starts_with("arn:") && takes_secret_id(op) {
+                    self.service.authz_view(resource).await.ok().flatten()
+                } else {
+                    None
+                };
+                let body = if resource == "*" {
+                    Value::Null
+                } else {
+                    serde_json::json!({ "SecretId": resource })
+                };
+                (Action::Aws(op), body, secret)
+            }
+            None => {
+                let name = action.strip_prefix("rotary:").unwrap_or(action);
+                (Action::Rotary(name, resource), Value::Null, None)
+            }
+        };
+        match self.decide(principal, act, &body, secret.as_ref(), info, context) {
+            Ok(a) => Simulation {
+                decision: "allowed",
+                matched_statement: a.reason,
+                message: None,
+            },
+            Err(d) => Simulation {
+                decision: if d.reason.starts_with("explicit deny") {
+                    "explicitDeny"
+                } else {
+                    "implicitDeny"
+                },
+                matched_statement: d.reason.strip_prefix("explicit deny: ").map(str::to_owned),
+                message: Some(d.error.message().to_owned()),
+            },
+        }
     }
 
     /// Decides GetSecretValue on one secret of a BatchGetSecretValue.
@@ -154,7 +253,7 @@ impl Authorizer {
         principal: &Principal,
         secret_arn: &str,
         info: &RequestInfo,
-    ) -> Result<Allowed, Denied> {
+    ) -> Result<Allowed, Box<Denied>> {
         let secret = self.service.authz_view(secret_arn).await.ok().flatten();
         let body = serde_json::json!({ "SecretId": secret_arn });
         self.decide(
@@ -163,6 +262,7 @@ impl Authorizer {
             &body,
             secret.as_ref(),
             info,
+            &[],
         )
     }
 
@@ -173,10 +273,11 @@ impl Authorizer {
         body: &Value,
         secret: Option<&AuthzView>,
         info: &RequestInfo,
-    ) -> Result<Allowed, Denied> {
+        extra: &[(String, Vec<String>)],
+    ) -> Result<Allowed, Box<Denied>> {
         let action_name = action.name();
         let resource = self.resource(action, body, secret);
-        let ctx = self.context(
+        let mut ctx = self.context(
             principal,
             &action_name,
             &resource,
@@ -185,20 +286,28 @@ impl Authorizer {
             secret,
             info,
         );
+        for (key, values) in extra {
+            ctx.set(key, values.clone());
+        }
         let resource_policy = match secret {
             Some(view) => match self.resource_policy(view) {
                 Ok(p) => p,
                 Err(()) if matches!(principal.kind, PrincipalKind::Root) => None,
                 Err(()) => {
-                    return Err(Denied {
+                    return Err(Box::new(Denied {
                         error: api_error!(
                             AccessDeniedException,
                             "User: {} is not authorized to perform: {action_name} on resource: {resource} because the secret's resource policy cannot be evaluated",
                             principal.arn
                         ),
                         reason: "unreadable resource policy".to_owned(),
+                        audit: DenialReason {
+                            kind: DenialKind::ImplicitDeny,
+                            policy: Some("resource-policy (does not compile)".to_owned()),
+                            statement: None,
+                        },
                         secret_arn: Some(view.arn.clone()),
-                    })
+                    }))
                 }
             },
             None => None,
@@ -287,12 +396,32 @@ impl Authorizer {
             Some(s) => format!("explicit deny: {s}"),
             None => "no policy allows it".to_owned(),
         };
+        let audit = match decision.statement {
+            Some(s) => DenialReason {
+                kind: DenialKind::ExplicitDeny,
+                policy: Some(match (s.source, &principal.kind) {
+                    (PolicySource::Resource, _) => "resource-policy".to_owned(),
+                    (_, PrincipalKind::Session { .. }) => "session-policy".to_owned(),
+                    (PolicySource::Identity(i), _) => format!("identity-policy-{}", i + 1),
+                }),
+                statement: Some(
+                    s.sid
+                        .map_or_else(|| format!("#{}", s.index + 1), str::to_owned),
+                ),
+            },
+            None => DenialReason {
+                kind: DenialKind::ImplicitDeny,
+                policy: None,
+                statement: None,
+            },
+        };
         let message = access_denied_message(&ctx, &decision).unwrap_or_default();
-        Err(Denied {
+        Err(Box::new(Denied {
             error: ApiError::new(rotary_wire::ErrorCode::AccessDeniedException, message),
             reason,
+            audit,
             secret_arn,
-        })
+        }))
     }
 
     /// The resource a request acts on, as AWS names it for the action.

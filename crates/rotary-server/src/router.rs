@@ -11,16 +11,18 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
-use rotary_auth::{CredentialSource, Principal, RequestParts, Verifier};
+use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
 use crate::authz::{Action, Authorizer, RequestInfo};
 use crate::dispatch::dispatch;
+use crate::iam::Iam;
 use crate::limits::{BodyLimits, BodyPermit};
 use crate::listener::ConnInfo;
 use crate::metrics::Metrics;
+use rotary_core::audit::{AuditLog, AuditRecord, DenialReason, Outcome as AuditOutcome};
 
 /// Default largest request body. A 65,536-character SecretString escaped as `\uXXXX` is
 /// 384 KiB, so 1 MiB leaves room for the other members; the memory of all bodies together
@@ -64,7 +66,72 @@ pub struct AppState {
     pub metrics_access: MetricsAccess,
     /// Policy evaluation for every request.
     pub authorizer: Arc<Authorizer>,
+    /// Users, groups, access keys and their policies.
+    pub iam: Arc<Iam>,
+    /// The hash-chained audit log: one record per request.
+    pub audit: Arc<AuditLog>,
 }
+
+/// What the request path learned that goes into the audit record.
+#[derive(Default)]
+struct AuditFacts {
+    principal_arn: Option<String>,
+    access_key_id: Option<String>,
+    secret_arn: Option<String>,
+    version_id: Option<String>,
+    denial: Option<DenialReason>,
+    authentication_failed: bool,
+}
+
+/// Error types that mean the caller was not authenticated.
+fn is_authentication_error(code: ErrorCode) -> bool {
+    matches!(
+        code,
+        ErrorCode::MissingAuthenticationTokenException
+            | ErrorCode::UnrecognizedClientException
+            | ErrorCode::InvalidSignatureException
+            | ErrorCode::IncompleteSignatureException
+    )
+}
+
+/// The access key id of an `Authorization` header, for the record of a refused request.
+fn claimed_access_key(parts: &axum::http::request::Parts) -> Option<String> {
+    let auth = parts.headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let cred = auth.split("Credential=").nth(1)?;
+    let akid = cred.split('/').next()?;
+    (!akid.is_empty() && akid.len() <= 128 && akid.bytes().all(|b| b.is_ascii_alphanumeric()))
+        .then(|| akid.to_owned())
+}
+
+/// The secret ARN an answer names (`ARN`).
+fn arn_of_answer(resp: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct A {
+        #[serde(rename = "ARN")]
+        arn: Option<String>,
+    }
+    serde_json::from_slice::<A>(resp).ok().and_then(|a| a.arn)
+}
+
+/// The version a request or its answer names (`VersionId`, or a write's token).
+fn version_of(req: &[u8], resp: Option<&[u8]>) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct V {
+        #[serde(rename = "VersionId")]
+        version_id: Option<String>,
+        #[serde(rename = "ClientRequestToken")]
+        token: Option<String>,
+    }
+    let from = |b: &[u8]| {
+        serde_json::from_slice::<V>(b)
+            .ok()
+            .and_then(|v| v.version_id.or(v.token))
+    };
+    resp.and_then(from).or_else(|| from(req))
+}
+
+/// Rotary operations the server itself answers (besides the rotation and IAM ones).
+const SERVER_OPERATIONS: &[&str] = &["SimulatePolicy"];
 
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
@@ -127,6 +194,15 @@ async fn signed_metrics(State(st): State<AppState>, req: Request) -> Response {
 async fn metrics(State(st): State<AppState>) -> Response {
     let mut text = st.metrics.render();
     text.push_str(&st.rotation.metrics().render());
+    let a = &st.audit;
+    text.push_str(&format!(
+        "# HELP rotary_audit_records_total Audit records written.\n# TYPE rotary_audit_records_total counter\nrotary_audit_records_total {}\n\
+         # HELP rotary_audit_write_errors_total Audit records that could not be written.\n# TYPE rotary_audit_write_errors_total counter\nrotary_audit_write_errors_total {}\n\
+         # HELP rotary_audit_dropped_total Audit records dropped (queue full).\n# TYPE rotary_audit_dropped_total counter\nrotary_audit_dropped_total {}\n",
+        a.records_total(),
+        a.write_errors_total(),
+        a.dropped_total()
+    ));
     let mut r = text.into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
@@ -164,9 +240,19 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
     let op = Target::parse(&target);
     let op_label = op.as_ref().map_or("Unknown", Target::label);
     let mut close = false;
+    let mut facts = AuditFacts::default();
+    if st.audit.fail_closed() && st.audit.is_failing() {
+        // Fail closed: nothing runs that cannot be audited.
+        let e = api_error!(
+            InternalServiceError,
+            "The request cannot be audited, so it was refused."
+        );
+        return error_response(&e, &request_id);
+    }
     let result = match read_body(&st, &parts, body).await {
         Err(BodyError::Api(e, closing)) => {
             close = closing;
+            facts.authentication_failed = is_authentication_error(e.code());
             Err(e)
         }
         Err(BodyError::TimedOut) => {
@@ -175,10 +261,75 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
             return body_timeout_response(&st, &request_id);
         }
         Ok((body, permit)) => {
-            let r = handle(&st, &parts, body, op, &request_id).await;
+            let r = handle(&st, &parts, body.clone(), op, &request_id, &mut facts).await;
+            if let (Ok(out), Some(Target::Aws(_))) = (&r, op) {
+                facts.version_id = version_of(&body, Some(out));
+                if facts.secret_arn.is_none() {
+                    // CreateSecret: the ARN exists only once the secret does.
+                    facts.secret_arn = arn_of_answer(out);
+                }
+            } else if facts.version_id.is_none() {
+                facts.version_id = version_of(&body, None);
+            }
             drop(permit);
             r
         }
+    };
+    let outcome = match &result {
+        Ok(_) => AuditOutcome::Allowed,
+        Err(_) if facts.denial.is_some() => AuditOutcome::Denied,
+        Err(e) if facts.authentication_failed || is_authentication_error(e.code()) => {
+            AuditOutcome::AuthenticationFailed
+        }
+        Err(e) => AuditOutcome::Error(e.code().as_str().to_owned()),
+    };
+    let operation = match op {
+        Some(Target::Aws(o)) => format!("secretsmanager:{}", o.name()),
+        Some(t) => format!("rotary:{}", t.label()),
+        None if target.is_empty() => "unknown".to_owned(),
+        None => format!("unknown:{}", target.chars().take(64).collect::<String>()),
+    };
+    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX);
+    let mut rec = AuditRecord::new(now_ms, request_id.clone(), operation, outcome);
+    if let Some(a) = facts.principal_arn.take() {
+        rec = rec.principal(a);
+    }
+    if let Some(k) = facts
+        .access_key_id
+        .take()
+        .or_else(|| claimed_access_key(&parts))
+    {
+        rec = rec.access_key(k);
+    }
+    if let Some(c) = parts.extensions.get::<ConnInfo>() {
+        rec = rec.source(c.peer.ip().to_string());
+    }
+    if let Some(ua) = parts
+        .headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        rec = rec.user_agent(ua.chars().take(256).collect::<String>());
+    }
+    if let Some(s) = facts.secret_arn.take() {
+        rec = rec.secret(s);
+    }
+    if let Some(v) = facts.version_id.take() {
+        rec = rec.version(v);
+    }
+    if let Some(d) = facts.denial.take() {
+        rec = rec.denied_by(d);
+    }
+    let result = match st.audit.record(rec).await {
+        Err(e) if st.audit.fail_closed() => {
+            tracing::error!(request_id, error = %e, "Writing the audit record failed; the request is refused");
+            Err(api_error!(
+                InternalServiceError,
+                "The request cannot be audited, so it was refused."
+            ))
+        }
+        _ => result,
     };
     let (response, code) = match result {
         Ok(body) => (json_response(StatusCode::OK, body, Some(&request_id)), "OK"),
@@ -215,6 +366,8 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
 enum Target {
     Aws(Operation),
     Rotary(&'static str),
+    Iam(&'static str),
+    Server(&'static str),
 }
 
 impl Target {
@@ -223,16 +376,17 @@ impl Target {
             return Some(Target::Aws(op));
         }
         let name = target.strip_prefix(rotary_rotation::api::TARGET_PREFIX)?;
-        rotary_rotation::api::OPERATIONS
-            .iter()
-            .find(|o| **o == name)
-            .map(|o| Target::Rotary(o))
+        let find = |ops: &'static [&'static str]| ops.iter().find(|o| **o == name).copied();
+        find(&rotary_rotation::api::OPERATIONS)
+            .map(Target::Rotary)
+            .or_else(|| find(crate::iam::OPERATIONS).map(Target::Iam))
+            .or_else(|| find(SERVER_OPERATIONS).map(Target::Server))
     }
 
     fn label(&self) -> &'static str {
         match self {
             Target::Aws(op) => op.name(),
-            Target::Rotary(name) => name,
+            Target::Rotary(name) | Target::Iam(name) | Target::Server(name) => name,
         }
     }
 }
@@ -243,6 +397,7 @@ async fn handle(
     body: Bytes,
     op: Option<Target>,
     request_id: &str,
+    facts: &mut AuditFacts,
 ) -> Result<Vec<u8>, ApiError> {
     let headers = header_pairs(parts);
     let path = parts.uri.path();
@@ -258,7 +413,12 @@ async fn handle(
     let principal = st
         .verifier
         .verify(&signed, st.credentials.as_ref(), now)
-        .map_err(auth_error)?;
+        .map_err(|e| {
+            facts.authentication_failed = true;
+            auth_error(e)
+        })?;
+    facts.principal_arn = Some(principal.arn.clone());
+    facts.access_key_id = Some(principal.access_key_id.clone());
     let Some(op) = op else {
         return Err(api_error!(
             UnknownOperationException,
@@ -288,13 +448,20 @@ async fn handle(
         secure_transport: conn.is_some_and(|c| c.tls),
         now,
     };
+    if let PrincipalKind::User { .. } = principal.kind {
+        let ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+        st.iam.note_key_used(&principal.access_key_id, ms);
+    }
     let rotary_resource = match op {
         Target::Rotary(name) => rotary_resource(st, name, &body),
-        Target::Aws(_) => String::new(),
+        Target::Iam(name) => st.iam.resource_arn(name, &body),
+        Target::Aws(_) | Target::Server(_) => "*".to_owned(),
     };
     let action = match op {
         Target::Aws(op) => Action::Aws(op),
-        Target::Rotary(name) => Action::Rotary(name, &rotary_resource),
+        Target::Rotary(name) | Target::Iam(name) | Target::Server(name) => {
+            Action::Rotary(name, &rotary_resource)
+        }
     };
     let allowed = st
         .authorizer
@@ -302,9 +469,11 @@ async fn handle(
         .await
         .map_err(|denied| {
             tracing::debug!(request_id, reason = %denied.reason, "Request denied");
+            facts.secret_arn = denied.secret_arn;
+            facts.denial = Some(denied.audit);
             denied.error
         })?;
-    let _ = allowed;
+    facts.secret_arn = allowed.secret_arn;
     if let Target::Aws(Operation::PutResourcePolicy) = op {
         check_policy_is_enforceable(&body)?;
     }
@@ -318,7 +487,47 @@ async fn handle(
             rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, name, &body)
                 .await
         }
+        Target::Iam(name) => crate::iam::handle(&st.iam, name, &body).await,
+        Target::Server(_) => simulate(st, &body, &info).await,
     }
+}
+
+/// `rotary.SimulatePolicy`: the decision for a user, an action and a resource.
+async fn simulate(st: &AppState, body: &[u8], info: &RequestInfo) -> Result<Vec<u8>, ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Req {
+        principal_name: Option<String>,
+        action: Option<String>,
+        resource: Option<String>,
+        #[serde(default)]
+        context: std::collections::BTreeMap<String, Vec<String>>,
+    }
+    let req: Req = serde_json::from_slice(body).map_err(|_| {
+        api_error!(
+            SerializationException,
+            "The request body is not a SimulatePolicy request."
+        )
+    })?;
+    let (Some(name), Some(action)) = (req.principal_name, req.action) else {
+        return Err(api_error!(
+            InvalidParameterException,
+            "PrincipalName and Action are required."
+        ));
+    };
+    let Some(principal) = crate::authz::Identities::principal(st.iam.as_ref(), &name) else {
+        return Err(api_error!(
+            ResourceNotFoundException,
+            "The user with name {name} cannot be found."
+        ));
+    };
+    let context: Vec<(String, Vec<String>)> = req.context.into_iter().collect();
+    let resource = req.resource.unwrap_or_else(|| "*".to_owned());
+    let out = st
+        .authorizer
+        .simulate(&principal, &action, &resource, &context, info)
+        .await;
+    serde_json::to_vec(&out).map_err(|_| ApiError::internal())
 }
 
 /// A resource policy that passes Secrets Manager's own checks must also compile for the

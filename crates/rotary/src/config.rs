@@ -71,6 +71,13 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub function_writable_dirs: Vec<PathBuf>,
+    /// Also write every audit record, as a JSON line, to this file, or to standard output
+    /// with `-` (for log shippers) [default: none].
+    #[arg(long, env = "ROTARY_AUDIT_MIRROR")]
+    pub audit_mirror: Option<String>,
+    /// Refuse requests whose audit record cannot be written (as Vault does) [default: false].
+    #[arg(long, env = "ROTARY_AUDIT_FAIL_CLOSED", num_args = 0..=1, default_missing_value = "true")]
+    pub audit_fail_closed: Option<bool>,
     /// HTTP server limits, TLS and the metrics listener (boxed: they make the struct large).
     #[command(flatten)]
     pub http: Box<HttpArgs>,
@@ -164,6 +171,8 @@ struct FileConfig {
     function_dir: Option<PathBuf>,
     allow_unsandboxed_functions: Option<bool>,
     function_writable_dirs: Option<Vec<PathBuf>>,
+    audit_mirror: Option<String>,
+    audit_fail_closed: Option<bool>,
     header_timeout_seconds: Option<u64>,
     body_timeout_seconds: Option<u64>,
     idle_timeout_seconds: Option<u64>,
@@ -212,6 +221,10 @@ pub struct Config {
     pub allow_unsandboxed_functions: bool,
     /// Directories sandboxed functions may write.
     pub function_writable_dirs: Vec<PathBuf>,
+    /// Where audit records are mirrored: `-` for stdout, or a file.
+    pub audit_mirror: Option<String>,
+    /// Whether requests are refused when their audit record cannot be written.
+    pub audit_fail_closed: bool,
     /// Limits and timeouts of the HTTP server.
     pub limits: rotary_server::Limits,
     /// TLS certificate and key files, when serving HTTPS.
@@ -441,6 +454,11 @@ impl Config {
             allow_unsandboxed_functions,
             function_writable_dirs,
             limits,
+            audit_mirror: args.audit_mirror.or(file.audit_mirror),
+            audit_fail_closed: args
+                .audit_fail_closed
+                .or(file.audit_fail_closed)
+                .unwrap_or(false),
             tls,
             metrics_listen,
         })

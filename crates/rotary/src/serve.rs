@@ -10,13 +10,15 @@ use rand::distributions::{Alphanumeric, DistString, Uniform};
 use rand::rngs::OsRng;
 use rand::Rng;
 use rotary_auth::{root_credential, CredentialTable, SecretKey, Verifier};
+use rotary_core::audit::{AuditConfig, AuditLog, Mirror};
 use rotary_core::{Clock, OffsetClock, SecretsService, ServiceConfig, SystemClock};
 use rotary_crypto::{Keyring, MasterKey};
 use rotary_rotation::api::TEST_CLOCK_META;
 use rotary_rotation::functions::{ExecPolicy, Isolation, Sandbox};
 use rotary_rotation::webhook::WebhookConfig;
 use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
-use rotary_server::authz::{Authorizer, NoIdentities};
+use rotary_server::authz::Authorizer;
+use rotary_server::iam::Iam;
 use rotary_server::{AppState, BodyLimits, Metrics, MetricsAccess, TlsFiles};
 use rotary_store::{SqliteStore, Store};
 use serde::{Deserialize, Serialize};
@@ -211,6 +213,13 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     let service = Arc::new(service);
 
     let keys = root_keys(&config, store.as_ref(), &keyring).await?;
+    let iam = Arc::new(
+        Iam::open(store.clone(), keyring.clone(), &config.account_id)
+            .await
+            .map_err(|e| anyhow::anyhow!("loading users and access keys: {e}"))?
+            .with_clock(service.clock().clone()),
+    );
+    let _flusher = Iam::spawn_last_used_flusher(&iam, Duration::from_secs(60));
     let credentials = Arc::new(CredentialTable::new());
     credentials.insert(
         keys.access_key_id.clone(),
@@ -235,6 +244,18 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("loading rotation functions")?,
     );
+    let audit = AuditLog::open(
+        &config.data_dir.join(rotary_core::audit::LOG_FILE),
+        AuditConfig {
+            mirror: match config.audit_mirror.as_deref() {
+                None | Some("") => None,
+                Some("-") => Some(Mirror::Stdout),
+                Some(path) => Some(Mirror::File(path.into())),
+            },
+            fail_closed: config.audit_fail_closed,
+        },
+    )
+    .map_err(|e| anyhow::anyhow!("opening the audit log: {e}"))?;
     let engine = RotationEngine::new(
         service.clone(),
         registry,
@@ -255,6 +276,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                     signing_key: signing_key.to_vec(),
                 }),
             http_signing_key: signing_key.to_vec(),
+            audit: Some(audit.clone()),
         },
     );
 
@@ -270,7 +292,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         rotation: engine.clone(),
         test_clock,
         verifier: Arc::new(Verifier::new(config.region.clone(), "secretsmanager")),
-        credentials,
+        credentials: Arc::new(KeyChain {
+            table: credentials.clone(),
+            iam: iam.clone(),
+        }),
         metrics: Arc::new(Metrics::default()),
         region: config.region.clone(),
         body_limits: Arc::new(BodyLimits::new(&limits)),
@@ -279,7 +304,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         } else {
             MetricsAccess::Signed
         },
-        authorizer: Arc::new(Authorizer::new(service.clone(), Arc::new(NoIdentities))),
+        authorizer: Arc::new(Authorizer::new(service.clone(), iam.clone())),
+        iam: iam.clone(),
+        audit: audit.clone(),
     };
 
     let purger = service.clone();
@@ -361,6 +388,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .context("serving")?;
     if let Some(m) = metrics_server {
         let _ = m.await;
+    }
+    if let Err(e) = audit.flush().await {
+        tracing::error!(error = %e, "Flushing the audit log at shutdown failed");
     }
     tracing::info!("Rotary stopped");
     Ok(())
@@ -517,4 +547,18 @@ fn function_policy(config: &Config) -> anyhow::Result<ExecPolicy> {
         }
     };
     Ok(ExecPolicy::new(dir, isolation))
+}
+
+/// Access keys: the root key and rotation sessions (in memory), then users' keys.
+struct KeyChain {
+    table: Arc<CredentialTable>,
+    iam: Arc<Iam>,
+}
+
+impl rotary_auth::CredentialSource for KeyChain {
+    fn lookup(&self, access_key_id: &str) -> Option<rotary_auth::Credential> {
+        self.table
+            .lookup(access_key_id)
+            .or_else(|| self.iam.lookup(access_key_id))
+    }
 }

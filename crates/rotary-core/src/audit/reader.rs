@@ -112,6 +112,17 @@ pub fn verify(path: &Path) -> Result<VerifySummary, VerifyError> {
             break;
         }
         position += 1;
+        // A running writer's batch can be seen half-written (the file grows page by page):
+        // give an incomplete last line a moment to complete before calling it truncated.
+        for _ in 0..10 {
+            if line.ends_with(b"\n") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            reader
+                .read_until(b'\n', &mut line)
+                .map_err(|e| broken(position, format!("reading: {e}")))?;
+        }
         let Some(body) = line.strip_suffix(b"\n") else {
             return Err(broken(
                 position,

@@ -434,6 +434,40 @@ async fn concurrent_fail_closed_records_form_one_chain() {
     assert_eq!(verify(&path).unwrap().records, 1600);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_while_writing_always_passes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = log_path(&dir);
+    let log = AuditLog::open(&path, AuditConfig::default()).unwrap();
+    let writer = {
+        let log = log.clone();
+        tokio::spawn(async move {
+            for i in 0..5_000 {
+                log.record(rec(i).user_agent("x".repeat((i % 7000) as usize)))
+                    .await
+                    .unwrap();
+                if i % 500 == 0 {
+                    tokio::task::yield_now().await;
+                }
+            }
+        })
+    };
+    let p = path.clone();
+    let checks = tokio::task::spawn_blocking(move || {
+        let mut last = 0;
+        for _ in 0..30 {
+            let s = verify(&p).unwrap();
+            assert!(s.records >= last);
+            last = s.records;
+        }
+        last
+    });
+    writer.await.unwrap();
+    checks.await.unwrap();
+    drop(log);
+    assert_eq!(verify(&path).unwrap().records, 5_000);
+}
+
 #[tokio::test]
 async fn records_never_contain_a_request_body_canary() {
     // What the request path has: a body with a secret value. It builds the record from the

@@ -164,9 +164,12 @@ impl AuditLog {
             return match tx.try_send(Msg::Record(Box::new(rec), None)) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(_)) => {
-                    self.counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    let n = self.counters.dropped.fetch_add(1, Ordering::Relaxed) + 1;
                     self.counters.write_errors.fetch_add(1, Ordering::Relaxed);
-                    tracing::error!("Audit queue full; record dropped.");
+                    // Logged at 1, 2, 4, 8, … drops: an overload must not also flood the log.
+                    if n.is_power_of_two() {
+                        tracing::error!(dropped_total = n, "Audit queue full; record dropped.");
+                    }
                     Ok(())
                 }
                 Err(TrySendError::Disconnected(_)) => {

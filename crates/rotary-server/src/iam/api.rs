@@ -243,7 +243,13 @@ pub async fn handle(iam: &Iam, op: &str, body: &[u8]) -> Result<Vec<u8>, ApiErro
         }
         "UntagUser" => {
             let name = required(&req.user_name, "userName")?;
-            let keys = req.tag_keys.clone().unwrap_or_default();
+            let keys = req.tag_keys.clone().ok_or_else(|| {
+                api_error!(
+                    InvalidParameterException,
+                    "1 validation error detected: Value null at 'tagKeys' failed to satisfy \
+                     constraint: Member must not be null"
+                )
+            })?;
             iam.untag_user(name, &keys).await?;
             empty()
         }
