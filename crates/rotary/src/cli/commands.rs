@@ -47,6 +47,9 @@ pub enum ClientCommand {
     /// Groups of users and their inline policies.
     #[command(subcommand)]
     Group(super::iam::GroupCommand),
+    /// Policy tools: `simulate` what the policies decide for a user.
+    #[command(subcommand)]
+    Policy(super::policy::PolicyCommand),
 }
 
 /// `rotary function …`
@@ -152,6 +155,7 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::User(c) => return super::iam::run_user(&client, json_out, c).await,
         ClientCommand::Key(c) => return super::iam::run_key(&client, json_out, c).await,
         ClientCommand::Group(c) => return super::iam::run_group(&client, json_out, c).await,
+        ClientCommand::Policy(c) => return super::policy::run(&client, json_out, c).await,
         ClientCommand::Function(FunctionCommand::Create {
             name,
             command,
@@ -237,7 +241,10 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
 
 fn print_text(cmd: &ClientCommand, out: &Value) {
     match cmd {
-        ClientCommand::User(_) | ClientCommand::Key(_) | ClientCommand::Group(_) => {}
+        ClientCommand::User(_)
+        | ClientCommand::Key(_)
+        | ClientCommand::Group(_)
+        | ClientCommand::Policy(_) => {}
         ClientCommand::Function(FunctionCommand::List) => {
             for f in out["Functions"].as_array().into_iter().flatten() {
                 let kind = if f["BuiltIn"].as_bool() == Some(true) {

@@ -9,5 +9,6 @@ pub mod audit;
 mod client;
 mod commands;
 mod iam;
+mod policy;
 
 pub use commands::{is_api_error, run, ClientArgs, ClientCommand};

@@ -31,7 +31,7 @@ pub enum PolicyCommand {
 
 /// Runs a policy command; exit code 1 on an API error is decided by the caller. A denied
 /// simulation is not an error: it prints the decision and exits 0.
-pub async fn run(client: &Client, json_out: bool, cmd: PolicyCommand) -> anyhow::Result<()> {
+pub async fn run(client: &Client, json_out: bool, cmd: &PolicyCommand) -> anyhow::Result<()> {
     let PolicyCommand::Simulate {
         principal,
         action,
