@@ -391,3 +391,17 @@ sys.exit(1)
                        "other": "AccessDeniedException", "list": "AccessDeniedException"}, res
     finally:
         srv.stop()
+
+
+def test_validate_resource_policy_reports_engine_findings(sm):
+    good = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
+    out = sm.validate_resource_policy(ResourcePolicy=good)
+    assert out["PolicyValidationPassed"] is True and out["ValidationErrors"] == [], out
+    typo = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT},
+        "Action": "secretsmanager:GetSecretValu", "Resource": "*"}]})
+    out = sm.validate_resource_policy(ResourcePolicy=typo)
+    assert out["PolicyValidationPassed"] is False, out
+    assert [e["CheckName"] for e in out["ValidationErrors"]] == ["INVALID_ACTION"], out

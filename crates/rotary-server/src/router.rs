@@ -482,6 +482,10 @@ async fn handle(
             let out = dispatch(st, &cx, Operation::BatchGetSecretValue, &body).await?;
             filter_batch(st, &principal, &info, out).await
         }
+        Target::Aws(Operation::ValidateResourcePolicy) => {
+            let out = dispatch(st, &cx, Operation::ValidateResourcePolicy, &body).await?;
+            Ok(add_engine_findings(&body, out))
+        }
         Target::Aws(op) => dispatch(st, &cx, op, &body).await,
         Target::Rotary(name) => {
             rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, name, &body)
@@ -550,6 +554,42 @@ fn check_policy_is_enforceable(body: &[u8]) -> Result<(), ApiError> {
     crate::authz::check_resource_policy(&text)
         .map(|_| ())
         .map_err(|m| ApiError::new(ErrorCode::MalformedPolicyDocumentException, m))
+}
+
+/// ValidateResourcePolicy: a policy that passes Secrets Manager's checks is also validated
+/// by the policy engine; its errors and security warnings (IAM Access Analyzer's codes) are
+/// added to `ValidationErrors` and fail the validation.
+fn add_engine_findings(req: &[u8], out: Vec<u8>) -> Vec<u8> {
+    use rotary_auth::policy::{limits, validate, PolicyKind};
+    #[derive(serde::Deserialize)]
+    struct Req {
+        #[serde(rename = "ResourcePolicy")]
+        resource_policy: Option<String>,
+    }
+    let Some(text) = serde_json::from_slice::<Req>(req)
+        .ok()
+        .and_then(|r| r.resource_policy)
+    else {
+        return out;
+    };
+    let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&out) else {
+        return out;
+    };
+    if doc.get("PolicyValidationPassed") != Some(&serde_json::Value::Bool(true)) {
+        return out;
+    }
+    let failing: Vec<serde_json::Value> =
+        validate(&text, PolicyKind::Resource, limits::RESOURCE_POLICY_CHARS)
+            .into_iter()
+            .filter(|f| f.fails_validation())
+            .map(|f| serde_json::json!({"CheckName": f.issue_code, "ErrorMessage": f.message}))
+            .collect();
+    if failing.is_empty() {
+        return out;
+    }
+    doc["PolicyValidationPassed"] = serde_json::Value::Bool(false);
+    doc["ValidationErrors"] = serde_json::Value::Array(failing);
+    serde_json::to_vec(&doc).unwrap_or(out)
 }
 
 /// The resource of one of Rotary's own operations: the function it names, or `*`.
