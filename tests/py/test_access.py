@@ -128,6 +128,10 @@ def test_every_operation_denied_without_a_grant_and_allowed_with_one(server, sm)
     name = unique_name("acc-ops")
     arn = sm.create_secret(Name=name, SecretString="ops-value")["ARN"]
     sm.tag_resource(SecretId=name, Tags=[{"Key": "k0", "Value": "v0"}])
+    current = sm.describe_secret(SecretId=name)["VersionIdsToStages"].popitem()[0]
+    rp = json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"AWS": ACCOUNT_ROOT},
+        "Action": "secretsmanager:GetSecretValue", "Resource": "*"}]})
     user = unique_name("nobody").replace("/", "-")
     nobody, _, _ = _user(server, user)
     msg = _denied(lambda: nobody.get_secret_value(SecretId=name))
@@ -149,15 +153,35 @@ def test_every_operation_denied_without_a_grant_and_allowed_with_one(server, sm)
         "CreateSecret": lambda c: c.create_secret(Name=unique_name("acc-new"),
                                                   SecretString="new-value"),
         "CancelRotateSecret": lambda c: c.cancel_rotate_secret(SecretId=name),
+        "UpdateSecretVersionStage": lambda c: c.update_secret_version_stage(
+            SecretId=name, VersionStage="CUSTOM", MoveToVersionId=current),
+        "PutResourcePolicy": lambda c: c.put_resource_policy(SecretId=name, ResourcePolicy=rp),
+        "DeleteResourcePolicy": lambda c: c.delete_resource_policy(SecretId=name),
+        "ValidateResourcePolicy": lambda c: c.validate_resource_policy(ResourcePolicy=rp),
+        "BatchGetSecretValue": lambda c: c.batch_get_secret_value(SecretIdList=[name]),
+        "RotateSecret": lambda c: c.rotate_secret(
+            SecretId=name, RotateImmediately=False,
+            RotationLambdaARN=f"arn:aws:lambda:{lib.REGION}:{lib.ACCOUNT}:function:"
+                              "rotary-generic-password"),
+        "DeleteSecret": lambda c: c.delete_secret(SecretId=name, RecoveryWindowInDays=7),
+        "RestoreSecret": lambda c: c.restore_secret(SecretId=name),
     }
     for op, call in calls.items():
+        if op == "BatchGetSecretValue":
+            # Allowed to call it at all needs its own permission; then each secret is checked.
+            _denied(lambda: call(nobody), "secretsmanager:BatchGetSecretValue")
+            continue
         _denied(lambda: call(nobody), f"secretsmanager:{op}")
     assert sm.get_secret_value(SecretId=name)["SecretString"] == "ops-value"
     for op, call in calls.items():
         grantee, _, _ = _user(server, unique_name(f"g-{op}").replace("/", "-"), _policy(
             {"Effect": "Allow", "Action": f"secretsmanager:{op}", "Resource": "*"}))
         try:
-            call(grantee)
+            out = call(grantee)
+            if op == "BatchGetSecretValue":
+                # The batch permission alone does not read the secret: it is in Errors.
+                assert out["SecretValues"] == [], out
+                assert out["Errors"][0]["ErrorCode"] == "AccessDeniedException", out
         except ClientError as e:
             code = e.response["Error"]["Code"]
             # Allowed through authorization; the operation itself may refuse.
