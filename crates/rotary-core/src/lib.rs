@@ -29,4 +29,4 @@ pub mod secret;
 pub mod service;
 
 pub use clock::{Clock, OffsetClock, SystemClock};
-pub use service::{AuthzView, Ctx, SecretsService, ServiceConfig};
+pub use service::{AuthzView, Ctx, Prefetched, SecretsService, ServiceConfig};

@@ -27,7 +27,7 @@ use rotary_auth::policy::{
 };
 use rotary_auth::{Principal, PrincipalKind};
 use rotary_core::audit::{DenialKind, DenialReason};
-use rotary_core::{AuthzView, SecretsService};
+use rotary_core::{AuthzView, Prefetched, SecretsService};
 use rotary_wire::{api_error, ApiError, Operation};
 use serde_json::Value;
 use time::OffsetDateTime;
@@ -115,6 +115,8 @@ pub struct Allowed {
     pub secret_arn: Option<String>,
     /// The statement that allowed it (`None` for root).
     pub reason: Option<String>,
+    /// The secret as loaded for the decision, for the operation to reuse (`Ctx::prefetched`).
+    pub prefetched: Option<Arc<Prefetched>>,
 }
 
 /// A denied request: the error to answer and the reason for the audit record.
@@ -187,14 +189,19 @@ impl Authorizer {
         info: &RequestInfo,
     ) -> Result<Allowed, Box<Denied>> {
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let secret = match action {
+        let (secret, prefetched) = match action {
             Action::Aws(op) if takes_secret_id(op) => {
                 let id = str_member(&body, "SecretId").unwrap_or_default();
-                self.service.authz_view(id).await.ok().flatten()
+                match self.service.prefetch(id).await.ok().flatten() {
+                    Some((view, p)) => (Some(view), Some(p)),
+                    None => (None, None),
+                }
             }
-            _ => None,
+            _ => (None, None),
         };
-        self.decide(principal, action, &body, secret.as_ref(), info, &[])
+        let mut allowed = self.decide(principal, action, &body, secret.as_ref(), info, &[])?;
+        allowed.prefetched = prefetched;
+        Ok(allowed)
     }
 
     /// What the policies decide for `principal` calling `action` on `resource`, with extra
@@ -338,6 +345,7 @@ impl Authorizer {
                         return Ok(Allowed {
                             secret_arn,
                             reason: None,
+                            prefetched: None,
                         })
                     }
                 }
@@ -370,6 +378,7 @@ impl Authorizer {
                             return Ok(Allowed {
                                 secret_arn,
                                 reason: Some("session policy".to_owned()),
+                                prefetched: None,
                             });
                         }
                     }
@@ -377,6 +386,7 @@ impl Authorizer {
                         return Ok(Allowed {
                             secret_arn,
                             reason: Some("session policy".to_owned()),
+                            prefetched: None,
                         })
                     }
                     (None, _) => Decision {
@@ -390,6 +400,7 @@ impl Authorizer {
             return Ok(Allowed {
                 secret_arn,
                 reason: decision.statement.map(|s| s.to_string()),
+                prefetched: None,
             });
         }
         let reason = match decision.statement {

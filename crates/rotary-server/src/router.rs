@@ -437,9 +437,10 @@ async fn handle(
             "Unsupported Content-Type. Send application/x-amz-json-1.1."
         ));
     }
-    let cx = Ctx {
+    let mut cx = Ctx {
         request_id: request_id.to_owned(),
         caller: principal.arn.clone(),
+        prefetched: None,
     };
     tracing::debug!(request_id, operation = op.label(), principal = %principal.arn, "Request authenticated");
     let conn = parts.extensions.get::<ConnInfo>().copied();
@@ -474,6 +475,7 @@ async fn handle(
             denied.error
         })?;
     facts.secret_arn = allowed.secret_arn;
+    cx.prefetched = allowed.prefetched;
     if let Target::Aws(Operation::PutResourcePolicy) = op {
         check_policy_is_enforceable(&body)?;
     }

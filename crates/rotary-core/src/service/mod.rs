@@ -58,6 +58,31 @@ pub struct Ctx {
     pub request_id: String,
     /// ARN of the authenticated principal.
     pub caller: String,
+    /// The secret authorization already loaded for this request, so that a read
+    /// (GetSecretValue, DescribeSecret) does not load it a second time.
+    pub prefetched: Option<Arc<Prefetched>>,
+}
+
+/// A secret loaded by [`SecretsService::prefetch`] for one request.
+pub struct Prefetched {
+    id: String,
+    secret: Secret,
+}
+
+impl std::fmt::Debug for Prefetched {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Prefetched").field("id", &self.id).finish()
+    }
+}
+
+impl Ctx {
+    /// The prefetched secret, if it was loaded for exactly this id.
+    pub(crate) fn prefetched(&self, id: &str) -> Option<&Secret> {
+        self.prefetched
+            .as_deref()
+            .filter(|p| p.id == id)
+            .map(|p| &p.secret)
+    }
 }
 
 /// A secret as authorization sees it (see [`SecretsService::authz_view`]).
@@ -250,20 +275,34 @@ impl SecretsService {
     /// What authorization looks at for a secret id, if the secret exists: its ARN, name,
     /// tags, resource policy and the settings that condition keys expose. No values.
     pub async fn authz_view(&self, id: &str) -> Result<Option<AuthzView>, ApiError> {
+        Ok(self.prefetch(id).await?.map(|(view, _)| view))
+    }
+
+    /// Loads a secret once for a request: its [`AuthzView`], and the loaded secret to put in
+    /// [`Ctx::prefetched`] so that a read operation uses it instead of loading it again.
+    pub async fn prefetch(
+        &self,
+        id: &str,
+    ) -> Result<Option<(AuthzView, Arc<Prefetched>)>, ApiError> {
         let Some(secret) = self.find(id).await? else {
             return Ok(None);
         };
-        let doc = secret.doc;
-        Ok(Some(AuthzView {
-            name: secret.row.name,
-            arn: secret.row.arn,
-            description: doc.description,
-            kms_key_id: doc.kms_key_id,
-            tags: doc.tags.unwrap_or_default(),
-            policy: doc.policy,
-            rotation_lambda_arn: doc.rotation.and_then(|r| r.lambda_arn),
+        let doc = &secret.doc;
+        let view = AuthzView {
+            name: secret.row.name.clone(),
+            arn: secret.row.arn.clone(),
+            description: doc.description.clone(),
+            kms_key_id: doc.kms_key_id.clone(),
+            tags: doc.tags.clone().unwrap_or_default(),
+            policy: doc.policy.clone(),
+            rotation_lambda_arn: doc.rotation.as_ref().and_then(|r| r.lambda_arn.clone()),
             revision: secret.row.revision,
-        }))
+        };
+        let prefetched = Arc::new(Prefetched {
+            id: id.to_owned(),
+            secret,
+        });
+        Ok(Some((view, prefetched)))
     }
 
     /// Like [`Self::find`] but a missing secret is `ResourceNotFoundException`.

@@ -34,15 +34,21 @@ impl SecretsService {
     /// GetSecretValue.
     pub async fn get_secret_value(
         &self,
-        _cx: &Ctx,
+        cx: &Ctx,
         req: GetSecretValueRequest,
     ) -> Result<GetSecretValueResponse, ApiError> {
         req.check()?;
-        let secret = self
-            .resolve(req.secret_id.as_deref().unwrap_or_default())
-            .await?;
+        let id = req.secret_id.as_deref().unwrap_or_default();
+        let loaded;
+        let secret = match cx.prefetched(id) {
+            Some(s) => s,
+            None => {
+                loaded = self.resolve(id).await?;
+                &loaded
+            }
+        };
         self.read_value(
-            &secret,
+            secret,
             req.version_id.as_deref(),
             req.version_stage.as_deref(),
         )
@@ -195,13 +201,15 @@ impl SecretsService {
     /// LastAccessedDate.
     pub async fn describe_secret(
         &self,
-        _cx: &Ctx,
+        cx: &Ctx,
         req: SecretIdRequest,
     ) -> Result<DescribeSecretResponse, ApiError> {
         req.check()?;
-        let secret = self
-            .resolve(req.secret_id.as_deref().unwrap_or_default())
-            .await?;
+        let id = req.secret_id.as_deref().unwrap_or_default();
+        if let Some(secret) = cx.prefetched(id) {
+            return Ok(secret.describe());
+        }
+        let secret = self.resolve(id).await?;
         Ok(secret.describe())
     }
 

@@ -82,6 +82,7 @@ impl ServiceOps {
         Ctx {
             request_id: uuid::Uuid::new_v4().to_string(),
             caller: "rotary-built-in-rotator".into(),
+            prefetched: None,
         }
     }
 }
