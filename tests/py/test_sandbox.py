@@ -220,3 +220,40 @@ def test_world_writable_function_dir_is_refused(tmp_path):
                        env=env, capture_output=True, text=True, timeout=30)
     assert r.returncode != 0
     assert "writable by everyone" in r.stderr, r.stderr
+
+
+def _serve(data_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, ROTARY_ROOT_ACCESS_KEY_ID=lib.ACCESS_KEY,
+               ROTARY_ROOT_SECRET_ACCESS_KEY=lib.SECRET_KEY)
+    return subprocess.run([lib.ROTARY_BIN, "serve", "--data-dir", str(data_dir),
+                           "--listen", f"127.0.0.1:{lib.free_port()}", *extra],
+                          env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_missing_or_wrong_master_key_is_refused_and_nothing_is_created(tmp_path):
+    """Issue #12: a data directory full of secrets and no key file must not get a new key."""
+    srv = lib.Server(tmp_path / "mk", name="mk")
+    srv.start()
+    name = unique_name("mk")
+    srv.client().create_secret(Name=name, SecretString="master-key-canary")
+    srv.stop()
+    key = srv.data_dir / "master.key"
+    original = key.read_bytes()
+    key.unlink()
+    r = _serve(srv.data_dir)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "the master key is missing" in r.stderr and str(key) in r.stderr, r.stderr
+    assert not key.exists()
+    # A different key: refused, and says so.
+    key.write_bytes(os.urandom(32))
+    key.chmod(0o600)
+    r = _serve(srv.data_dir)
+    assert r.returncode == 2, (r.returncode, r.stderr)
+    assert "does not open this data" in r.stderr, r.stderr
+    # The original key: everything is there.
+    key.write_bytes(original)
+    srv.start()
+    try:
+        assert srv.client().get_secret_value(SecretId=name)["SecretString"] == "master-key-canary"
+    finally:
+        srv.stop()

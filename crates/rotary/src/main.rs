@@ -6,6 +6,7 @@
 mod cli;
 mod config;
 mod fsperm;
+mod keycheck;
 mod serve;
 
 use std::process::ExitCode;
@@ -81,7 +82,12 @@ fn main() -> ExitCode {
                 Err(e) => {
                     tracing::error!("{e:#}");
                     eprintln!("rotary: {e:#}");
-                    ExitCode::from(1)
+                    // A missing or wrong master key is the operator's to fix, like a bad flag.
+                    if e.downcast_ref::<keycheck::ConfigError>().is_some() {
+                        ExitCode::from(2)
+                    } else {
+                        ExitCode::from(1)
+                    }
                 }
             }
         }

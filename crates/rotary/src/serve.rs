@@ -12,7 +12,7 @@ use rand::Rng;
 use rotary_auth::{root_credential, CredentialTable, SecretKey, Verifier};
 use rotary_core::audit::{AuditConfig, AuditLog, Mirror};
 use rotary_core::{Clock, OffsetClock, SecretsService, ServiceConfig, SystemClock};
-use rotary_crypto::{Keyring, MasterKey};
+use rotary_crypto::Keyring;
 use rotary_rotation::api::TEST_CLOCK_META;
 use rotary_rotation::functions::{ExecPolicy, Isolation, Sandbox};
 use rotary_rotation::webhook::WebhookConfig;
@@ -25,7 +25,7 @@ use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
 use crate::config::{Config, LogFormat};
-use crate::fsperm;
+use crate::{fsperm, keycheck};
 
 const ROOT_CREDENTIALS_META: &str = "root-credentials";
 const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
@@ -169,16 +169,22 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             &config.signing_key_file,
         ],
     )?;
-    let (master, created) = MasterKey::open_or_create(&config.master_key_file)?;
-    if created {
-        tracing::info!(path = %config.master_key_file.display(), "Created a new master key");
-    }
     let store: Arc<dyn Store> = Arc::new(
         SqliteStore::open(&config.store_path)
             .await
             .with_context(|| format!("opening store {}", config.store_path.display()))?,
     );
     fsperm::secure_store_file(&config.store_path)?;
+    let (master, created) = keycheck::open_master_key(
+        &config.master_key_file,
+        store.as_ref(),
+        ROOT_CREDENTIALS_META,
+        ROOT_CREDENTIALS_LABEL,
+    )
+    .await?;
+    if created {
+        tracing::info!(path = %config.master_key_file.display(), "Created a new master key");
+    }
     let keyring = Arc::new(Keyring::new(master));
     let test_clock = config.test_clock.then(|| Arc::new(OffsetClock::default()));
     if let Some(c) = &test_clock {
