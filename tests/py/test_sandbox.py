@@ -257,3 +257,52 @@ def test_missing_or_wrong_master_key_is_refused_and_nothing_is_created(tmp_path)
         assert srv.client().get_secret_value(SecretId=name)["SecretString"] == "master-key-canary"
     finally:
         srv.stop()
+
+
+def test_master_key_rotation_rekeys_everything_and_the_old_key_stops_working(tmp_path):
+    """Issue #12: `rotary master-key rotate` with the server stopped."""
+    srv = lib.Server(tmp_path / "rot", name="rot")
+    srv.start()
+    sm = srv.client()
+    sm.create_secret(Name="mk/default", SecretString="default-key-value")
+    sm.create_secret(Name="mk/custom", SecretString="custom-key-value", KmsKeyId="alias/team")
+    r = lib.raw_call(srv.url, "rotary.CreateUser", json.dumps({"UserName": "mkuser"}))
+    assert r.status == 200, r.json
+    key = lib.raw_call(srv.url, "rotary.CreateAccessKey",
+                       json.dumps({"UserName": "mkuser"})).json["AccessKey"]
+    lib.raw_call(srv.url, "rotary.PutUserPolicy", json.dumps({
+        "UserName": "mkuser", "PolicyName": "read", "PolicyDocument": json.dumps({
+            "Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+                                                    "Action": "secretsmanager:GetSecretValue",
+                                                    "Resource": "*"}]})}))
+    Rotary(srv).ok("CreateFunction", {"Name": "hook", "Url": "http://127.0.0.1:9/",
+                                      "Env": {"TOKEN": "env-canary-value"}})
+    srv.stop()
+    keyfile = srv.data_dir / "master.key"
+    before = keyfile.read_bytes()
+    r = subprocess.run([lib.ROTARY_BIN, "master-key", "rotate", "--data-dir", str(srv.data_dir)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    old = srv.data_dir / "master.key.old"
+    assert old.read_bytes() == before and keyfile.read_bytes() != before
+    assert _mode(keyfile) == 0o600
+    srv.start()
+    try:
+        sm = srv.client()
+        assert sm.get_secret_value(SecretId="mk/default")["SecretString"] == "default-key-value"
+        assert sm.get_secret_value(SecretId="mk/custom")["SecretString"] == "custom-key-value"
+        user = srv.client(access_key=key["AccessKeyId"], secret_key=key["SecretAccessKey"])
+        assert user.get_secret_value(SecretId="mk/custom")["SecretString"] == "custom-key-value"
+        assert Rotary(srv).ok("DescribeFunction", {"Name": "hook"})["EnvNames"] == ["TOKEN"]
+    finally:
+        srv.stop()
+    # The old key no longer opens the data.
+    new = keyfile.read_bytes()
+    keyfile.write_bytes(before)
+    r = _serve(srv.data_dir)
+    assert r.returncode == 2 and "does not open this data" in r.stderr, r.stderr
+    # A crash after re-keying but before the renames: the server says which key opens it.
+    (srv.data_dir / "master.key.new").write_bytes(new)
+    (srv.data_dir / "master.key.new").chmod(0o600)
+    r = _serve(srv.data_dir)
+    assert r.returncode == 2 and "master.key.new opens it" in r.stderr, r.stderr

@@ -40,7 +40,8 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-fn kms_label(name: &str) -> Vec<u8> {
+/// The AAD binding a stored KMS key to its name, under the master key.
+pub fn kms_label(name: &str) -> Vec<u8> {
     let mut l = b"rotary-kms-key:".to_vec();
     l.extend_from_slice(name.as_bytes());
     l

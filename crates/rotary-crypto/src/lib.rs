@@ -16,7 +16,7 @@ pub mod envelope;
 pub mod master_key;
 pub mod secret_bytes;
 
-pub use envelope::{Keyring, WrappedKey};
+pub use envelope::{kms_label, Keyring, WrappedKey};
 pub use master_key::MasterKey;
 pub use secret_bytes::SecretBytes;
 

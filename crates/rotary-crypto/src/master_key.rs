@@ -75,6 +75,24 @@ impl MasterKey {
         Ok(key)
     }
 
+    /// Writes this key to a new file (mode 0600, synced); fails if the file exists.
+    pub fn save_new(&self, path: &Path) -> Result<()> {
+        let name = path.display().to_string();
+        let io = |source| Error::Io {
+            path: name.clone(),
+            source,
+        };
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(io)?;
+        f.write_all(self.0.as_ref()).map_err(io)?;
+        f.sync_all().map_err(io)?;
+        Ok(())
+    }
+
     /// Opens the key file, creating it when absent. Returns whether it was created.
     pub fn open_or_create(path: &Path) -> Result<(Self, bool)> {
         if path.exists() {

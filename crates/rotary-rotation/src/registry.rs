@@ -163,7 +163,9 @@ impl FunctionRegistry {
         Ok(registry)
     }
 
-    fn env_label(name: &str) -> Vec<u8> {
+    /// The AAD binding a stored function's `SealedEnv` (base64, in the `function:<name>`
+    /// record) to its name, under the master key.
+    pub fn env_label(name: &str) -> Vec<u8> {
         format!("rotary-function-env:{name}").into_bytes()
     }
 

@@ -151,6 +151,9 @@ pub trait Store: Send + Sync + 'static {
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool>;
     /// Stores or replaces a server-wide value.
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()>;
+    /// Stores or replaces several server-wide values in one transaction: all or none
+    /// (master-key rotation re-wraps every sealed value at once).
+    async fn put_metas(&self, entries: &[(String, Vec<u8>)]) -> Result<()>;
     /// Server-wide values whose key starts with `prefix`.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Deletes a server-wide value; returns whether it existed.

@@ -19,7 +19,8 @@ use rotary_store::Store;
 
 /// Store metadata key of the key check.
 pub const KEY_CHECK_META: &str = "master-key-check";
-const KEY_CHECK_LABEL: &[u8] = b"rotary-master-key-check";
+/// AAD of the key check.
+pub const KEY_CHECK_LABEL: &[u8] = b"rotary-master-key-check";
 const KEY_CHECK_TEXT: &[u8] = b"rotary master key check v1";
 
 /// A start-up refusal caused by configuration or files the operator controls (exit 2).
@@ -50,8 +51,9 @@ pub async fn open_master_key(
             return Err(ConfigError(format!(
                 "the master key is missing: {} does not exist, and this data is sealed under a \
                  master key. Put the original key file back there (or give its path with \
-                 --master-key-file); a new key would not open the data, so none was created",
-                path.display()
+                 --master-key-file); a new key would not open the data, so none was created{}",
+                path.display(),
+                interrupted_rotation(path, check.as_deref())
             ))
             .into());
         }
@@ -63,13 +65,14 @@ pub async fn open_master_key(
     let wrong_key = || {
         ConfigError(format!(
             "the master key in {} does not open this data: it is not the key the data was \
-             sealed with. Nothing was changed; start with the original key file",
-            path.display()
+             sealed with. Nothing was changed; start with the original key file{}",
+            path.display(),
+            interrupted_rotation(path, check.as_deref())
         ))
     };
-    match (check, root) {
+    match (check.as_deref(), root) {
         (Some(sealed), _) => {
-            key.unwrap(KEY_CHECK_LABEL, &sealed)
+            key.unwrap(KEY_CHECK_LABEL, sealed)
                 .map_err(|_| wrong_key())?;
         }
         (None, Some(sealed_root)) => {
@@ -84,6 +87,25 @@ pub async fn open_master_key(
         }
     }
     Ok((key, false))
+}
+
+/// When `KEYFILE.new` (from `rotary master-key rotate`) opens the check: a sentence saying so.
+fn interrupted_rotation(path: &Path, check: Option<&[u8]>) -> String {
+    let Some(check) = check else {
+        return String::new();
+    };
+    let new = crate::masterkey::sibling(path, ".new");
+    match MasterKey::open(&new) {
+        Ok(k) if k.unwrap(KEY_CHECK_LABEL, check).is_ok() => format!(
+            ". {} opens it: a master-key rotation was interrupted after the data was re-keyed; \
+             move {} aside and rename {} to {}",
+            new.display(),
+            path.display(),
+            new.display(),
+            path.display()
+        ),
+        _ => String::new(),
+    }
 }
 
 fn seal_check(key: &MasterKey) -> anyhow::Result<Vec<u8>> {

@@ -7,6 +7,7 @@ mod cli;
 mod config;
 mod fsperm;
 mod keycheck;
+mod masterkey;
 mod serve;
 
 use std::process::ExitCode;
@@ -31,8 +32,62 @@ enum Command {
     /// Check and read the audit log in a data directory (offline: no server needed).
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
+    /// Master key operations on a data directory (offline: stop the server first).
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
     #[command(flatten)]
     Client(cli::ClientCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum MasterKeyCommand {
+    /// Re-wrap everything the master key seals under a new key; the old key file is kept as
+    /// KEYFILE.old and no longer opens the data.
+    Rotate {
+        /// The data directory [default: ./rotary-data].
+        #[arg(long, env = "ROTARY_DATA_DIR", default_value = "rotary-data")]
+        data_dir: std::path::PathBuf,
+        /// The key file [default: DATA_DIR/master.key].
+        #[arg(long, env = "ROTARY_MASTER_KEY_FILE")]
+        master_key_file: Option<std::path::PathBuf>,
+    },
+}
+
+fn master_key(cmd: MasterKeyCommand) -> ExitCode {
+    let MasterKeyCommand::Rotate {
+        data_dir,
+        master_key_file,
+    } = cmd;
+    let key = master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
+    let store = data_dir.join("rotary.db");
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("rotary: starting the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(masterkey::rotate(&store, &key)) {
+        Ok(n) => {
+            println!(
+                "Rotated the master key: {n} sealed values re-wrapped; {} is the new key, the old one is {} (it no longer opens the data: remove it once the new key is backed up).",
+                key.display(),
+                masterkey::sibling(&key, ".old").display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("rotary: {e:#}");
+            if e.downcast_ref::<keycheck::ConfigError>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::from(1)
+            }
+        }
+    }
 }
 
 fn main() -> ExitCode {
@@ -58,6 +113,7 @@ fn main() -> ExitCode {
             }
         }
         Command::Audit(cmd) => cli::audit::run(&cli.client, cmd),
+        Command::MasterKey(cmd) => master_key(cmd),
         Command::Serve(args) => {
             let config = match config::Config::resolve(args) {
                 Ok(c) => c,

@@ -27,8 +27,10 @@ use tracing_subscriber::EnvFilter;
 use crate::config::{Config, LogFormat};
 use crate::{fsperm, keycheck};
 
-const ROOT_CREDENTIALS_META: &str = "root-credentials";
-const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
+/// Store metadata key of the sealed root credentials.
+pub const ROOT_CREDENTIALS_META: &str = "root-credentials";
+/// AAD of the sealed root credentials.
+pub const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
 /// How often secrets whose recovery window ended are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 

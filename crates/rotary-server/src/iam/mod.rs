@@ -351,7 +351,9 @@ fn no_key(id: &str) -> IamError {
     IamError::NoSuchEntity(format!("The Access Key with id {id} cannot be found."))
 }
 
-fn key_label(akid: &str) -> Vec<u8> {
+/// The AAD binding a stored access-key secret (`SealedSecret`, base64, in the
+/// `iam:key:<akid>` record) to its key id, under the master key.
+pub fn key_label(akid: &str) -> Vec<u8> {
     format!("rotary-iam-access-key:{akid}").into_bytes()
 }
 

@@ -338,6 +338,22 @@ impl Store for SqliteStore {
         Ok(r.rows_affected() == 1)
     }
 
+    async fn put_metas(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
+        let mut tx = self.writer.begin().await?;
+        for (key, value) in entries {
+            sqlx::query(
+                "INSERT INTO meta (key, value) VALUES (?, ?) \
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
         sqlx::query(
             "INSERT INTO meta (key, value) VALUES (?, ?) \

@@ -1,0 +1,158 @@
+//! `rotary master-key rotate`: re-wraps everything the master key seals under a new key, with
+//! the server stopped.
+//!
+//! The master key seals (AAD in brackets): the KMS keys (`kms:<name>` [`rotary-kms-key:<name>`];
+//! they in turn wrap every secret version's data key, which therefore needs no change), the
+//! root credentials (`root-credentials`), the key check (`master-key-check`), the `SealedEnv`
+//! of each registered function (`function:<name>`) and the `SealedSecret` of each access key
+//! (`iam:key:<akid>`). Steps, each leaving a data directory that one of the two keys opens:
+//!
+//! 1. the new key is written to `KEYFILE.new` (0600, synced);
+//! 2. one store transaction replaces every sealed value with its re-wrapped form and the key
+//!    check with the new key's — the commit point: before it the data opens with the old
+//!    key, after it with the new one;
+//! 3. `KEYFILE` is renamed to `KEYFILE.old` and `KEYFILE.new` to `KEYFILE` (directory synced).
+//!
+//! When a crash falls between 2 and 3, `rotary serve` finds that `KEYFILE` does not open the
+//! data (or is missing) and says that `KEYFILE.new` does (see [`crate::keycheck`]).
+//! `KEYFILE.old` stays until the operator removes it; it no longer opens the data.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use base64::Engine as _;
+use rotary_crypto::MasterKey;
+use rotary_store::{SqliteStore, Store};
+
+use crate::keycheck::{self, ConfigError, KEY_CHECK_META};
+use crate::serve::{ROOT_CREDENTIALS_LABEL, ROOT_CREDENTIALS_META};
+
+/// `KEYFILE` with `suffix` appended (`master.key.new`).
+pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(suffix);
+    PathBuf::from(p)
+}
+
+/// Rotates the master key of the store at `store_path`, whose key is `key_path`. Returns the
+/// number of values re-wrapped.
+pub async fn rotate(store_path: &Path, key_path: &Path) -> anyhow::Result<usize> {
+    if !store_path.exists() {
+        bail!(ConfigError(format!(
+            "no store at {}: nothing to re-key",
+            store_path.display()
+        )));
+    }
+    let store = SqliteStore::open(store_path)
+        .await
+        .with_context(|| format!("opening store {}", store_path.display()))?;
+    // The current key must open the data (this also refuses a missing key file).
+    let (old, _) = keycheck::open_master_key(
+        key_path,
+        &store,
+        ROOT_CREDENTIALS_META,
+        ROOT_CREDENTIALS_LABEL,
+    )
+    .await?;
+    let new = MasterKey::generate();
+    let mut entries = Vec::new();
+    for (key, value) in store.list_meta("").await? {
+        if let Some(v) = rewrap(&key, &value, &old, &new)? {
+            entries.push((key, v));
+        }
+    }
+    let new_path = sibling(key_path, ".new");
+    let old_path = sibling(key_path, ".old");
+    if old_path.exists() {
+        bail!(ConfigError(format!(
+            "{} exists from an earlier rotation: remove it (it no longer opens the data) and run again",
+            old_path.display()
+        )));
+    }
+    let _ = std::fs::remove_file(&new_path);
+    write_key(&new_path, &new)?;
+    store.put_metas(&entries).await?; // the commit point
+    std::fs::rename(key_path, &old_path)
+        .with_context(|| format!("renaming {} to {}", key_path.display(), old_path.display()))?;
+    std::fs::rename(&new_path, key_path)
+        .with_context(|| format!("renaming {} to {}", new_path.display(), key_path.display()))?;
+    sync_dir(key_path)?;
+    Ok(entries.len())
+}
+
+/// The re-wrapped form of one metadata value, or `None` when the master key does not seal it.
+fn rewrap(
+    key: &str,
+    value: &[u8],
+    old: &MasterKey,
+    new: &MasterKey,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let raw = |label: &[u8]| -> anyhow::Result<Option<Vec<u8>>> {
+        let plain = old
+            .unwrap(label, value)
+            .map_err(|_| anyhow::anyhow!("{key} does not open with the current master key"))?;
+        Ok(Some(new.wrap(label, plain.expose())?))
+    };
+    if let Some(name) = key.strip_prefix("kms:") {
+        return raw(&rotary_crypto::kms_label(name));
+    }
+    if key == ROOT_CREDENTIALS_META {
+        return raw(ROOT_CREDENTIALS_LABEL);
+    }
+    if key == KEY_CHECK_META {
+        return raw(keycheck::KEY_CHECK_LABEL);
+    }
+    if let Some(name) = key.strip_prefix("function:") {
+        let label = rotary_rotation::FunctionRegistry::env_label(name);
+        return json_member(key, value, "SealedEnv", &label, old, new);
+    }
+    if key.starts_with("iam:key:") {
+        let akid = serde_json::from_slice::<serde_json::Value>(value)
+            .ok()
+            .and_then(|v| v.get("AccessKeyId")?.as_str().map(str::to_owned))
+            .ok_or_else(|| anyhow::anyhow!("{key} is not an access key record"))?;
+        let label = rotary_server::iam::key_label(&akid);
+        return json_member(key, value, "SealedSecret", &label, old, new);
+    }
+    Ok(None)
+}
+
+/// Re-wraps the base64 member `member` of a JSON record.
+fn json_member(
+    key: &str,
+    value: &[u8],
+    member: &str,
+    label: &[u8],
+    old: &MasterKey,
+    new: &MasterKey,
+) -> anyhow::Result<Option<Vec<u8>>> {
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut json: serde_json::Value =
+        serde_json::from_slice(value).with_context(|| format!("{key} is not JSON"))?;
+    let Some(sealed) = json.get(member).and_then(|v| v.as_str()) else {
+        return Ok(None);
+    };
+    let bytes = b64
+        .decode(sealed)
+        .with_context(|| format!("{key}: {member} is not base64"))?;
+    let plain = old
+        .unwrap(label, &bytes)
+        .map_err(|_| anyhow::anyhow!("{key} does not open with the current master key"))?;
+    let resealed = new.wrap(label, plain.expose())?;
+    json[member] = serde_json::Value::String(b64.encode(resealed));
+    Ok(Some(serde_json::to_vec(&json)?))
+}
+
+fn write_key(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
+    key.save_new(path)?;
+    sync_dir(path)
+}
+
+fn sync_dir(file: &Path) -> anyhow::Result<()> {
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing {}", dir.display()))?;
+    }
+    Ok(())
+}
