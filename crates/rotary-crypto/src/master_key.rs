@@ -59,19 +59,7 @@ impl MasterKey {
     /// Creates the key file (mode 0600) with a fresh key; fails if it exists.
     pub fn create(path: &Path) -> Result<Self> {
         let key = Self::generate();
-        let name = path.display().to_string();
-        let io = |source| Error::Io {
-            path: name.clone(),
-            source,
-        };
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(path)
-            .map_err(io)?;
-        f.write_all(key.0.as_ref()).map_err(io)?;
-        f.sync_all().map_err(io)?;
+        key.save_new(path)?;
         Ok(key)
     }
 

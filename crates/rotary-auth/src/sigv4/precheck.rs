@@ -12,21 +12,10 @@
 //! does not match `x-amz-content-sha256`) before it looks the access key up; here an unknown
 //! key is reported first, since the body is not read yet.
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
-use super::error::msg;
+use super::verify::{check_scope, check_signed_headers, check_skew, Strictness};
 use super::{header, parse, AuthError, CredentialSource, RequestParts};
-
-/// How far `X-Amz-Date` may be from the server's clock, either way; the verifier's window.
-const MAX_SKEW: Duration = Duration::minutes(5);
-
-/// Headers that must be signed when sent, as the verifier requires (strict mode).
-const SIGNED_WHEN_PRESENT: [(&str, &str); 4] = [
-    (header::X_AMZ_TARGET, msg::TARGET_NOT_SIGNED),
-    (header::CONTENT_TYPE, msg::CONTENT_TYPE_NOT_SIGNED),
-    (header::X_AMZ_SECURITY_TOKEN, msg::TOKEN_NOT_SIGNED),
-    (header::X_AMZ_CONTENT_SHA256, msg::CONTENT_SHA256_NOT_SIGNED),
-];
 
 /// Checks everything about `req` that does not need its body, for a server of `region` and
 /// `service`, at `now`. `req.body` is ignored (pass an empty slice).
@@ -55,18 +44,7 @@ pub fn precheck(
     check_skew(request_time, now)?;
 
     let signed = parse::signed_headers(auth.signed_headers);
-    let is_signed = |name: &str| signed.iter().any(|h| h == name);
-    if !is_signed(header::HOST) {
-        return Err(AuthError::invalid(msg::HOST_NOT_SIGNED));
-    }
-    if !is_signed(header::X_AMZ_DATE) {
-        return Err(AuthError::invalid(msg::DATE_NOT_SIGNED));
-    }
-    for (name, message) in SIGNED_WHEN_PRESENT {
-        if req.first_header(name).is_some() && !is_signed(name) {
-            return Err(AuthError::invalid(message));
-        }
-    }
+    check_signed_headers(req, &signed, Strictness::Strict)?;
 
     if auth.algorithm != super::ALGORITHM {
         return Err(AuthError::incomplete(format!(
@@ -80,71 +58,6 @@ pub fn precheck(
 
     if creds.lookup(scope.access_key_id).is_none() {
         return Err(AuthError::unrecognized());
-    }
-    Ok(())
-}
-
-/// The verifier's scope check, with the same texts.
-fn check_scope(
-    scope: &parse::Scope<'_>,
-    amz_date: &str,
-    region: &str,
-    service: &str,
-) -> Result<(), AuthError> {
-    let mut message = String::new();
-    if scope.region != region {
-        message.push_str(&format!(
-            "Credential should be scoped to a valid region, not '{}'. ",
-            scope.region
-        ));
-    }
-    if scope.service != service {
-        message.push_str(&format!(
-            "Credential should be scoped to correct service: '{service}'. "
-        ));
-    }
-    if !parse::is_valid_terminator(scope.terminator) {
-        message.push_str(&format!(
-            "Credential should be scoped with a valid terminator: 'aws4_request', not '{}'. ",
-            scope.terminator
-        ));
-    }
-    let request_day = amz_date.get(..8).unwrap_or(amz_date);
-    if scope.date != request_day {
-        message.push_str(&format!(
-            "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date \
-             from HTTP: '{}' != '{request_day}', from '{amz_date}'.",
-            scope.date
-        ));
-    }
-    if message.is_empty() {
-        Ok(())
-    } else {
-        Err(AuthError::invalid(message))
-    }
-}
-
-/// The verifier's skew check, with the same texts.
-fn check_skew(request_time: OffsetDateTime, now: OffsetDateTime) -> Result<(), AuthError> {
-    let now = now.to_offset(time::UtcOffset::UTC);
-    let now = now.replace_nanosecond(0).unwrap_or(now);
-    let earliest = now.checked_sub(MAX_SKEW).unwrap_or(now);
-    let latest = now.checked_add(MAX_SKEW).unwrap_or(now);
-    if request_time < earliest {
-        return Err(AuthError::invalid(format!(
-            "Signature expired: {} is now earlier than {} ({} - 5 min.)",
-            parse::format_amz_date(request_time),
-            parse::format_amz_date(earliest),
-            parse::format_amz_date(now),
-        )));
-    }
-    if request_time > latest {
-        return Err(AuthError::invalid(format!(
-            "Signature not yet current: {} is still later than {} ({} + 5 min.)",
-            parse::format_amz_date(request_time),
-            parse::format_amz_date(latest),
-            parse::format_amz_date(now),
-        )));
     }
     Ok(())
 }
