@@ -3,6 +3,7 @@
 //! `rotary serve` runs the server. Exit codes: 0 ok, 1 runtime failure, 2 usage or
 //! configuration error.
 
+mod backup;
 mod cli;
 mod config;
 mod fsperm;
@@ -35,6 +36,11 @@ enum Command {
     /// Master key operations on a data directory (offline: stop the server first).
     #[command(subcommand)]
     MasterKey(MasterKeyCommand),
+    /// Write a consistent snapshot of the store while the server runs (ciphertext only: the
+    /// master key is not in it).
+    Backup(backup::BackupArgs),
+    /// Create a new data directory from a snapshot written by `rotary backup`.
+    Restore(backup::RestoreArgs),
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -114,6 +120,8 @@ fn main() -> ExitCode {
         }
         Command::Audit(cmd) => cli::audit::run(&cli.client, cmd),
         Command::MasterKey(cmd) => master_key(cmd),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
         Command::Serve(args) => {
             let config = match config::Config::resolve(args) {
                 Ok(c) => c,
