@@ -103,31 +103,26 @@ fn claimed_access_key(parts: &axum::http::request::Parts) -> Option<String> {
         .then(|| akid.to_owned())
 }
 
-/// The secret ARN an answer names (`ARN`).
-fn arn_of_answer(resp: &[u8]) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct A {
-        #[serde(rename = "ARN")]
-        arn: Option<String>,
-    }
-    serde_json::from_slice::<A>(resp).ok().and_then(|a| a.arn)
+/// The secret and version a request or its answer names, for the audit record.
+#[derive(Default, serde::Deserialize)]
+struct NamedIds {
+    #[serde(rename = "ARN")]
+    arn: Option<String>,
+    #[serde(rename = "VersionId")]
+    version_id: Option<String>,
+    #[serde(rename = "ClientRequestToken")]
+    token: Option<String>,
 }
 
-/// The version a request or its answer names (`VersionId`, or a write's token).
-fn version_of(req: &[u8], resp: Option<&[u8]>) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    struct V {
-        #[serde(rename = "VersionId")]
-        version_id: Option<String>,
-        #[serde(rename = "ClientRequestToken")]
-        token: Option<String>,
+impl NamedIds {
+    fn of(json: &[u8]) -> Self {
+        serde_json::from_slice(json).unwrap_or_default()
     }
-    let from = |b: &[u8]| {
-        serde_json::from_slice::<V>(b)
-            .ok()
-            .and_then(|v| v.version_id.or(v.token))
-    };
-    resp.and_then(from).or_else(|| from(req))
+
+    /// `VersionId`, or a write's token.
+    fn version(self) -> Option<String> {
+        self.version_id.or(self.token)
+    }
 }
 
 /// Rotary operations the server itself answers (besides the rotation and IAM ones).
@@ -262,15 +257,20 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
         }
         Ok((body, permit)) => {
             let r = handle(&st, &parts, body.clone(), op, &request_id, &mut facts).await;
-            if let (Ok(out), Some(Target::Aws(_))) = (&r, op) {
-                facts.version_id = version_of(&body, Some(out));
-                if facts.secret_arn.is_none() {
-                    // CreateSecret: the ARN exists only once the secret does.
-                    facts.secret_arn = arn_of_answer(out);
+            // An answer naming one secret is read once for its ARN (CreateSecret's exists
+            // only now) and version; list answers are not scanned.
+            let answer = match (&r, op) {
+                (Ok(out), Some(Target::Aws(o)))
+                    if !matches!(o, Operation::ListSecrets | Operation::BatchGetSecretValue) =>
+                {
+                    NamedIds::of(out)
                 }
-            } else if facts.version_id.is_none() {
-                facts.version_id = version_of(&body, None);
+                _ => NamedIds::default(),
+            };
+            if facts.secret_arn.is_none() {
+                facts.secret_arn = answer.arn.clone();
             }
+            facts.version_id = answer.version().or_else(|| NamedIds::of(&body).version());
             drop(permit);
             r
         }
@@ -536,18 +536,22 @@ async fn simulate(st: &AppState, body: &[u8], info: &RequestInfo) -> Result<Vec<
     serde_json::to_vec(&out).map_err(|_| ApiError::internal())
 }
 
-/// A resource policy that passes Secrets Manager's own checks must also compile for the
-/// policy engine, or it could be stored and never enforced.
-fn check_policy_is_enforceable(body: &[u8]) -> Result<(), ApiError> {
+/// The `ResourcePolicy` member of a PutResourcePolicy or ValidateResourcePolicy request.
+fn resource_policy_of(body: &[u8]) -> Option<String> {
     #[derive(serde::Deserialize)]
-    struct Put {
+    struct Req {
         #[serde(rename = "ResourcePolicy")]
         resource_policy: Option<String>,
     }
-    let Some(text) = serde_json::from_slice::<Put>(body)
+    serde_json::from_slice::<Req>(body)
         .ok()
-        .and_then(|p| p.resource_policy)
-    else {
+        .and_then(|r| r.resource_policy)
+}
+
+/// A resource policy that passes Secrets Manager's own checks must also compile for the
+/// policy engine, or it could be stored and never enforced.
+fn check_policy_is_enforceable(body: &[u8]) -> Result<(), ApiError> {
+    let Some(text) = resource_policy_of(body) else {
         return Ok(());
     };
     if rotary_core::policy::check(&text).is_err() {
@@ -563,15 +567,7 @@ fn check_policy_is_enforceable(body: &[u8]) -> Result<(), ApiError> {
 /// added to `ValidationErrors` and fail the validation.
 fn add_engine_findings(req: &[u8], out: Vec<u8>) -> Vec<u8> {
     use rotary_auth::policy::{limits, validate, PolicyKind};
-    #[derive(serde::Deserialize)]
-    struct Req {
-        #[serde(rename = "ResourcePolicy")]
-        resource_policy: Option<String>,
-    }
-    let Some(text) = serde_json::from_slice::<Req>(req)
-        .ok()
-        .and_then(|r| r.resource_policy)
-    else {
+    let Some(text) = resource_policy_of(req) else {
         return out;
     };
     let Ok(mut doc) = serde_json::from_slice::<serde_json::Value>(&out) else {

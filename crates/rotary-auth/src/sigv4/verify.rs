@@ -415,19 +415,7 @@ mod tests {
             creds: &dyn CredentialSource,
             now: OffsetDateTime,
         ) -> Result<Principal, AuthError> {
-            let headers: Vec<(&str, &[u8])> = self
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_str(), v.as_slice()))
-                .collect();
-            let parts = RequestParts {
-                method: &self.method,
-                path: &self.path,
-                query: &self.query,
-                headers: &headers,
-                body: &self.body,
-            };
-            verifier.verify(&parts, creds, now)
+            self.verify_as(verifier, creds, now, Strictness::Strict)
         }
 
         /// As [`Req::verify`], with only `host` and `x-amz-date` required to be signed.
@@ -436,6 +424,16 @@ mod tests {
             verifier: &Verifier,
             creds: &dyn CredentialSource,
             now: OffsetDateTime,
+        ) -> Result<Principal, AuthError> {
+            self.verify_as(verifier, creds, now, Strictness::AwsTestSuite)
+        }
+
+        fn verify_as(
+            &self,
+            verifier: &Verifier,
+            creds: &dyn CredentialSource,
+            now: OffsetDateTime,
+            strictness: Strictness,
         ) -> Result<Principal, AuthError> {
             let headers: Vec<(&str, &[u8])> = self
                 .headers
@@ -449,7 +447,7 @@ mod tests {
                 headers: &headers,
                 body: &self.body,
             };
-            verifier.verify_with(&parts, creds, now, Strictness::AwsTestSuite)
+            verifier.verify_with(&parts, creds, now, strictness)
         }
 
         fn header_mut(&mut self, name: &str) -> &mut Vec<u8> {
