@@ -17,6 +17,7 @@
 
 pub mod arn;
 pub mod audit;
+pub mod cache;
 pub mod clock;
 pub mod filter;
 pub mod labels;

@@ -94,6 +94,16 @@ pub struct SecretRecord {
     pub versions: Vec<VersionRow>,
 }
 
+/// A secret with its versions' metadata and the sealed value of every version that has one,
+/// all read in one snapshot: what the read path caches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRecord {
+    /// The secret and its versions' metadata.
+    pub record: SecretRecord,
+    /// `(version id, sealed value)` for each version that holds a value, by `seq`.
+    pub values: Vec<(String, Vec<u8>)>,
+}
+
 /// A version to insert, or the new state of an existing one.
 #[derive(Debug, Clone)]
 pub struct VersionWrite {
@@ -128,8 +138,10 @@ pub enum Lookup<'a> {
 /// Persistent storage of secrets. Implementations: SQLite (embedded); PostgreSQL follows.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// A secret with its versions' metadata.
+    /// A secret with its versions' metadata, read in one snapshot.
     async fn find(&self, namespace: &str, by: Lookup<'_>) -> Result<Option<SecretRecord>>;
+    /// A secret with its versions' metadata and sealed values, read in one snapshot.
+    async fn find_sealed(&self, namespace: &str, by: Lookup<'_>) -> Result<Option<SealedRecord>>;
     /// The sealed value of a version; `None` if the version is absent or has no value.
     async fn read_ciphertext(&self, uid: &str, version_id: &str) -> Result<Option<Vec<u8>>>;
     /// Inserts a new secret with its first versions; [`Error::NameTaken`] if the name is used.

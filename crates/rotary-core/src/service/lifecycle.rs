@@ -6,7 +6,7 @@ use rotary_wire::dto::{
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Timestamp};
 
-use super::{internal, Ctx, Outcome, SecretsService};
+use super::{Ctx, Outcome, SecretsService};
 use crate::arn;
 use crate::clock::DAY_MS;
 
@@ -41,7 +41,7 @@ impl SecretsService {
             let now = self.now();
             return match self.find(id).await? {
                 Some(secret) => {
-                    self.store.delete(&secret.row.uid).await.map_err(internal)?;
+                    self.delete_stored(&secret.row.uid).await?;
                     tracing::info!(secret_arn = %secret.row.arn, "Deleted a secret without recovery");
                     Ok(DeleteSecretResponse {
                         arn: Some(secret.row.arn),

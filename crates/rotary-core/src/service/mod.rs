@@ -9,10 +9,11 @@ mod write;
 use std::sync::Arc;
 
 use rotary_crypto::{Keyring, SecretBytes, WrappedKey};
-use rotary_store::{Lookup, SecretRecord, Store};
+use rotary_store::{Lookup, SealedRecord, Store};
 use rotary_wire::{api_error, ApiError};
 
 use crate::arn;
+use crate::cache::{CachedSecret, SecretCache};
 use crate::clock::Clock;
 use crate::names;
 use crate::secret::{value_aad, Plain, Secret, DEFAULT_KMS_KEY};
@@ -66,7 +67,7 @@ pub struct Ctx {
 /// A secret loaded by [`SecretsService::prefetch`] for one request.
 pub struct Prefetched {
     id: String,
-    secret: Secret,
+    secret: Arc<CachedSecret>,
 }
 
 impl std::fmt::Debug for Prefetched {
@@ -77,7 +78,7 @@ impl std::fmt::Debug for Prefetched {
 
 impl Ctx {
     /// The prefetched secret, if it was loaded for exactly this id.
-    pub(crate) fn prefetched(&self, id: &str) -> Option<&Secret> {
+    pub(crate) fn prefetched(&self, id: &str) -> Option<&Arc<CachedSecret>> {
         self.prefetched
             .as_deref()
             .filter(|p| p.id == id)
@@ -113,7 +114,12 @@ pub struct ServiceConfig {
     pub region: String,
     /// Account of the ARNs minted.
     pub account_id: String,
+    /// Budget of the read cache in bytes (0 turns it off); see [`crate::cache`].
+    pub read_cache_bytes: u64,
 }
+
+/// The read cache's budget when none is configured: room for about 16,000 typical secrets.
+pub const DEFAULT_READ_CACHE_BYTES: u64 = 16 << 20;
 
 /// The Secrets Manager operations over a store and a keyring.
 pub struct SecretsService {
@@ -124,7 +130,14 @@ pub struct SecretsService {
     pub(crate) namespace: String,
     /// Woken when a rotation becomes due now (RotateSecret).
     pub(crate) rotation_wakeup: Arc<tokio::sync::Notify>,
+    /// Parsed secrets and their sealed values (see [`crate::cache`]).
+    pub(crate) cache: SecretCache,
+    /// Writes to one secret queue here instead of racing on its revision.
+    write_queues: Vec<tokio::sync::Mutex<()>>,
 }
+
+/// Stripes of the per-secret write queues.
+const WRITE_QUEUES: usize = 256;
 
 const KMS_META_PREFIX: &str = "kms:";
 /// How often an optimistic write is retried when the secret changed under it.
@@ -152,9 +165,13 @@ impl SecretsService {
             store,
             keyring,
             clock,
+            cache: SecretCache::new(config.read_cache_bytes),
             config,
             namespace,
             rotation_wakeup: Arc::new(tokio::sync::Notify::new()),
+            write_queues: (0..WRITE_QUEUES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
         };
         for (key, sealed) in svc
             .store
@@ -231,24 +248,41 @@ impl SecretsService {
         Ok(())
     }
 
-    /// Finds a secret by name, full ARN or partial ARN (spec §2.2).
+    /// Finds a secret by name, full ARN or partial ARN (spec §2.2): a working copy.
     pub(crate) async fn find(&self, id: &str) -> Result<Option<Secret>, ApiError> {
-        let rec = if id.starts_with("arn:") {
+        Ok(self.load(id).await?.map(|c| c.secret.clone()))
+    }
+
+    /// Finds a secret with its sealed values, from the read cache or the store.
+    pub(crate) async fn load(&self, id: &str) -> Result<Option<Arc<CachedSecret>>, ApiError> {
+        if let Some(hit) = self.cache.get(id) {
+            return Ok(Some(hit));
+        }
+        let ticket = self.cache.ticket();
+        let sealed = if id.starts_with("arn:") {
             self.find_arn(id).await?
         } else {
             names::check(id)?;
             self.store
-                .find(&self.namespace, Lookup::Name(id))
+                .find_sealed(&self.namespace, Lookup::Name(id))
                 .await
                 .map_err(internal)?
         };
-        rec.map(Secret::from_record).transpose().map_err(internal)
+        let Some(SealedRecord { record, values }) = sealed else {
+            return Ok(None);
+        };
+        let entry = Arc::new(CachedSecret::new(
+            Secret::from_record(record).map_err(internal)?,
+            values,
+        ));
+        self.cache.fill(id, entry.clone(), ticket);
+        Ok(Some(entry))
     }
 
-    async fn find_arn(&self, id: &str) -> Result<Option<SecretRecord>, ApiError> {
+    async fn find_arn(&self, id: &str) -> Result<Option<SealedRecord>, ApiError> {
         if let Some(rec) = self
             .store
-            .find(&self.namespace, Lookup::Arn(id))
+            .find_sealed(&self.namespace, Lookup::Arn(id))
             .await
             .map_err(internal)?
         {
@@ -262,14 +296,14 @@ impl SecretsService {
             return Ok(None);
         }
         self.store
-            .find(&self.namespace, Lookup::Name(p.resource))
+            .find_sealed(&self.namespace, Lookup::Name(p.resource))
             .await
             .map_err(internal)
     }
 
     /// The ARN of a secret id, if it exists (for authorization checks).
     pub async fn arn_of(&self, id: &str) -> Result<Option<String>, ApiError> {
-        Ok(self.find(id).await?.map(|s| s.row.arn))
+        Ok(self.load(id).await?.map(|s| s.secret.row.arn.clone()))
     }
 
     /// What authorization looks at for a secret id, if the secret exists: its ARN, name,
@@ -284,9 +318,10 @@ impl SecretsService {
         &self,
         id: &str,
     ) -> Result<Option<(AuthzView, Arc<Prefetched>)>, ApiError> {
-        let Some(secret) = self.find(id).await? else {
+        let Some(cached) = self.load(id).await? else {
             return Ok(None);
         };
+        let secret = &cached.secret;
         let doc = &secret.doc;
         let view = AuthzView {
             name: secret.row.name.clone(),
@@ -300,7 +335,7 @@ impl SecretsService {
         };
         let prefetched = Arc::new(Prefetched {
             id: id.to_owned(),
-            secret,
+            secret: cached,
         });
         Ok(Some((view, prefetched)))
     }
@@ -347,6 +382,13 @@ impl SecretsService {
         token: Option<&str>,
         f: impl Fn(&mut Secret, Option<&SecretBytes>) -> Result<Outcome<T>, ApiError>,
     ) -> Result<T, ApiError> {
+        // Writers to one secret take turns, so they don't lose compare-and-swaps to each
+        // other; the retries below are for writes from other nodes.
+        let queue = {
+            let first = self.resolve(id).await?;
+            self.write_queue(&first.row.uid)
+        };
+        let _turn = queue.lock().await;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let mut secret = self.resolve(id).await?;
             let existing = match token {
@@ -357,7 +399,10 @@ impl SecretsService {
                 Outcome::Unchanged(t) => return Ok(t),
                 Outcome::Changed(t, changed_at) => {
                     let update = secret.into_update(changed_at).map_err(internal)?;
-                    match self.store.update(&update).await {
+                    let result = self.store.update(&update).await;
+                    // Committed, or changed elsewhere: either way the cached copy is old.
+                    self.cache.invalidate(&update.row.uid);
+                    match result {
                         Ok(()) => return Ok(t),
                         Err(rotary_store::Error::Conflict(_)) => continue,
                         Err(e) => return Err(internal(e)),
@@ -366,6 +411,20 @@ impl SecretsService {
             }
         }
         Err(api_error!(ThrottlingException, "Rate exceeded"))
+    }
+
+    /// The write queue of a secret (a stripe shared by a few secrets).
+    fn write_queue(&self, uid: &str) -> &tokio::sync::Mutex<()> {
+        use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
+        let h = BuildHasherDefault::<DefaultHasher>::default().hash_one(uid);
+        &self.write_queues[(h % WRITE_QUEUES as u64) as usize]
+    }
+
+    /// Deletes a secret from the store and the read cache.
+    pub(crate) async fn delete_stored(&self, uid: &str) -> Result<bool, ApiError> {
+        let result = self.store.delete(uid).await;
+        self.cache.invalidate(uid);
+        result.map_err(internal)
     }
 
     /// The framed plaintext of the version whose id is `token`, if it has a value.
@@ -427,7 +486,7 @@ impl SecretsService {
             .map_err(internal)?;
         let mut n = 0;
         for uid in due {
-            if self.store.delete(&uid).await.map_err(internal)? {
+            if self.delete_stored(&uid).await? {
                 tracing::info!(secret_uid = %uid, "Purged a secret whose recovery window ended");
                 n += 1;
             }

@@ -12,6 +12,7 @@ use rotary_wire::{api_error, ApiError, Blob, Sensitive, Timestamp};
 
 use super::list::{parse_filters, Page};
 use super::{deleted_error, internal, msg, Ctx, SecretsService};
+use crate::cache::CachedSecret;
 use crate::clock::day_start;
 use crate::labels::AWSCURRENT;
 use crate::secret::{sorted, Plain, Secret, DEFAULT_KMS_KEY, DEFAULT_KMS_KEY_LISTED};
@@ -40,25 +41,31 @@ impl SecretsService {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
         let loaded;
-        let secret = match cx.prefetched(id) {
+        let cached = match cx.prefetched(id) {
             Some(s) => s,
             None => {
-                loaded = self.resolve(id).await?;
+                loaded = self
+                    .load(id)
+                    .await?
+                    .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))?;
                 &loaded
             }
         };
         self.read_value(
-            secret,
+            &cached.secret,
+            Some(cached),
             req.version_id.as_deref(),
             req.version_stage.as_deref(),
         )
         .await
     }
 
-    /// Reads one version of a loaded secret (GetSecretValue rules, spec §3.4).
+    /// Reads one version of a loaded secret (GetSecretValue rules, spec §3.4); its sealed
+    /// value comes from `cached` when that holds it, else from the store.
     async fn read_value(
         &self,
         secret: &Secret,
+        cached: Option<&CachedSecret>,
         version_id: Option<&str>,
         stage: Option<&str>,
     ) -> Result<GetSecretValueResponse, ApiError> {
@@ -94,13 +101,20 @@ impl SecretsService {
             }
         };
         let v = &secret.versions[idx].row;
-        let sealed = self
-            .store
-            .read_ciphertext(&secret.row.uid, &v.version_id)
-            .await
-            .map_err(internal)?
-            .ok_or_else(|| version_not_found(&v.version_id))?;
-        let plain = self.open_value(&secret.row.arn, &v.version_id, &sealed)?;
+        let read;
+        let sealed = match cached.and_then(|c| c.sealed(&v.version_id)) {
+            Some(sealed) => sealed,
+            None => {
+                read = self
+                    .store
+                    .read_ciphertext(&secret.row.uid, &v.version_id)
+                    .await
+                    .map_err(internal)?
+                    .ok_or_else(|| version_not_found(&v.version_id))?;
+                &read
+            }
+        };
+        let plain = self.open_value(&secret.row.arn, &v.version_id, sealed)?;
         let (secret_string, secret_binary) = match Plain::unframe(plain.expose()) {
             Some(Plain::Text(s)) => (Some(Sensitive::new(s.to_owned())), None),
             Some(Plain::Binary(b)) => (None, Some(Blob::new(b.to_vec()))),
@@ -109,11 +123,12 @@ impl SecretsService {
         // LastAccessedDate has day granularity: write it at most once per secret per day.
         let today = day_start(self.now());
         if secret.row.last_accessed_ms != Some(today) || v.last_accessed_ms != Some(today) {
-            if let Err(e) = self
+            let recorded = self
                 .store
                 .record_access(&secret.row.uid, &v.version_id, today)
-                .await
-            {
+                .await;
+            self.cache.invalidate(&secret.row.uid);
+            if let Err(e) = recorded {
                 tracing::warn!(error = %e, "Recording LastAccessedDate failed");
             }
         }
@@ -152,8 +167,8 @@ impl SecretsService {
                 ));
             }
             for id in ids {
-                let r = match self.find(id).await {
-                    Ok(Some(s)) => self.read_value(&s, None, None).await,
+                let r = match self.load(id).await {
+                    Ok(Some(c)) => self.read_value(&c.secret, Some(&c), None, None).await,
                     Ok(None) => Err(api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND)),
                     Err(e) => Err(e),
                 };
@@ -177,7 +192,7 @@ impl SecretsService {
             let (items, next) = page.take(secrets, limit);
             next_token = next;
             for s in items {
-                match self.read_value(&s, None, None).await {
+                match self.read_value(&s, None, None, None).await {
                     Ok(v) => values.push(v),
                     Err(e) if e.code() == rotary_wire::ErrorCode::InternalServiceError => {
                         return Err(e)
@@ -206,11 +221,14 @@ impl SecretsService {
     ) -> Result<DescribeSecretResponse, ApiError> {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
-        if let Some(secret) = cx.prefetched(id) {
-            return Ok(secret.describe());
+        if let Some(cached) = cx.prefetched(id) {
+            return Ok(cached.secret.describe());
         }
-        let secret = self.resolve(id).await?;
-        Ok(secret.describe())
+        let cached = self
+            .load(id)
+            .await?
+            .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))?;
+        Ok(cached.secret.describe())
     }
 
     /// ListSecretVersionIds: labelled versions (all with `IncludeDeprecated`), oldest first.

@@ -241,7 +241,10 @@ impl SecretsService {
                 revision: 1,
                 doc: serde_json::to_string(&doc).map_err(internal)?,
             };
-            match self.store.insert(&row, &versions).await {
+            let inserted = self.store.insert(&row, &versions).await;
+            // The name and ARN may have resolved to a secret purged since.
+            self.cache.forget_ids(&[name, &arn]);
+            match inserted {
                 Ok(()) => {
                     return Ok(CreateSecretResponse {
                         arn: Some(arn),

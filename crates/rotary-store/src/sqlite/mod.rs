@@ -13,7 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 
 use crate::{
-    Error, Lookup, Result, SecretRecord, SecretRow, SecretUpdate, Store, VersionRow, VersionWrite,
+    Error, Lookup, Result, SealedRecord, SecretRecord, SecretRow, SecretUpdate, Store, VersionRow,
+    VersionWrite,
 };
 
 /// SQLite implementation of [`Store`].
@@ -31,6 +32,18 @@ const SECRET_COLS: &str = "uid, namespace, name, arn, created_ms, last_changed_m
 const VERSION_COLS: &str =
     "secret_uid, version_id, seq, created_ms, last_accessed_ms, stages, kms_key_id, \
      ciphertext IS NOT NULL AS has_value";
+// The lookups as constant text, so that sqlx's statement cache reuses their prepared form.
+const FIND_BY_NAME: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
+     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets \
+     WHERE namespace = ? AND name = ?";
+const FIND_BY_ARN: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
+     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets \
+     WHERE namespace = ? AND arn = ?";
+const FIND_BY_UID: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
+     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets WHERE uid = ?";
+const VERSIONS_OF: &str = "SELECT secret_uid, version_id, seq, created_ms, last_accessed_ms, \
+     stages, kms_key_id, ciphertext IS NOT NULL AS has_value FROM versions \
+     WHERE secret_uid = ? ORDER BY seq";
 
 impl SqliteStore {
     /// Opens (creating if needed) the database file and applies migrations.
@@ -89,6 +102,31 @@ fn version_row(r: &SqliteRow) -> Result<(String, VersionRow)> {
     ))
 }
 
+/// Reads a secret and its versions' metadata inside `tx`.
+async fn find_in(
+    tx: &mut Transaction<'_, Sqlite>,
+    namespace: &str,
+    by: Lookup<'_>,
+) -> Result<Option<SecretRecord>> {
+    let q = match by {
+        Lookup::Name(name) => sqlx::query(FIND_BY_NAME).bind(namespace).bind(name),
+        Lookup::Arn(arn) => sqlx::query(FIND_BY_ARN).bind(namespace).bind(arn),
+        Lookup::Uid(uid) => sqlx::query(FIND_BY_UID).bind(uid),
+    };
+    let Some(row) = q.fetch_optional(&mut **tx).await? else {
+        return Ok(None);
+    };
+    let row = secret_row(&row)?;
+    let versions = sqlx::query(VERSIONS_OF)
+        .bind(&row.uid)
+        .fetch_all(&mut **tx)
+        .await?
+        .iter()
+        .map(|r| version_row(r).map(|(_, v)| v))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(SecretRecord { row, versions }))
+}
+
 fn stages_json(stages: &[String]) -> String {
     serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_owned())
 }
@@ -125,45 +163,30 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 #[async_trait]
 impl Store for SqliteStore {
     async fn find(&self, namespace: &str, by: Lookup<'_>) -> Result<Option<SecretRecord>> {
-        let mut conn = self.reader.acquire().await?;
-        let row = match by {
-            Lookup::Name(name) => {
-                sqlx::query(&format!(
-                    "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? AND name = ?"
-                ))
-                .bind(namespace)
-                .bind(name)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
-            Lookup::Uid(uid) => {
-                sqlx::query(&format!("SELECT {SECRET_COLS} FROM secrets WHERE uid = ?"))
-                    .bind(uid)
-                    .fetch_optional(&mut *conn)
-                    .await?
-            }
-            Lookup::Arn(arn) => {
-                sqlx::query(&format!(
-                    "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? AND arn = ?"
-                ))
-                .bind(namespace)
-                .bind(arn)
-                .fetch_optional(&mut *conn)
-                .await?
-            }
+        let mut tx = self.reader.begin().await?;
+        let found = find_in(&mut tx, namespace, by).await?;
+        // Dropping the transaction rolls it back (read-only), even if this future is
+        // cancelled: the connection never returns to the pool inside an old snapshot.
+        drop(tx);
+        Ok(found)
+    }
+
+    async fn find_sealed(&self, namespace: &str, by: Lookup<'_>) -> Result<Option<SealedRecord>> {
+        let mut tx = self.reader.begin().await?;
+        let Some(record) = find_in(&mut tx, namespace, by).await? else {
+            return Ok(None);
         };
-        let Some(row) = row else { return Ok(None) };
-        let row = secret_row(&row)?;
-        let versions = sqlx::query(&format!(
-            "SELECT {VERSION_COLS} FROM versions WHERE secret_uid = ? ORDER BY seq"
-        ))
-        .bind(&row.uid)
-        .fetch_all(&mut *conn)
+        let values = sqlx::query(
+            "SELECT version_id, ciphertext FROM versions \
+             WHERE secret_uid = ? AND ciphertext IS NOT NULL ORDER BY seq",
+        )
+        .bind(&record.row.uid)
+        .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| version_row(r).map(|(_, v)| v))
+        .map(|r| Ok((r.try_get("version_id")?, r.try_get("ciphertext")?)))
         .collect::<Result<Vec<_>>>()?;
-        Ok(Some(SecretRecord { row, versions }))
+        Ok(Some(SealedRecord { record, values }))
     }
 
     async fn read_ciphertext(&self, uid: &str, version_id: &str) -> Result<Option<Vec<u8>>> {
@@ -262,23 +285,23 @@ impl Store for SqliteStore {
     }
 
     async fn list(&self, namespace: &str) -> Result<Vec<SecretRecord>> {
-        let mut conn = self.reader.acquire().await?;
-        // One read transaction so secrets and versions are a consistent snapshot.
-        sqlx::query("BEGIN").execute(&mut *conn).await?;
+        // One read transaction so secrets and versions are a consistent snapshot; dropped
+        // (rolled back) on every path, cancellation included.
+        let mut tx = self.reader.begin().await?;
         let rows = sqlx::query(&format!(
             "SELECT {SECRET_COLS} FROM secrets WHERE namespace = ? ORDER BY created_ms, uid"
         ))
         .bind(namespace)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await;
         let versions = sqlx::query(&format!(
             "SELECT {VERSION_COLS} FROM versions WHERE secret_uid IN \
              (SELECT uid FROM secrets WHERE namespace = ?) ORDER BY secret_uid, seq"
         ))
         .bind(namespace)
-        .fetch_all(&mut *conn)
+        .fetch_all(&mut *tx)
         .await;
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        drop(tx);
         let mut by_secret: HashMap<String, Vec<VersionRow>> = HashMap::new();
         for r in versions? {
             let (uid, v) = version_row(&r)?;

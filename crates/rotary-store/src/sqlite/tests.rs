@@ -173,3 +173,90 @@ async fn due_rotations_and_history() {
     assert!(s.list_history("u1", 10).await.unwrap().is_empty());
     assert!(s.delete_meta("nope").await.is_ok());
 }
+
+/// Polls `f` `polls` times (letting SQLite's worker thread run in between), then drops it:
+/// a request whose client went away mid-read.
+async fn cancel_after<F: std::future::Future>(f: F, polls: usize) {
+    let mut f = std::pin::pin!(f);
+    for _ in 0..polls {
+        let ready =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_ready())).await;
+        if ready {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_micros(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn cancelled_reads_leave_no_snapshot_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let ns = "000000000000:us-east-1";
+    s.insert(
+        &row("u1", "a"),
+        &[version("v1", 1, &["AWSCURRENT"], Some(b"ct1"))],
+    )
+    .await
+    .unwrap();
+    // Cancel reads at every point of their progress, on every pooled connection.
+    for polls in 1..200 {
+        cancel_after(s.list(ns), polls).await;
+        cancel_after(s.find(ns, Lookup::Name("a")), polls).await;
+        cancel_after(s.find_sealed(ns, Lookup::Name("a")), polls).await;
+    }
+    let mut next = row("u1", "a");
+    next.revision = 2;
+    s.update(&SecretUpdate {
+        row: next,
+        upsert_versions: vec![version("v2", 2, &["AWSCURRENT"], Some(b"ct2"))],
+        delete_versions: vec![],
+    })
+    .await
+    .unwrap();
+    // Every connection of the read pool sees the write.
+    for _ in 0..32 {
+        let listed = s.list(ns).await.unwrap();
+        assert_eq!(listed[0].row.revision, 2);
+        let found = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
+        assert_eq!(found.row.revision, 2);
+        assert_eq!(found.versions.len(), 2);
+        let sealed = s.find_sealed(ns, Lookup::Uid("u1")).await.unwrap().unwrap();
+        assert_eq!(sealed.values.len(), 2);
+    }
+}
+
+#[tokio::test]
+async fn find_sealed_reads_values_with_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let ns = "000000000000:us-east-1";
+    s.insert(
+        &row("u1", "a"),
+        &[
+            version("v1", 1, &["AWSPREVIOUS"], Some(b"ct1")),
+            version("v2", 2, &["AWSPENDING"], None),
+            version("v3", 3, &["AWSCURRENT"], Some(b"ct3")),
+        ],
+    )
+    .await
+    .unwrap();
+    let sealed = s.find_sealed(ns, Lookup::Name("a")).await.unwrap().unwrap();
+    assert_eq!(sealed.record.versions.len(), 3);
+    assert_eq!(
+        sealed.values,
+        vec![
+            ("v1".into(), b"ct1".to_vec()),
+            ("v3".into(), b"ct3".to_vec())
+        ]
+    );
+    assert!(s
+        .find_sealed(ns, Lookup::Name("b"))
+        .await
+        .unwrap()
+        .is_none());
+}
