@@ -169,3 +169,122 @@ async fn versions_past_100_are_pruned_only_when_older_than_a_day() {
     let labelled = svc.list_secret_version_ids(&cx, list(false)).await.unwrap();
     assert_eq!(labelled.versions.unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sixty_four_concurrent_writers_to_one_secret_all_succeed() {
+    let (svc, _clock, _dir) = service().await;
+    let svc = Arc::new(svc);
+    let cx = Ctx::default();
+    let req = CreateSecretRequest {
+        name: Some("hot".into()),
+        client_request_token: Some(token(0)),
+        secret_string: Some(Sensitive::new("v0".into())),
+        ..Default::default()
+    };
+    svc.create_secret(&cx, req).await.unwrap();
+    let writers: Vec<_> = (1..=64)
+        .map(|i| {
+            let svc = svc.clone();
+            tokio::spawn(async move {
+                let req = PutSecretValueRequest {
+                    secret_id: Some("hot".into()),
+                    client_request_token: Some(token(i)),
+                    secret_string: Some(Sensitive::new(format!("v{i}"))),
+                    ..Default::default()
+                };
+                svc.put_secret_value(&Ctx::default(), req).await
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap().expect("every writer succeeds");
+    }
+    let versions = svc
+        .list_secret_version_ids(
+            &cx,
+            ListSecretVersionIdsRequest {
+                secret_id: Some("hot".into()),
+                include_deprecated: Some(true),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap()
+        .versions
+        .unwrap();
+    let current: Vec<_> = versions
+        .iter()
+        .filter(|v| {
+            v.version_stages
+                .as_ref()
+                .is_some_and(|s| s.iter().any(|l| l == "AWSCURRENT"))
+        })
+        .collect();
+    assert_eq!(current.len(), 1, "exactly one AWSCURRENT");
+    // The value read back is the one AWSCURRENT names (no stale cached copy).
+    let got = svc
+        .get_secret_value(
+            &cx,
+            GetSecretValueRequest {
+                secret_id: Some("hot".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(got.version_id, current[0].version_id);
+    let n: usize = got.version_id.unwrap().parse().unwrap();
+    assert_eq!(got.secret_string.unwrap().expose(), &format!("v{n}"));
+}
+
+#[tokio::test]
+async fn reads_after_a_write_see_the_write() {
+    let (svc, _clock, _dir) = service().await;
+    let cx = Ctx::default();
+    let req = CreateSecretRequest {
+        name: Some("c".into()),
+        client_request_token: Some(token(1)),
+        secret_string: Some(Sensitive::new("one".into())),
+        ..Default::default()
+    };
+    svc.create_secret(&cx, req).await.unwrap();
+    let get = || GetSecretValueRequest {
+        secret_id: Some("c".into()),
+        ..Default::default()
+    };
+    for i in 2..6 {
+        // Warm the cache, then write, then read.
+        svc.get_secret_value(&cx, get()).await.unwrap();
+        let put = PutSecretValueRequest {
+            secret_id: Some("c".into()),
+            client_request_token: Some(token(i)),
+            secret_string: Some(Sensitive::new(format!("value {i}"))),
+            ..Default::default()
+        };
+        svc.put_secret_value(&cx, put).await.unwrap();
+        let got = svc.get_secret_value(&cx, get()).await.unwrap();
+        assert_eq!(got.secret_string.unwrap().expose(), &format!("value {i}"));
+    }
+    // Deleted and recreated under the same name: the new secret, not the cached old one.
+    svc.delete_secret(
+        &cx,
+        DeleteSecretRequest {
+            secret_id: Some("c".into()),
+            recovery_window_in_days: None,
+            force_delete_without_recovery: Some(true),
+        },
+    )
+    .await
+    .unwrap();
+    let e = svc.get_secret_value(&cx, get()).await.unwrap_err();
+    assert_eq!(e.code(), ErrorCode::ResourceNotFoundException);
+    let req = CreateSecretRequest {
+        name: Some("c".into()),
+        client_request_token: Some(token(9)),
+        secret_string: Some(Sensitive::new("reborn".into())),
+        ..Default::default()
+    };
+    svc.create_secret(&cx, req).await.unwrap();
+    let got = svc.get_secret_value(&cx, get()).await.unwrap();
+    assert_eq!(got.secret_string.unwrap().expose(), "reborn");
+}
