@@ -10,7 +10,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
+
+mod writer;
+use writer::{Write, Writer};
 
 use crate::{
     Error, Lookup, Result, SealedRecord, SecretRecord, SecretRow, SecretUpdate, Store, VersionRow,
@@ -19,12 +22,13 @@ use crate::{
 
 /// SQLite implementation of [`Store`].
 ///
-/// Writes go through a pool of one connection, so they serialize in-process instead of
+/// Writes go to one task that owns the only writer connection and commits concurrent
+/// writes together ([`writer`]: group commit), so they serialize in-process instead of
 /// failing with `SQLITE_BUSY`; reads use their own pool and never wait for writers (WAL).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     reader: SqlitePool,
-    writer: SqlitePool,
+    writer: Writer,
 }
 
 const SECRET_COLS: &str = "uid, namespace, name, arn, created_ms, last_changed_ms, \
@@ -55,11 +59,9 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .connect_with(opts.clone())
-            .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&writer).await?;
+        let mut conn = SqliteConnection::connect_with(&opts).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        let writer = Writer::spawn(conn);
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts.read_only(true))
@@ -132,7 +134,7 @@ fn stages_json(stages: &[String]) -> String {
 }
 
 async fn upsert_version(
-    tx: &mut Transaction<'_, Sqlite>,
+    conn: &mut SqliteConnection,
     uid: &str,
     v: &VersionWrite,
 ) -> Result<()> {
@@ -151,7 +153,7 @@ async fn upsert_version(
     .bind(stages_json(&v.row.stages))
     .bind(&v.row.kms_key_id)
     .bind(&v.ciphertext)
-    .execute(&mut **tx)
+    .execute(&mut *conn)
     .await?;
     Ok(())
 }
@@ -201,87 +203,21 @@ impl Store for SqliteStore {
     }
 
     async fn insert(&self, row: &SecretRow, versions: &[VersionWrite]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        let r = sqlx::query(&format!(
-            "INSERT INTO secrets ({SECRET_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        ))
-        .bind(&row.uid)
-        .bind(&row.namespace)
-        .bind(&row.name)
-        .bind(&row.arn)
-        .bind(row.created_ms)
-        .bind(row.last_changed_ms)
-        .bind(row.last_accessed_ms)
-        .bind(row.deleted_ms)
-        .bind(row.rotation_due_ms)
-        .bind(row.revision)
-        .bind(&row.doc)
-        .execute(&mut *tx)
-        .await;
-        match r {
-            Err(e) if is_unique_violation(&e) => return Err(Error::NameTaken(row.name.clone())),
-            r => r?,
-        };
-        for v in versions {
-            upsert_version(&mut tx, &row.uid, v).await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(Write::Insert(row.clone(), versions.to_vec()))
+            .await
+            .map(drop)
     }
 
     async fn update(&self, update: &SecretUpdate) -> Result<()> {
-        let row = &update.row;
-        let mut tx = self.writer.begin().await?;
-        let done = sqlx::query(
-            "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, last_accessed_ms = ?, \
-             deleted_ms = ?, rotation_due_ms = ?, revision = ?, doc = ? \
-             WHERE uid = ? AND revision = ?",
-        )
-        .bind(&row.name)
-        .bind(&row.arn)
-        .bind(row.last_changed_ms)
-        .bind(row.last_accessed_ms)
-        .bind(row.deleted_ms)
-        .bind(row.rotation_due_ms)
-        .bind(row.revision)
-        .bind(&row.doc)
-        .bind(&row.uid)
-        .bind(row.revision - 1)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() != 1 {
-            return Err(Error::Conflict(row.name.clone()));
-        }
-        for v in &update.upsert_versions {
-            upsert_version(&mut tx, &row.uid, v).await?;
-        }
-        for id in &update.delete_versions {
-            sqlx::query("DELETE FROM versions WHERE secret_uid = ? AND version_id = ?")
-                .bind(&row.uid)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(Write::Update(update.clone()))
+            .await
+            .map(drop)
     }
 
     async fn delete(&self, uid: &str) -> Result<bool> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("DELETE FROM versions WHERE secret_uid = ?")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("DELETE FROM rotation_history WHERE secret_uid = ?")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        let n = sqlx::query("DELETE FROM secrets WHERE uid = ?")
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(n.rows_affected() == 1)
+        self.writer.write(Write::Delete(uid.to_owned())).await
     }
 
     async fn list(&self, namespace: &str) -> Result<Vec<SecretRecord>> {
@@ -327,22 +263,14 @@ impl Store for SqliteStore {
     }
 
     async fn record_access(&self, uid: &str, version_id: &str, day_ms: i64) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        sqlx::query("UPDATE secrets SET last_accessed_ms = ? WHERE uid = ?")
-            .bind(day_ms)
-            .bind(uid)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(
-            "UPDATE versions SET last_accessed_ms = ? WHERE secret_uid = ? AND version_id = ?",
-        )
-        .bind(day_ms)
-        .bind(uid)
-        .bind(version_id)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(Write::RecordAccess {
+                uid: uid.to_owned(),
+                version_id: version_id.to_owned(),
+                day_ms,
+            })
+            .await
+            .map(drop)
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -353,40 +281,23 @@ impl Store for SqliteStore {
     }
 
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
-        let r = sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
-            .bind(key)
-            .bind(value)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.writer
+            .write(Write::PutMetaIfAbsent(key.to_owned(), value.to_vec()))
+            .await
     }
 
     async fn put_metas(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
-        let mut tx = self.writer.begin().await?;
-        for (key, value) in entries {
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES (?, ?) \
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(key)
-            .bind(value)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
+        self.writer
+            .write(Write::PutMetas(entries.to_vec()))
+            .await
+            .map(drop)
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES (?, ?) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.writer
+            .write(Write::PutMetas(vec![(key.to_owned(), value.to_vec())]))
+            .await
+            .map(drop)
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
@@ -402,11 +313,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_meta(&self, key: &str) -> Result<bool> {
-        let r = sqlx::query("DELETE FROM meta WHERE key = ?")
-            .bind(key)
-            .execute(&self.writer)
-            .await?;
-        Ok(r.rows_affected() == 1)
+        self.writer.write(Write::DeleteMeta(key.to_owned())).await
     }
 
     async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
@@ -427,17 +334,15 @@ impl Store for SqliteStore {
         started_ms: i64,
         record: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO rotation_history (id, secret_uid, started_ms, record) VALUES (?, ?, ?, ?) \
-             ON CONFLICT (id) DO UPDATE SET record = excluded.record",
-        )
-        .bind(id)
-        .bind(secret_uid)
-        .bind(started_ms)
-        .bind(record)
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        self.writer
+            .write(Write::PutHistory {
+                id: id.to_owned(),
+                secret_uid: secret_uid.to_owned(),
+                started_ms,
+                record: record.to_owned(),
+            })
+            .await
+            .map(drop)
     }
 
     async fn list_history(&self, secret_uid: &str, limit: i64) -> Result<Vec<String>> {

@@ -260,3 +260,93 @@ async fn find_sealed_reads_values_with_metadata() {
         .unwrap()
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn group_commit_answers_each_write_on_its_own_terms() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(
+        SqliteStore::open(&dir.path().join("db.sqlite"))
+            .await
+            .unwrap(),
+    );
+    let ns = "000000000000:us-east-1";
+    // Concurrent inserts of one name (batched together): exactly one wins.
+    let inserts: Vec<_> = (0..50)
+        .map(|i| {
+            let s = s.clone();
+            tokio::spawn(async move { s.insert(&row(&format!("u{i}"), "same"), &[]).await })
+        })
+        .collect();
+    let mut won = 0;
+    for t in inserts {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(Error::NameTaken(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let winner = s.find(ns, Lookup::Name("same")).await.unwrap().unwrap();
+    // Concurrent compare-and-swaps from one revision: exactly one wins, the others change
+    // nothing, and unrelated writes in the same batches commit.
+    let updates: Vec<_> = (0..50)
+        .map(|i| {
+            let s = s.clone();
+            let mut next = winner.row.clone();
+            next.revision = 2;
+            next.doc = format!("{{\"n\":{i}}}");
+            tokio::spawn(async move {
+                let other_row = row(&format!("o{i}"), &format!("other{i}"));
+                let other = s.insert(&other_row, &[]);
+                let update = SecretUpdate {
+                    row: next,
+                    upsert_versions: vec![version(&format!("v{i}"), i, &[], Some(b"x"))],
+                    delete_versions: vec![],
+                };
+                let upd = s.update(&update);
+                let (a, b) = tokio::join!(other, upd);
+                a.unwrap();
+                b
+            })
+        })
+        .collect();
+    let mut won = 0;
+    for t in updates {
+        match t.await.unwrap() {
+            Ok(()) => won += 1,
+            Err(Error::Conflict(_)) => {}
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let after = s.find(ns, Lookup::Name("same")).await.unwrap().unwrap();
+    assert_eq!(after.row.revision, 2);
+    assert_eq!(after.versions.len(), 1, "only the winner's version was written");
+    assert_eq!(s.list(ns).await.unwrap().len(), 51);
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    {
+        let s = std::sync::Arc::new(SqliteStore::open(&path).await.unwrap());
+        let writes: Vec<_> = (0..200)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move {
+                    s.insert(
+                        &row(&format!("u{i}"), &format!("n{i}")),
+                        &[version("v1", 1, &["AWSCURRENT"], Some(b"ct"))],
+                    )
+                    .await
+                })
+            })
+            .collect();
+        for w in writes {
+            w.await.unwrap().unwrap();
+        }
+    }
+    let s = SqliteStore::open(&path).await.unwrap();
+    assert_eq!(s.list("000000000000:us-east-1").await.unwrap().len(), 200);
+}

@@ -1,0 +1,315 @@
+//! Group commit: one task owns SQLite's writer connection and commits the writes that
+//! queued up meanwhile in one transaction, so that one fsync makes many writes durable.
+//!
+//! A caller's write is acknowledged only after the transaction holding it has committed
+//! (`synchronous=FULL`: after the fsync). Writes apply in the order they were queued.
+//! A write that fails on its own terms (a compare-and-swap lost, a name taken) fails before
+//! it has changed anything, so the others in its batch commit without it. An unexpected
+//! failure (I/O, a full disk) rolls the batch back and replays each of its writes in a
+//! transaction of its own, so that one write's failure is never another's.
+
+use sqlx::sqlite::SqliteConnection;
+use sqlx::Connection;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::{Error, Result, SecretRow, SecretUpdate, VersionWrite};
+
+/// Writes that wait for one commit at most.
+const MAX_BATCH: usize = 256;
+/// Writes queued before callers wait to queue.
+const QUEUE: usize = 4096;
+
+/// One write, owned so that it can cross to the writer task.
+#[derive(Debug)]
+pub(super) enum Write {
+    Insert(SecretRow, Vec<VersionWrite>),
+    Update(SecretUpdate),
+    Delete(String),
+    RecordAccess {
+        uid: String,
+        version_id: String,
+        day_ms: i64,
+    },
+    PutMetaIfAbsent(String, Vec<u8>),
+    PutMetas(Vec<(String, Vec<u8>)>),
+    DeleteMeta(String),
+    PutHistory {
+        id: String,
+        secret_uid: String,
+        started_ms: i64,
+        record: String,
+    },
+}
+
+/// What a write answers: whether it changed a row, where the operation says.
+pub(super) type Done = bool;
+
+type Job = (Write, oneshot::Sender<Result<Done>>);
+
+/// The handle callers queue writes on.
+#[derive(Debug, Clone)]
+pub(super) struct Writer {
+    tx: mpsc::Sender<Job>,
+}
+
+impl Writer {
+    /// Starts the writer task over `conn`.
+    pub(super) fn spawn(conn: SqliteConnection) -> Self {
+        let (tx, rx) = mpsc::channel(QUEUE);
+        tokio::spawn(run(conn, rx));
+        Self { tx }
+    }
+
+    /// Queues a write and waits until it is durable (or failed).
+    pub(super) async fn write(&self, w: Write) -> Result<Done> {
+        let (reply, answer) = oneshot::channel();
+        self.tx
+            .send((w, reply))
+            .await
+            .map_err(|_| Error::Corrupt("the store's writer has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Corrupt("the store's writer has stopped".into()))?
+    }
+}
+
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        commit_batch(&mut conn, &mut batch).await;
+        batch.clear();
+    }
+    let _ = conn.close().await;
+}
+
+/// Why a write in a batch did not apply.
+enum Failed {
+    /// On its own terms, before changing anything: answer it, keep the batch.
+    Refused(Error),
+    /// Unexpectedly: the batch must be rolled back.
+    Broken(Error),
+}
+
+async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
+    let mut answers: Vec<Result<Done>> = Vec::with_capacity(batch.len());
+    let together = async {
+        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+        for (w, _) in batch.iter() {
+            match apply(conn, w).await {
+                Ok(done) => answers.push(Ok(done)),
+                Err(Failed::Refused(e)) => answers.push(Err(e)),
+                Err(Failed::Broken(e)) => return Err(e),
+            }
+        }
+        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        Ok::<_, Error>(())
+    }
+    .await;
+    match together {
+        Ok(()) => {
+            for ((_, reply), answer) in batch.drain(..).zip(answers) {
+                let _ = reply.send(answer);
+            }
+        }
+        Err(_) => {
+            rollback(conn).await;
+            // One at a time, so the failure is answered to the write that caused it.
+            for (w, reply) in batch.drain(..) {
+                let _ = reply.send(alone(conn, &w).await);
+            }
+        }
+    }
+}
+
+async fn rollback(conn: &mut SqliteConnection) {
+    // A failed COMMIT or statement may have left the transaction open; close it.
+    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+}
+
+async fn alone(conn: &mut SqliteConnection, w: &Write) -> Result<Done> {
+    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let r = match apply(conn, w).await {
+        Ok(done) => sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .map(|_| done)
+            .map_err(Error::from),
+        Err(Failed::Refused(e) | Failed::Broken(e)) => Err(e),
+    };
+    if r.is_err() {
+        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    }
+    r
+}
+
+fn broken(e: impl Into<Error>) -> Failed {
+    Failed::Broken(e.into())
+}
+
+async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
+    match w {
+        Write::Insert(row, versions) => {
+            let r = sqlx::query(
+                "INSERT INTO secrets (uid, namespace, name, arn, created_ms, last_changed_ms, \
+                 last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&row.uid)
+            .bind(&row.namespace)
+            .bind(&row.name)
+            .bind(&row.arn)
+            .bind(row.created_ms)
+            .bind(row.last_changed_ms)
+            .bind(row.last_accessed_ms)
+            .bind(row.deleted_ms)
+            .bind(row.rotation_due_ms)
+            .bind(row.revision)
+            .bind(&row.doc)
+            .execute(&mut *conn)
+            .await;
+            match r {
+                Err(e) if super::is_unique_violation(&e) => {
+                    return Err(Failed::Refused(Error::NameTaken(row.name.clone())))
+                }
+                r => r.map_err(broken)?,
+            };
+            for v in versions {
+                super::upsert_version(conn, &row.uid, v)
+                    .await
+                    .map_err(broken)?;
+            }
+            Ok(true)
+        }
+        Write::Update(update) => {
+            let row = &update.row;
+            let done = sqlx::query(
+                "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, \
+                 last_accessed_ms = ?, deleted_ms = ?, rotation_due_ms = ?, revision = ?, \
+                 doc = ? WHERE uid = ? AND revision = ?",
+            )
+            .bind(&row.name)
+            .bind(&row.arn)
+            .bind(row.last_changed_ms)
+            .bind(row.last_accessed_ms)
+            .bind(row.deleted_ms)
+            .bind(row.rotation_due_ms)
+            .bind(row.revision)
+            .bind(&row.doc)
+            .bind(&row.uid)
+            .bind(row.revision - 1)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+            if done.rows_affected() != 1 {
+                return Err(Failed::Refused(Error::Conflict(row.name.clone())));
+            }
+            for v in &update.upsert_versions {
+                super::upsert_version(conn, &row.uid, v)
+                    .await
+                    .map_err(broken)?;
+            }
+            for id in &update.delete_versions {
+                sqlx::query("DELETE FROM versions WHERE secret_uid = ? AND version_id = ?")
+                    .bind(&row.uid)
+                    .bind(id)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(broken)?;
+            }
+            Ok(true)
+        }
+        Write::Delete(uid) => {
+            for sql in [
+                "DELETE FROM versions WHERE secret_uid = ?",
+                "DELETE FROM rotation_history WHERE secret_uid = ?",
+            ] {
+                sqlx::query(sql)
+                    .bind(uid)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(broken)?;
+            }
+            let n = sqlx::query("DELETE FROM secrets WHERE uid = ?")
+                .bind(uid)
+                .execute(&mut *conn)
+                .await
+                .map_err(broken)?;
+            Ok(n.rows_affected() == 1)
+        }
+        Write::RecordAccess {
+            uid,
+            version_id,
+            day_ms,
+        } => {
+            sqlx::query("UPDATE secrets SET last_accessed_ms = ? WHERE uid = ?")
+                .bind(day_ms)
+                .bind(uid)
+                .execute(&mut *conn)
+                .await
+                .map_err(broken)?;
+            sqlx::query(
+                "UPDATE versions SET last_accessed_ms = ? \
+                 WHERE secret_uid = ? AND version_id = ?",
+            )
+            .bind(day_ms)
+            .bind(uid)
+            .bind(version_id)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+            Ok(true)
+        }
+        Write::PutMetaIfAbsent(key, value) => {
+            let r = sqlx::query(
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(key)
+            .bind(value)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+            Ok(r.rows_affected() == 1)
+        }
+        Write::PutMetas(entries) => {
+            for (key, value) in entries {
+                sqlx::query(
+                    "INSERT INTO meta (key, value) VALUES (?, ?) \
+                     ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                )
+                .bind(key)
+                .bind(value)
+                .execute(&mut *conn)
+                .await
+                .map_err(broken)?;
+            }
+            Ok(true)
+        }
+        Write::DeleteMeta(key) => {
+            let r = sqlx::query("DELETE FROM meta WHERE key = ?")
+                .bind(key)
+                .execute(&mut *conn)
+                .await
+                .map_err(broken)?;
+            Ok(r.rows_affected() == 1)
+        }
+        Write::PutHistory {
+            id,
+            secret_uid,
+            started_ms,
+            record,
+        } => {
+            sqlx::query(
+                "INSERT INTO rotation_history (id, secret_uid, started_ms, record) \
+                 VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+            )
+            .bind(id)
+            .bind(secret_uid)
+            .bind(started_ms)
+            .bind(record)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+            Ok(true)
+        }
+    }
+}
