@@ -124,6 +124,63 @@ pub struct SecretUpdate {
     pub delete_versions: Vec<String>,
 }
 
+/// The order of a listing (ListSecrets' `SortBy`); ties are broken by the internal id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ListOrder {
+    /// Creation time.
+    Created,
+    /// Name (byte order).
+    Name,
+    /// Last change.
+    LastChanged,
+    /// Day of the last read; never-read secrets as -1.
+    LastAccessed,
+}
+
+/// A position in a listing: the sort key of the last secret returned.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ListKey {
+    /// For time orders.
+    Int(i64),
+    /// For the name order.
+    Str(String),
+}
+
+/// One page of a listing, narrowed by what indexes can serve. The caller applies the full
+/// filter semantics to what comes back; these conditions only ever narrow to a superset.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    /// `<account>:<region>`.
+    pub namespace: String,
+    /// Sort order.
+    pub order: ListOrder,
+    /// Descending.
+    pub descending: bool,
+    /// Start strictly after this `(key, uid)` in the order.
+    pub after: Option<(ListKey, String)>,
+    /// Include secrets scheduled for deletion.
+    pub include_deleted: bool,
+    /// Groups of name prefixes: a secret must match some prefix of every group.
+    pub name_prefixes: Vec<Vec<String>>,
+    /// Groups of tag-key prefixes: a secret must have a tag key matching some prefix of
+    /// every group.
+    pub tag_key_prefixes: Vec<Vec<String>>,
+    /// Most secrets to return.
+    pub limit: i64,
+}
+
+impl ListOrder {
+    /// The sort key of a row in this order.
+    pub fn key_of(self, row: &SecretRow) -> ListKey {
+        match self {
+            Self::Created => ListKey::Int(row.created_ms),
+            Self::Name => ListKey::Str(row.name.clone()),
+            Self::LastChanged => ListKey::Int(row.last_changed_ms),
+            Self::LastAccessed => ListKey::Int(row.last_accessed_ms.unwrap_or(-1)),
+        }
+    }
+}
+
 /// How a secret is looked up.
 #[derive(Debug, Clone, Copy)]
 pub enum Lookup<'a> {
@@ -153,6 +210,51 @@ pub trait Store: Send + Sync + 'static {
     async fn delete(&self, uid: &str) -> Result<bool>;
     /// Every secret of a namespace with its versions' metadata.
     async fn list(&self, namespace: &str) -> Result<Vec<SecretRecord>>;
+    /// One page of a sorted listing with its versions' metadata (see [`ListQuery`]).
+    ///
+    /// The default reads the whole namespace and narrows it in memory (name prefixes only);
+    /// backends answer it from indexes.
+    async fn list_page(&self, query: &ListQuery) -> Result<Vec<SecretRecord>> {
+        let mut all: Vec<(ListKey, SecretRecord)> = self
+            .list(&query.namespace)
+            .await?
+            .into_iter()
+            .filter(|r| query.include_deleted || r.row.deleted_ms.is_none())
+            .filter(|r| {
+                query
+                    .name_prefixes
+                    .iter()
+                    .all(|g| g.iter().any(|p| r.row.name.starts_with(p.as_str())))
+            })
+            .map(|r| (query.order.key_of(&r.row), r))
+            .collect();
+        let cmp = |a: &(ListKey, SecretRecord), b: &(ListKey, SecretRecord)| {
+            (&a.0, &a.1.row.uid).cmp(&(&b.0, &b.1.row.uid))
+        };
+        all.sort_by(|a, b| {
+            if query.descending {
+                cmp(b, a)
+            } else {
+                cmp(a, b)
+            }
+        });
+        Ok(all
+            .into_iter()
+            .filter(|(k, r)| match &query.after {
+                None => true,
+                Some((ak, au)) => {
+                    let pos = (k, &r.row.uid).cmp(&(ak, au));
+                    if query.descending {
+                        pos.is_lt()
+                    } else {
+                        pos.is_gt()
+                    }
+                }
+            })
+            .take(usize::try_from(query.limit).unwrap_or(0))
+            .map(|(_, r)| r)
+            .collect())
+    }
     /// Ids of secrets whose scheduled deletion time is at or before `now_ms`.
     async fn due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
     /// Records the day of a read on the secret and the version (no revision bump).

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use super::{internal, msg, Ctx, SecretsService};
 use crate::filter::{self, Candidate, Filter, FilterKey};
 use crate::secret::Secret;
+use rotary_store::{ListKey, ListOrder, ListQuery};
 
 /// Turns wire filters into checked filters.
 pub(crate) fn parse_filters(filters: &[WireFilter]) -> Result<Vec<Filter>, ApiError> {
@@ -33,13 +34,31 @@ pub(crate) fn parse_filters(filters: &[WireFilter]) -> Result<Vec<Filter>, ApiEr
         .collect()
 }
 
-/// A secret's position in a sorted listing.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+/// A secret's position in a sorted listing, as the NextToken carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 enum SortKey {
     #[serde(rename = "i")]
     Int(i64),
     #[serde(rename = "s")]
     Str(String),
+}
+
+impl From<ListKey> for SortKey {
+    fn from(k: ListKey) -> Self {
+        match k {
+            ListKey::Int(i) => Self::Int(i),
+            ListKey::Str(s) => Self::Str(s),
+        }
+    }
+}
+
+impl From<SortKey> for ListKey {
+    fn from(k: SortKey) -> Self {
+        match k {
+            SortKey::Int(i) => Self::Int(i),
+            SortKey::Str(s) => Self::Str(s),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -56,16 +75,17 @@ struct Token {
 /// A page request over a sorted listing.
 pub(crate) struct Page {
     sort_by: String,
+    order: ListOrder,
     desc: bool,
-    after: Option<(SortKey, String)>,
+    after: Option<(ListKey, String)>,
 }
 
-fn sort_key(s: &Secret, sort_by: &str) -> SortKey {
+fn order_of(sort_by: &str) -> ListOrder {
     match sort_by {
-        "name" => SortKey::Str(s.row.name.clone()),
-        "last-accessed-date" => SortKey::Int(s.row.last_accessed_ms.unwrap_or(-1)),
-        "last-changed-date" => SortKey::Int(s.row.last_changed_ms),
-        _ => SortKey::Int(s.row.created_ms),
+        "name" => ListOrder::Name,
+        "last-accessed-date" => ListOrder::LastAccessed,
+        "last-changed-date" => ListOrder::LastChanged,
+        _ => ListOrder::Created,
     }
 }
 
@@ -85,59 +105,45 @@ impl Page {
                 if tok.b != sort_by || tok.d != desc {
                     return Err(bad());
                 }
-                Some((tok.k, tok.u))
+                Some((tok.k.into(), tok.u))
             }
         };
         Ok(Self {
             sort_by: sort_by.to_owned(),
+            order: order_of(sort_by),
             desc,
             after,
         })
     }
 
-    /// Sorts `items`, skips to the token's position and takes `limit`; returns the page and
-    /// the next token when more remain.
-    pub(crate) fn take(self, items: Vec<Secret>, limit: usize) -> (Vec<Secret>, Option<String>) {
-        let mut keyed: Vec<((SortKey, String), Secret)> = items
-            .into_iter()
-            .map(|s| ((sort_key(&s, &self.sort_by), s.row.uid.clone()), s))
-            .collect();
-        keyed.sort_by(|a, b| {
-            if self.desc {
-                b.0.cmp(&a.0)
-            } else {
-                a.0.cmp(&b.0)
-            }
-        });
-        let start = match &self.after {
-            None => 0,
-            Some(after) => keyed
-                .iter()
-                .position(|(k, _)| if self.desc { k < after } else { k > after })
-                .unwrap_or(keyed.len()),
+    fn token_after(&self, s: &Secret) -> Option<String> {
+        let tok = Token {
+            k: self.order.key_of(&s.row).into(),
+            u: s.row.uid.clone(),
+            b: self.sort_by.clone(),
+            d: self.desc,
         };
-        let mut rest = keyed.into_iter().skip(start);
-        let page: Vec<_> = rest.by_ref().take(limit).collect();
-        let next = match (rest.next(), page.last()) {
-            (Some(_), Some(((k, u), _))) => {
-                let tok = Token {
-                    k: k.clone(),
-                    u: u.clone(),
-                    b: self.sort_by.clone(),
-                    d: self.desc,
-                };
-                serde_json::to_vec(&tok)
-                    .ok()
-                    .map(|b| URL_SAFE_NO_PAD.encode(b))
-            }
-            _ => None,
-        };
-        (page.into_iter().map(|(_, s)| s).collect(), next)
+        serde_json::to_vec(&tok)
+            .ok()
+            .map(|b| URL_SAFE_NO_PAD.encode(b))
     }
 }
 
+/// The filters an index can narrow by: groups of plain (not negated) prefixes of one key.
+fn pushed_down(filters: &[Filter], key: FilterKey) -> Vec<Vec<String>> {
+    filters
+        .iter()
+        .filter(|f| f.key == key && !f.values.iter().any(|v| v.starts_with('!')))
+        .map(|f| f.values.clone())
+        .collect()
+}
+
+/// Rows read from the store per round while filling a page.
+const CHUNK: i64 = 256;
+
 impl SecretsService {
-    /// Every secret matching `filters` (AND), deleted ones only if asked.
+    /// Every secret matching `filters` (AND), deleted ones only if asked: the whole
+    /// namespace (reports such as compliance; listings page with [`Self::list_page`]).
     pub(crate) async fn list_matching(
         &self,
         filters: &[Filter],
@@ -150,11 +156,10 @@ impl SecretsService {
             if s.is_deleted() && !include_deleted {
                 continue;
             }
-            let tags = s.doc.tags.clone().unwrap_or_default();
             let c = Candidate {
                 name: &s.row.name,
                 description: s.doc.description.as_deref(),
-                tags: &tags,
+                tags: s.doc.tags.as_deref().unwrap_or_default(),
                 primary_region: None,
                 owning_service: s.doc.owning_service(),
             };
@@ -163,6 +168,66 @@ impl SecretsService {
             }
         }
         Ok(out)
+    }
+
+    /// One page of the secrets matching `filters` (AND), deleted ones only if asked, in
+    /// the page's order; and the token of the next page when more remain. Sorting, the
+    /// position and the prefix filters an index serves are in the query; the rest of the
+    /// filters are applied here, reading further chunks until the page is full.
+    pub(crate) async fn list_page(
+        &self,
+        filters: &[Filter],
+        include_deleted: bool,
+        page: Page,
+        limit: usize,
+    ) -> Result<(Vec<Secret>, Option<String>), ApiError> {
+        let mut query = ListQuery {
+            namespace: self.namespace.clone(),
+            order: page.order,
+            descending: page.desc,
+            after: page.after.clone(),
+            include_deleted,
+            name_prefixes: pushed_down(filters, FilterKey::Name),
+            tag_key_prefixes: pushed_down(filters, FilterKey::TagKey),
+            limit: 0,
+        };
+        let mut out: Vec<Secret> = Vec::new();
+        // One more than the page, to know whether another page follows.
+        while out.len() <= limit {
+            query.limit = CHUNK.max((limit + 1 - out.len()) as i64);
+            let records = self.store.list_page(&query).await.map_err(internal)?;
+            let exhausted = (records.len() as i64) < query.limit;
+            if let Some(last) = records.last() {
+                query.after = Some((query.order.key_of(&last.row), last.row.uid.clone()));
+            }
+            for rec in records {
+                let s = Secret::from_record(rec).map_err(internal)?;
+                let tags = s.doc.tags.as_deref().unwrap_or_default();
+                let c = Candidate {
+                    name: &s.row.name,
+                    description: s.doc.description.as_deref(),
+                    tags,
+                    primary_region: None,
+                    owning_service: s.doc.owning_service(),
+                };
+                if filter::matches(filters, &c) {
+                    out.push(s);
+                    if out.len() > limit {
+                        break;
+                    }
+                }
+            }
+            if exhausted {
+                break;
+            }
+        }
+        let next = if out.len() > limit {
+            out.truncate(limit);
+            out.last().and_then(|s| page.token_after(s))
+        } else {
+            None
+        };
+        Ok((out, next))
     }
 
     /// ListSecrets.
@@ -177,10 +242,14 @@ impl SecretsService {
         let desc = req.sort_order.as_deref() == Some("desc");
         let page = Page::sorted(req.next_token.as_deref(), sort_by, desc)?;
         let limit = req.max_results.unwrap_or(100) as usize;
-        let secrets = self
-            .list_matching(&filters, req.include_planned_deletion.unwrap_or(false))
+        let (items, next_token) = self
+            .list_page(
+                &filters,
+                req.include_planned_deletion.unwrap_or(false),
+                page,
+                limit,
+            )
             .await?;
-        let (items, next_token) = page.take(secrets, limit);
         let secret_list = items
             .iter()
             .map(|s| {

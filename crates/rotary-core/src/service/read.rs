@@ -188,8 +188,7 @@ impl SecretsService {
             let filters = parse_filters(req.filters.as_deref().unwrap_or_default())?;
             let page = Page::from_token(req.next_token.as_deref())?;
             let limit = req.max_results.unwrap_or(20) as usize;
-            let secrets = self.list_matching(&filters, false).await?;
-            let (items, next) = page.take(secrets, limit);
+            let (items, next) = self.list_page(&filters, false, page, limit).await?;
             next_token = next;
             for s in items {
                 match self.read_value(&s, None, None, None).await {

@@ -16,8 +16,8 @@ mod writer;
 use writer::{Write, Writer};
 
 use crate::{
-    Error, Lookup, Result, SealedRecord, SecretRecord, SecretRow, SecretUpdate, Store, VersionRow,
-    VersionWrite,
+    Error, ListKey, ListOrder, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
+    SecretUpdate, Store, VersionRow, VersionWrite,
 };
 
 /// SQLite implementation of [`Store`].
@@ -129,15 +129,45 @@ async fn find_in(
     Ok(Some(SecretRecord { row, versions }))
 }
 
+/// A bound parameter of a query built at run time.
+enum Bind {
+    Int(i64),
+    Text(String),
+}
+
+/// Appends "`col` starts with `prefix`" as an index range where the prefix allows it.
+fn push_prefix(sql: &mut String, binds: &mut Vec<Bind>, col: &str, prefix: &str) {
+    match prefix_upper_bound(prefix) {
+        Some(upper) => {
+            sql.push_str(&format!("({col} >= ? AND {col} < ?)"));
+            binds.push(Bind::Text(prefix.to_owned()));
+            binds.push(Bind::Text(upper));
+        }
+        None => {
+            sql.push_str(&format!("substr({col}, 1, ?) = ?"));
+            binds.push(Bind::Int(prefix.chars().count() as i64));
+            binds.push(Bind::Text(prefix.to_owned()));
+        }
+    }
+}
+
+/// The smallest string above every string that starts with `prefix`, for ASCII prefixes
+/// (SQLite compares text bytewise); `None` where a range cannot be formed.
+fn prefix_upper_bound(prefix: &str) -> Option<String> {
+    let last = *prefix.as_bytes().last()?;
+    if !prefix.is_ascii() || last >= 0x7f {
+        return None;
+    }
+    let mut upper = prefix[..prefix.len() - 1].to_owned();
+    upper.push(char::from(last + 1));
+    Some(upper)
+}
+
 fn stages_json(stages: &[String]) -> String {
     serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_owned())
 }
 
-async fn upsert_version(
-    conn: &mut SqliteConnection,
-    uid: &str,
-    v: &VersionWrite,
-) -> Result<()> {
+async fn upsert_version(conn: &mut SqliteConnection, uid: &str, v: &VersionWrite) -> Result<()> {
     sqlx::query(
         "INSERT INTO versions (secret_uid, version_id, seq, created_ms, last_accessed_ms, \
          stages, kms_key_id, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
@@ -251,6 +281,95 @@ impl Store for SqliteStore {
                 Ok(SecretRecord { row, versions })
             })
             .collect()
+    }
+
+    async fn list_page(&self, q: &ListQuery) -> Result<Vec<SecretRecord>> {
+        let key = match q.order {
+            ListOrder::Created => "created_ms",
+            ListOrder::Name => "name",
+            ListOrder::LastChanged => "last_changed_ms",
+            ListOrder::LastAccessed => "COALESCE(last_accessed_ms, -1)",
+        };
+        let (cmp, dir) = if q.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let mut sql = format!("SELECT {SECRET_COLS} FROM secrets WHERE namespace = ?");
+        let mut binds: Vec<Bind> = vec![Bind::Text(q.namespace.clone())];
+        if !q.include_deleted {
+            sql.push_str(" AND deleted_ms IS NULL");
+        }
+        if let Some((after, uid)) = &q.after {
+            sql.push_str(&format!(" AND ({key}, uid) {cmp} (?, ?)"));
+            binds.push(match after {
+                ListKey::Int(i) => Bind::Int(*i),
+                ListKey::Str(s) => Bind::Text(s.clone()),
+            });
+            binds.push(Bind::Text(uid.clone()));
+        }
+        for group in &q.name_prefixes {
+            sql.push_str(" AND (");
+            for (i, p) in group.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                push_prefix(&mut sql, &mut binds, "name", p);
+            }
+            sql.push(')');
+        }
+        for group in &q.tag_key_prefixes {
+            sql.push_str(" AND uid IN (SELECT secret_uid FROM secret_tags WHERE ");
+            for (i, p) in group.iter().enumerate() {
+                if i > 0 {
+                    sql.push_str(" OR ");
+                }
+                push_prefix(&mut sql, &mut binds, "key", p);
+            }
+            sql.push(')');
+        }
+        sql.push_str(&format!(" ORDER BY {key} {dir}, uid {dir} LIMIT ?"));
+        binds.push(Bind::Int(q.limit));
+
+        let mut tx = self.reader.begin().await?;
+        let mut query = sqlx::query(&sql);
+        for b in &binds {
+            query = match b {
+                Bind::Int(i) => query.bind(*i),
+                Bind::Text(s) => query.bind(s.as_str()),
+            };
+        }
+        let rows = query
+            .fetch_all(&mut *tx)
+            .await?
+            .iter()
+            .map(secret_row)
+            .collect::<Result<Vec<_>>>()?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks = vec!["?"; rows.len()].join(", ");
+        let vsql = format!(
+            "SELECT {VERSION_COLS} FROM versions WHERE secret_uid IN ({marks}) \
+             ORDER BY secret_uid, seq"
+        );
+        let mut vq = sqlx::query(&vsql);
+        for r in &rows {
+            vq = vq.bind(r.uid.as_str());
+        }
+        let mut by_secret: HashMap<String, Vec<VersionRow>> = HashMap::new();
+        for r in vq.fetch_all(&mut *tx).await? {
+            let (uid, v) = version_row(&r)?;
+            by_secret.entry(uid).or_default().push(v);
+        }
+        drop(tx);
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let versions = by_secret.remove(&row.uid).unwrap_or_default();
+                SecretRecord { row, versions }
+            })
+            .collect())
     }
 
     async fn due_for_purge(&self, now_ms: i64) -> Result<Vec<String>> {

@@ -321,7 +321,11 @@ async fn group_commit_answers_each_write_on_its_own_terms() {
     assert_eq!(won, 1);
     let after = s.find(ns, Lookup::Name("same")).await.unwrap().unwrap();
     assert_eq!(after.row.revision, 2);
-    assert_eq!(after.versions.len(), 1, "only the winner's version was written");
+    assert_eq!(
+        after.versions.len(),
+        1,
+        "only the winner's version was written"
+    );
     assert_eq!(s.list(ns).await.unwrap().len(), 51);
 }
 
@@ -349,4 +353,169 @@ async fn acknowledged_writes_survive_reopening() {
     }
     let s = SqliteStore::open(&path).await.unwrap();
     assert_eq!(s.list("000000000000:us-east-1").await.unwrap().len(), 200);
+}
+
+fn tagged(uid: &str, name: &str, created: i64, tags: &[(&str, &str)]) -> SecretRow {
+    let mut r = row(uid, name);
+    r.created_ms = created;
+    r.last_changed_ms = 1000 - created;
+    r.last_accessed_ms = (created % 3 != 0).then_some(created / 3);
+    let tags: Vec<(String, String)> = tags
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    r.doc = serde_json::json!({ "tags": tags }).to_string();
+    r
+}
+
+/// Pages through a listing `limit` at a time; returns the names in order.
+async fn page_all(s: &SqliteStore, base: &ListQuery, limit: i64) -> Vec<String> {
+    let mut q = base.clone();
+    q.limit = limit;
+    let mut names = Vec::new();
+    loop {
+        let page = s.list_page(&q).await.unwrap();
+        assert!(page.len() as i64 <= limit);
+        let Some(last) = page.last() else { break };
+        q.after = Some((q.order.key_of(&last.row), last.row.uid.clone()));
+        names.extend(page.iter().map(|r| r.row.name.clone()));
+        if (page.len() as i64) < limit {
+            break;
+        }
+    }
+    names
+}
+
+#[tokio::test]
+async fn list_page_sorts_pages_and_narrows_in_the_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let ns = "000000000000:us-east-1";
+    let mut rows = Vec::new();
+    for i in 0..40i64 {
+        let name = format!(
+            "{}/svc{:02}",
+            ["prod", "dev", "prod-eu"][i as usize % 3],
+            40 - i
+        );
+        let tags: Vec<(&str, &str)> = match i % 4 {
+            0 => vec![("team", "a")],
+            1 => vec![("env", "prod"), ("team", "b")],
+            _ => vec![],
+        };
+        // Some creation times repeat: the uid breaks ties.
+        let r = tagged(&format!("u{i:02}"), &name, i / 2, &tags);
+        s.insert(&r, &[version("v1", 1, &["AWSCURRENT"], Some(b"c"))])
+            .await
+            .unwrap();
+        rows.push(r);
+    }
+    let mut deleted = rows[5].clone();
+    deleted.deleted_ms = Some(1);
+    deleted.revision = 2;
+    s.update(&SecretUpdate {
+        row: deleted,
+        upsert_versions: vec![],
+        delete_versions: vec![],
+    })
+    .await
+    .unwrap();
+
+    for order in [
+        ListOrder::Created,
+        ListOrder::Name,
+        ListOrder::LastChanged,
+        ListOrder::LastAccessed,
+    ] {
+        for descending in [false, true] {
+            for include_deleted in [false, true] {
+                let mut expected: Vec<&SecretRow> = rows
+                    .iter()
+                    .filter(|r| include_deleted || r.uid != "u05")
+                    .collect();
+                expected.sort_by(|a, b| (order.key_of(a), &a.uid).cmp(&(order.key_of(b), &b.uid)));
+                if descending {
+                    expected.reverse();
+                }
+                let expected: Vec<String> = expected.iter().map(|r| r.name.clone()).collect();
+                let q = ListQuery {
+                    namespace: ns.into(),
+                    order,
+                    descending,
+                    after: None,
+                    include_deleted,
+                    name_prefixes: vec![],
+                    tag_key_prefixes: vec![],
+                    limit: 0,
+                };
+                for limit in [1, 7, 100] {
+                    assert_eq!(
+                        page_all(&s, &q, limit).await,
+                        expected,
+                        "{order:?} {descending}"
+                    );
+                }
+            }
+        }
+    }
+
+    let q = |names: Vec<Vec<&str>>, tags: Vec<Vec<&str>>| ListQuery {
+        namespace: ns.into(),
+        order: ListOrder::Name,
+        descending: false,
+        after: None,
+        include_deleted: true,
+        name_prefixes: names
+            .into_iter()
+            .map(|g| g.into_iter().map(String::from).collect())
+            .collect(),
+        tag_key_prefixes: tags
+            .into_iter()
+            .map(|g| g.into_iter().map(String::from).collect())
+            .collect(),
+        limit: 0,
+    };
+    let prod = page_all(&s, &q(vec![vec!["prod/"]], vec![]), 5).await;
+    assert_eq!(prod.len(), 14);
+    assert!(prod.iter().all(|n| n.starts_with("prod/")));
+    let either = page_all(&s, &q(vec![vec!["prod/", "dev/"]], vec![]), 5).await;
+    assert_eq!(either.len(), 27);
+    let both = page_all(&s, &q(vec![vec!["prod"], vec!["prod-"]], vec![]), 5).await;
+    assert_eq!(both.len(), 13);
+    assert_eq!(
+        page_all(&s, &q(vec![], vec![vec!["te"]]), 5).await.len(),
+        20
+    );
+    assert_eq!(
+        page_all(&s, &q(vec![], vec![vec!["env"]]), 5).await.len(),
+        10
+    );
+    let team_prod = page_all(&s, &q(vec![vec!["prod/"]], vec![vec!["team"]]), 5).await;
+    assert_eq!(team_prod.len(), 7);
+    // Non-ASCII prefixes fall back to a substring comparison.
+    assert!(page_all(&s, &q(vec![vec!["prodé"]], vec![]), 5)
+        .await
+        .is_empty());
+
+    // Tags follow the document through updates and deletion.
+    let mut retagged = rows[2].clone();
+    retagged.doc = serde_json::json!({ "tags": [["owner", "x"]] }).to_string();
+    retagged.revision = 2;
+    s.update(&SecretUpdate {
+        row: retagged,
+        upsert_versions: vec![],
+        delete_versions: vec![],
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        page_all(&s, &q(vec![], vec![vec!["owner"]]), 5).await.len(),
+        1
+    );
+    s.delete("u02").await.unwrap();
+    assert!(page_all(&s, &q(vec![], vec![vec!["owner"]]), 5)
+        .await
+        .is_empty());
 }

@@ -260,14 +260,13 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
             Ok(true)
         }
         Write::PutMetaIfAbsent(key, value) => {
-            let r = sqlx::query(
-                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
-            )
-            .bind(key)
-            .bind(value)
-            .execute(&mut *conn)
-            .await
-            .map_err(broken)?;
+            let r =
+                sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
+                    .bind(key)
+                    .bind(value)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(broken)?;
             Ok(r.rows_affected() == 1)
         }
         Write::PutMetas(entries) => {
