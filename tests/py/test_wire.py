@@ -7,6 +7,7 @@ or headers, not auth.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import urllib.error
 import urllib.request
@@ -183,6 +184,17 @@ class TestClientRequestToken:
         assert_error(r, "InvalidRequestException", NEED_TOKEN)
         g = assert_ok(raw("GetSecretValue", {"SecretId": name}))
         assert g["SecretString"] == "v" and g["VersionId"] == c["VersionId"]
+
+    def test_rotate_without_token(self, raw):
+        """AWS answers InvalidParameterException here (the writes answer
+        InvalidRequestException). See: #13"""
+        name, c = create(raw)
+        fn = "arn:aws:lambda:us-east-1:000000000000:function:rotary-generic-password"
+        r = raw("RotateSecret", {"SecretId": name, "RotationLambdaARN": fn})
+        assert_error(r, "InvalidParameterException", NEED_TOKEN)
+        d = assert_ok(raw("DescribeSecret", {"SecretId": name}))
+        assert "RotationEnabled" not in d and "RotationLambdaARN" not in d, d
+        assert list(d["VersionIdsToStages"]) == [c["VersionId"]]
 
 
 # =============================================================================================
@@ -372,7 +384,17 @@ def test_zz_server_still_serves_after_all(server, raw):
 
 
 class TestHttpEdges:
-    @pytest.mark.parametrize("method", ["GET", "PUT", "DELETE", "PATCH"])
+    def test_get_on_root_leads_to_the_console(self, server, raw):
+        conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+        conn.request("GET", "/")
+        r = conn.getresponse()
+        r.read()
+        conn.close()
+        assert 300 <= r.status < 400, r.status
+        assert r.getheader("Location") == "/console", r.getheaders()
+        still_serves(server, raw)
+
+    @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
     def test_other_methods_on_root(self, server, raw, method):
         req = urllib.request.Request(server.url + "/", data=b"{}" if method != "GET" else None,
                                      method=method,

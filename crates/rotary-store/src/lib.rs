@@ -34,6 +34,18 @@ pub enum Error {
     /// A stored row is malformed.
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The data was written by a newer Rotary: its schema has migrations this binary does
+    /// not know. Migrations are forward-only; run the newer binary (or restore a backup).
+    #[error(
+        "the store's schema is at version {found}, newer than this binary's {known}: \
+         it was written by a newer Rotary; run that version (schema changes are forward-only)"
+    )]
+    NewerSchema {
+        /// Highest migration applied to the store.
+        found: i64,
+        /// Highest migration this binary has.
+        known: i64,
+    },
 }
 
 /// Result of the store.

@@ -60,7 +60,21 @@ impl SqliteStore {
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
         let mut conn = SqliteConnection::connect_with(&opts).await?;
-        sqlx::migrate!("./migrations/sqlite").run(&mut conn).await?;
+        let migrator = sqlx::migrate!("./migrations/sqlite");
+        let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+        // A binary older than the data refuses it instead of running on a schema it does
+        // not know.
+        let found: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
+        )
+        .fetch_optional(&mut conn)
+        .await
+        .ok()
+        .flatten();
+        if let Some(found) = found.filter(|&v| v > known) {
+            return Err(Error::NewerSchema { found, known });
+        }
+        migrator.run(&mut conn).await?;
         let writer = Writer::spawn(conn);
         let reader = SqlitePoolOptions::new()
             .max_connections(8)

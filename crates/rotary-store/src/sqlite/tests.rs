@@ -519,3 +519,28 @@ async fn list_page_sorts_pages_and_narrows_in_the_query() {
         .await
         .is_empty());
 }
+
+#[tokio::test]
+async fn a_store_newer_than_the_binary_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    drop(SqliteStore::open(&path).await.unwrap());
+    // What a newer binary leaves behind: a migration this one does not have.
+    let url = format!("sqlite://{}", path.display());
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO _sqlx_migrations (version, description, success, checksum, \
+         execution_time) VALUES (9999, 'from the future', TRUE, x'00', 0)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    match SqliteStore::open(&path).await {
+        Err(Error::NewerSchema { found, known }) => {
+            assert_eq!(found, 9999);
+            assert!(known >= 3);
+        }
+        other => panic!("expected NewerSchema, got {other:?}"),
+    }
+}
