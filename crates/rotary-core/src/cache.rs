@@ -150,6 +150,39 @@ impl SecretCache {
         entries.insert(uid, entry);
     }
 
+    /// Replaces a secret's entry with its state as just committed (write-through), so the
+    /// next read or write of it needs no SQL. Fills that started before are dropped.
+    pub(crate) fn replace(&self, id: &str, entry: Arc<CachedSecret>) {
+        let (Some(ids), Some(entries)) = (&self.ids, &self.entries) else {
+            return;
+        };
+        let _guard = self.lock.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let uid = entry.secret.row.uid.clone();
+        ids.insert(id.to_owned(), uid.clone());
+        entries.insert(uid, entry);
+    }
+
+    /// Sets the day of the last read on a cached secret and one of its versions, as the
+    /// store has just recorded it. Fills that started before are dropped.
+    pub(crate) fn record_access(&self, uid: &str, version_id: &str, day_ms: i64) {
+        let Some(entries) = &self.entries else { return };
+        let _guard = self.lock.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        let Some(old) = entries.get(uid) else { return };
+        let mut secret = old.secret.clone();
+        secret.row.last_accessed_ms = Some(day_ms);
+        if let Some(i) = secret.version_index(version_id) {
+            secret.versions[i].row.last_accessed_ms = Some(day_ms);
+        }
+        let entry = CachedSecret {
+            secret,
+            sealed: old.sealed.clone(),
+            weight: old.weight,
+        };
+        entries.insert(uid.to_owned(), Arc::new(entry));
+    }
+
     /// Drops a secret's entry (after a write to it committed, or a lost compare-and-swap).
     pub(crate) fn invalidate(&self, uid: &str) {
         let Some(entries) = &self.entries else { return };

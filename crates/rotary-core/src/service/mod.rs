@@ -4,6 +4,7 @@ mod lifecycle;
 mod list;
 mod misc;
 mod read;
+pub mod rotation_read;
 mod write;
 
 use std::sync::Arc;
@@ -390,7 +391,11 @@ impl SecretsService {
         };
         let _turn = queue.lock().await;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let mut secret = self.resolve(id).await?;
+            let cached = self
+                .load(id)
+                .await?
+                .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))?;
+            let mut secret = cached.secret.clone();
             let existing = match token {
                 Some(t) => self.token_value(&secret, t).await?,
                 None => None,
@@ -398,14 +403,43 @@ impl SecretsService {
             match f(&mut secret, existing.as_ref())? {
                 Outcome::Unchanged(t) => return Ok(t),
                 Outcome::Changed(t, changed_at) => {
+                    // The state after the write, for the cache: version rows, and the
+                    // sealed values new or kept.
+                    let versions: Vec<_> = secret.versions.iter().map(|v| v.row.clone()).collect();
+                    let sealed: Vec<(String, Vec<u8>)> = secret
+                        .versions
+                        .iter()
+                        .filter_map(|v| {
+                            let id = &v.row.version_id;
+                            v.new_ciphertext
+                                .clone()
+                                .or_else(|| cached.sealed(id).map(<[u8]>::to_vec))
+                                .map(|c| (id.clone(), c))
+                        })
+                        .collect();
                     let update = secret.into_update(changed_at).map_err(internal)?;
-                    let result = self.store.update(&update).await;
-                    // Committed, or changed elsewhere: either way the cached copy is old.
-                    self.cache.invalidate(&update.row.uid);
-                    match result {
-                        Ok(()) => return Ok(t),
-                        Err(rotary_store::Error::Conflict(_)) => continue,
-                        Err(e) => return Err(internal(e)),
+                    match self.store.update(&update).await {
+                        Ok(()) => {
+                            let rec = rotary_store::SecretRecord {
+                                row: update.row,
+                                versions,
+                            };
+                            match Secret::from_record(rec) {
+                                Ok(s) => self
+                                    .cache
+                                    .replace(id, Arc::new(CachedSecret::new(s, sealed))),
+                                Err(_) => self.cache.invalidate(&cached.secret.row.uid),
+                            }
+                            return Ok(t);
+                        }
+                        // Changed elsewhere: the cached copy is old.
+                        Err(rotary_store::Error::Conflict(_)) => {
+                            self.cache.invalidate(&cached.secret.row.uid);
+                        }
+                        Err(e) => {
+                            self.cache.invalidate(&cached.secret.row.uid);
+                            return Err(internal(e));
+                        }
                     }
                 }
             }

@@ -127,7 +127,12 @@ impl SecretsService {
                 .store
                 .record_access(&secret.row.uid, &v.version_id, today)
                 .await;
-            self.cache.invalidate(&secret.row.uid);
+            match &recorded {
+                Ok(()) => self
+                    .cache
+                    .record_access(&secret.row.uid, &v.version_id, today),
+                Err(_) => self.cache.invalidate(&secret.row.uid),
+            }
             if let Err(e) = recorded {
                 tracing::warn!(error = %e, "Recording LastAccessedDate failed");
             }
