@@ -10,7 +10,7 @@ cd "$(dirname "$0")/../.."
 duration=${1:-10}
 conns=${2:-32}
 principal=${3:-root}
-cargo build --release -q
+[ -n "${NO_BUILD:-}" ] || cargo build --release -q
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 export ROTARY_ROOT_ACCESS_KEY_ID=AKIABENCH00000000000 ROTARY_ROOT_SECRET_ACCESS_KEY=bench-secret-key
