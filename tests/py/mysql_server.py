@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pymysql
 
+from db_server import DbServer, free_port
+
 ROOT_PASSWORD = "root-Pw-for-tests-1"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _which(*names: str) -> str | None:
@@ -44,16 +36,20 @@ def available() -> bool:
     return bool(_which("mariadbd", "mysqld") and _which("mariadb-install-db", "mysql_install_db"))
 
 
-class MariaDB:
+class MariaDB(DbServer):
+    label = "mariadbd"
+    not_ready_errors = (pymysql.err.OperationalError,)
+    stop_timeout = 30.0
+
     def __init__(self, base_dir: Path):
+        super().__init__()
         self.base = Path(base_dir)
+        self.log_path = self.base / "mariadb.log"
         self.datadir = self.base / "data"
         self.socket = self.base / "mysqld.sock"
-        self.log_path = self.base / "mariadb.log"
-        self.port = _free_port()
-        self.host = "127.0.0.1"
-        self.proc: subprocess.Popen | None = None
+        self.port = free_port()
         self._initialised = False
+        self._bootstrapped = False
         self.version = ""
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -68,45 +64,32 @@ class MariaDB:
         self._initialised = True
 
     def start(self, timeout: float = 60.0) -> "MariaDB":
+        return super().start(timeout)
+
+    def _launch(self) -> None:
         if not self._initialised:
             self._install()
-            first = True
-        else:
-            first = False
         daemon = _which("mariadbd", "mysqld")
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
+        self._popen(
             [daemon, "--no-defaults", f"--datadir={self.datadir}", f"--port={self.port}",
              "--bind-address=127.0.0.1", f"--socket={self.socket}",
              f"--pid-file={self.base / 'mysqld.pid'}", "--skip-name-resolve", "--user=root",
              "--innodb-buffer-pool-size=32M", "--innodb-log-file-size=8M",
              "--performance-schema=OFF", "--skip-log-bin", "--max-connections=500",
-             f"--log-error={self.log_path}"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"mariadbd exited rc={self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if first:
-                    # Fresh install: root has no password yet; reach it over the socket.
-                    conn = pymysql.connect(unix_socket=str(self.socket), user="root",
-                                           password="", connect_timeout=2)
-                    first = False
-                    self._bootstrap(conn)
-                conn = self.root()
-                with conn.cursor() as c:
-                    c.execute("SELECT VERSION()")
-                    self.version = c.fetchone()[0]
-                conn.close()
-                return self
-            except pymysql.err.OperationalError as e:
-                last = e
-                time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"MariaDB not ready after {timeout}s ({last}):\n{self.log_tail()}")
+             f"--log-error={self.log_path}"])
+
+    def _probe(self) -> None:
+        if not self._bootstrapped:
+            # Fresh install: root has no password yet; reach it over the socket.
+            conn = pymysql.connect(unix_socket=str(self.socket), user="root",
+                                   password="", connect_timeout=2)
+            self._bootstrapped = True
+            self._bootstrap(conn)
+        conn = self.root()
+        with conn.cursor() as c:
+            c.execute("SELECT VERSION()")
+            self.version = c.fetchone()[0]
+        conn.close()
 
     def _bootstrap(self, conn) -> None:
         with conn.cursor() as c:
@@ -123,26 +106,6 @@ class MariaDB:
             c.execute("FLUSH PRIVILEGES")
         conn.commit()
         conn.close()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
-
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "<no log>"
 
     # -- clients ---------------------------------------------------------------------------
     def connect(self, user: str, password: str, database: str | None = None,
@@ -164,6 +127,25 @@ class MariaDB:
                 return c.fetchone()[0] == 1
         finally:
             conn.close()
+
+    def rows_as(self, user: str, password: str, database: str, query: str):
+        """The rows of `query`, run on a NEW connection as user/password in `database`;
+        None when the login fails."""
+        try:
+            conn = self.connect(user, password, database=database)
+        except pymysql.err.OperationalError:
+            return None
+        try:
+            with conn.cursor() as c:
+                c.execute(query)
+                return c.fetchall()
+        finally:
+            conn.close()
+
+    def reads_items(self, user: str, password: str) -> bool:
+        """A NEW connection logs in as `user` and reads the tests' appdb.items (one, two)."""
+        rows = self.rows_as(user, password, "appdb", "SELECT name FROM appdb.items ORDER BY id")
+        return rows is not None and [r[0] for r in rows] == ["one", "two"]
 
     def sql(self, statement: str, args=None):
         """Runs one statement as root; returns all rows."""

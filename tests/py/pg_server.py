@@ -17,13 +17,13 @@ import glob
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import psycopg
+
+from db_server import DbServer, free_port
 
 SUPERUSER = "postgres"
 TLS_ONLY_ROLE = "tls_only"
@@ -43,12 +43,6 @@ def available() -> bool:
     return pg_bin_dir() is not None
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _as_root() -> bool:
     return os.geteuid() == 0
 
@@ -58,11 +52,16 @@ def _chown_to_postgres(path: Path) -> None:
         shutil.chown(path, user="postgres", group="postgres")
 
 
-class PgServer:
-    """One PostgreSQL instance. `host`/`port` for TCP; `superuser_password` for `postgres`."""
+class PgServer(DbServer):
+    """One PostgreSQL instance. `host`/`port` for TCP; `superuser_password` for `postgres`.
+    `pg_ctl` runs the server (not a child of the tests), so `stop()` goes through it too."""
+
+    label = "PostgreSQL"
+    not_ready_errors = (psycopg.Error,)
 
     def __init__(self, name: str = "pg", tls: bool = False,
                  superuser_password: str = "Super-Secret-Pg-Pass-0001"):
+        super().__init__()
         bindir = pg_bin_dir()
         if bindir is None:
             raise RuntimeError("PostgreSQL server binaries not found (apt-get install postgresql)")
@@ -70,12 +69,15 @@ class PgServer:
         self.name = name
         self.superuser_password = superuser_password
         self.want_tls = tls and shutil.which("openssl") is not None
-        self.host = "127.0.0.1"
         self.port: int | None = None
         self.dir: Path | None = None
         self.ca_cert: Path | None = None
 
     # paths ---------------------------------------------------------------------------------
+    @property
+    def base(self) -> Path | None:
+        return self.dir
+
     @property
     def data(self) -> Path:
         return self.dir / "data"
@@ -100,13 +102,18 @@ class PgServer:
                                f"{p.stdout}\n{p.stderr}\n{self.log_tail()}")
         return p
 
-    def start(self) -> "PgServer":
+    def start(self, timeout: float = 30.0) -> "PgServer":
+        return super().start(timeout)
+
+    def _launch(self) -> None:
         if self.dir is None:
             self._init()
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-w", "-t", "60",
                   "start")
-        self.wait_ready()
-        return self
+
+    def _probe(self) -> None:
+        with self.admin():
+            pass
 
     def _init(self) -> None:
         # Not under pytest's basetemp: that is 0700 root, which `postgres` cannot enter.
@@ -173,18 +180,6 @@ class PgServer:
         os.chmod(d / "ca.crt", 0o644)
         self.ca_cert = d / "ca.crt"
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                with self.admin():
-                    return
-            except psycopg.Error as e:
-                last = e
-                time.sleep(0.1)
-        raise RuntimeError(f"PostgreSQL not ready after {timeout}s: {last}\n{self.log_tail()}")
-
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
 
@@ -193,17 +188,7 @@ class PgServer:
             self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop")
 
     def destroy(self) -> None:
-        try:
-            self.stop()
-        finally:
-            if self.dir is not None:
-                shutil.rmtree(self.dir, ignore_errors=True)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except (OSError, TypeError):
-            return "<no postgres log>"
+        self.cleanup()
 
     # clients -------------------------------------------------------------------------------
     def connect(self, user: str, password: str, dbname: str = "postgres",

@@ -10,15 +10,13 @@ survive only once `ACL SAVE` wrote them). `cleanup()` stops it and removes the d
 from __future__ import annotations
 
 import shutil
-import signal
-import socket
-import subprocess
-import time
 from pathlib import Path
 
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
+from db_server import DbServer, free_port
 
 ADMIN_PASSWORD = "admin-Pw-for-tests-1"
 # redis-py retries a refused AUTH (an AuthenticationError is a ConnectionError) with backoff
@@ -26,71 +24,35 @@ ADMIN_PASSWORD = "admin-Pw-for-tests-1"
 NO_RETRY = Retry(NoBackoff(), 0)
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def available() -> bool:
     return shutil.which("redis-server") is not None
 
 
-class RedisServer:
+class RedisServer(DbServer):
+    label = "redis-server"
+    not_ready_errors = (redis.exceptions.ConnectionError,)
+
     def __init__(self, base_dir: Path):
+        super().__init__()
         self.base = Path(base_dir)
         self.base.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.base / "redis.log"
         self.aclfile = self.base / "users.acl"
         self.aclfile.write_text(f"user default on >{ADMIN_PASSWORD} ~* &* +@all\n")
-        self.log_path = self.base / "redis.log"
-        self.port = _free_port()
-        self.host = "127.0.0.1"
-        self.proc: subprocess.Popen | None = None
+        self.port = free_port()
         self.version = ""
 
     def start(self, timeout: float = 20.0) -> "RedisServer":
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
-             "--save", "", "--appendonly", "no", "--dir", str(self.base),
-             "--aclfile", str(self.aclfile), "--protected-mode", "no",
-             "--maxclients", "1000"],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=log)
-        log.close()
-        deadline = time.monotonic() + timeout
-        last = None
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"redis-server exited rc={self.proc.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                self.version = self.admin().info("server")["redis_version"]
-                return self
-            except redis.exceptions.ConnectionError as e:
-                last = e
-                time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis not ready after {timeout}s ({last}):\n{self.log_tail()}")
+        return super().start(timeout)
 
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
-        self.proc = None
+    def _launch(self) -> None:
+        self._popen(["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                     "--save", "", "--appendonly", "no", "--dir", str(self.base),
+                     "--aclfile", str(self.aclfile), "--protected-mode", "no",
+                     "--maxclients", "1000"])
 
-    def cleanup(self) -> None:
-        self.stop()
-        shutil.rmtree(self.base, ignore_errors=True)
-
-    def log_tail(self, n: int = 40) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-        except OSError:
-            return "<no log>"
+    def _probe(self) -> None:
+        self.version = self.admin().info("server")["redis_version"]
 
     # -- clients ---------------------------------------------------------------------------
     def client(self, username: str, password: str, timeout: float = 5.0) -> redis.Redis:

@@ -18,7 +18,6 @@ import json
 import sys
 from pathlib import Path
 
-import pymysql
 import pytest
 
 import mysql_server
@@ -83,20 +82,6 @@ def value(sm, name, stage="AWSCURRENT") -> dict:
     return json.loads(sm.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"])
 
 
-def reads_items(mdb, user, password) -> bool:
-    """A NEW connection logs in as `user` and reads appdb.items."""
-    try:
-        conn = mdb.connect(user, password, database="appdb")
-    except pymysql.err.OperationalError:
-        return False
-    try:
-        with conn.cursor() as c:
-            c.execute("SELECT name FROM appdb.items ORDER BY id")
-            return [r[0] for r in c.fetchall()] == ["one", "two"]
-    finally:
-        conn.close()
-
-
 def rotate(sm, rot, name, arn) -> tuple[str, dict]:
     """RotateSecret with the template function; waits for the record's final outcome."""
     token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
@@ -129,7 +114,7 @@ def assert_rotated(sm, rot, srv, mdb, name, rec, token, old: dict) -> dict:
     assert value(sm, name, "AWSPREVIOUS") == old
 
     # The database: the new password logs in, the replaced one no longer does.
-    assert reads_items(mdb, APP_USER, new["password"]), "the new AWSCURRENT does not log in"
+    assert mdb.reads_items(APP_USER, new["password"]), "the new AWSCURRENT does not log in"
     assert not mdb.can_login(APP_USER, old["password"]), "the replaced password still logs in"
 
     # The template's own log lines came back as step output; no password did.
@@ -165,7 +150,7 @@ def test_aws_mysql_template_rotates_a_mariadb_user_from_the_function_directory(
     orig = {"engine": "mysql", "host": mdb.host, "port": mdb.port, "username": APP_USER,
             "password": APP_PASSWORD, "dbname": "appdb"}
     sm.create_secret(Name=name, SecretString=json.dumps(orig))
-    assert reads_items(mdb, APP_USER, APP_PASSWORD)
+    assert mdb.reads_items(APP_USER, APP_PASSWORD)
 
     token1, rec1 = rotate(sm, rot, name, arn)
     first = assert_rotated(sm, rot, srv, mdb, name, rec1, token1, orig)

@@ -373,7 +373,7 @@ def test_failed_step_retries_fails_then_redrive_completes(step, rsm, rot, marker
     assert f"simulated failure in {step}" in checks["LastRotationFailed"], findings
 
     # Fix the function (re-register it without the failure), then RotateSecret re-drives.
-    rot.delete_function(fn)
+    rot.delete_function(fn, force=True)  # the secret still names it
     assert rot.call("DescribeFunction", {"Name": fn}).status == 400
     rot.create_function(fn, Command=python_command(), Env={"MARKER_DIR": str(markers)})
     expect_error(rsm.rotate_secret, "InvalidRequestException", PREVIOUS_NOT_COMPLETE,
@@ -760,7 +760,7 @@ def test_unknown_or_missing_function_is_rejected_and_changes_nothing(rsm, rot):
     rsm.create_secret(Name=name3, SecretString="value-deleted-fn")
     rsm.rotate_secret(SecretId=name3, RotationLambdaARN=arn, RotateImmediately=False)
     rot.wait_outcome(name3, outcomes=FINAL_OUTCOMES, TestOnly=True)
-    rot.delete_function(fn)
+    rot.delete_function(fn, force=True)  # name3 still names it
     before = snapshot(rsm, name3)
     expect_error(rsm.rotate_secret, "AccessDeniedException", NOT_INVOKABLE, SecretId=name3)
     assert snapshot(rsm, name3) == before

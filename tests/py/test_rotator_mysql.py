@@ -12,21 +12,20 @@ tests/py/.perf-mysql.json).
 from __future__ import annotations
 
 import json
-import multiprocessing
 import sys
-import time
 from pathlib import Path
 
 import pymysql
 import pytest
 
 import mysql_server
-import rotary_testlib as lib
 from rotary_testlib import unique_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "rotation_fixtures"))
 
-from rotlib import Rotary, lambda_arn, wait_for  # noqa: E402
+from rotlib import lambda_arn  # noqa: E402
+from rotator_harness import check_down_then_up, rotary_fixtures, rotate, value  # noqa: E402
+from zero_downtime import record_perf, run_zero_downtime  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not mysql_server.available(),
                                 reason="mariadbd / mariadb-install-db not installed")
@@ -35,7 +34,6 @@ SINGLE = lambda_arn("rotary-mysql-single-user")
 ALTERNATING = lambda_arn("rotary-mysql-alternating-users")
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
 PERF_FILE = Path(__file__).resolve().parent / ".perf-mysql.json"
-MODULE_ENV = {"ROTARY_ROTATION_MAX_ATTEMPTS": "2", "ROTARY_ROTATION_RETRY_BASE_SECONDS": "1"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -60,23 +58,7 @@ def mdb(tmp_path_factory):
     db.cleanup()
 
 
-@pytest.fixture(scope="module")
-def msrv(tmp_path_factory):
-    srv = lib.Server(tmp_path_factory.mktemp("rotator-mysql"), name="rotator-mysql",
-                     env=MODULE_ENV)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def msm(msrv):
-    return msrv.client()
-
-
-@pytest.fixture(scope="module")
-def rot(msrv):
-    return Rotary(msrv)
+msrv, msm, rot = rotary_fixtures("m", "rotator-mysql")
 
 
 @pytest.fixture(scope="module")
@@ -101,30 +83,6 @@ def app_user(mdb, prefix="app", password=None, grants=("GRANT SELECT ON appdb.it
 def db_secret(mdb, user, password, engine="mariadb", **extra) -> dict:
     return {"engine": engine, "host": mdb.host, "port": mdb.port, "username": user,
             "password": password, "dbname": "appdb", **extra}
-
-
-def rotate(sm, rot, name, fn, timeout=60.0, outcomes=("Succeeded", "Failed")):
-    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=fn,
-                             RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-    rec = rot.wait_outcome(name, token, outcomes=outcomes, timeout=timeout)
-    return token, rec
-
-
-def value(sm, name, stage="AWSCURRENT") -> dict:
-    return json.loads(sm.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"])
-
-
-def can_select_items(mdb, user, password) -> bool:
-    try:
-        conn = mdb.connect(user, password, database="appdb")
-    except pymysql.err.OperationalError:
-        return False
-    try:
-        with conn.cursor() as c:
-            c.execute("SELECT name FROM appdb.items ORDER BY id")
-            return [r[0] for r in c.fetchall()] == ["one", "two"]
-    finally:
-        conn.close()
 
 
 def can_select_hidden(mdb, user, password) -> bool:
@@ -168,7 +126,7 @@ def test_single_user_rotation_changes_the_password(mdb, msrv, msm, rot):
     assert mdb.can_login(user, new["password"]), "the new password must log in"
     assert new["password"] not in msrv.log_path.read_text(errors="replace"), "leaked to the log"
     assert not mdb.can_login(user, old), "the old password must stop working"
-    assert can_select_items(mdb, user, new["password"])
+    assert mdb.reads_items(user, new["password"])
     prev = msm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")
     assert prev["VersionId"] == orig and json.loads(prev["SecretString"])["password"] == old
     outputs = {s["Step"]: s.get("Output", "") for s in rec["Steps"]}
@@ -219,6 +177,8 @@ def test_missing_key_fails_naming_it_and_awscurrent_still_works(missing, mdb, ms
     del secret[missing]
     orig = msm.create_secret(Name=name, SecretString=json.dumps(secret))["VersionId"]
     token, rec = rotate(msm, rot, name, SINGLE, outcomes=("Retrying", "Failed"))
+    # A configuration error: the first attempt fails for good (issue 10).
+    assert rec["Outcome"] == "Failed" and rec["Attempt"] == 1, rec
     assert rec["FailedStep"] == "createSecret", rec
     assert f"{missing} key is missing from secret JSON" in rec["Error"], rec
     got = msm.get_secret_value(SecretId=name)
@@ -257,7 +217,7 @@ def test_alternating_users_clone_with_the_same_grants(mdb, msm, rot, master_arn)
     cur = value(msm, name)
     assert cur["username"] == clone and cur["masterarn"] == master_arn
     assert mdb.user_exists(clone, "%"), "the clone must have the current user's host part"
-    assert can_select_items(mdb, clone, cur["password"]), "the clone must read what app reads"
+    assert mdb.reads_items(clone, cur["password"]), "the clone must read what app reads"
     assert not can_select_hidden(mdb, clone, cur["password"]), "and no more"
     grants = [g[0] for g in mdb.sql("SHOW GRANTS FOR %s@'%%'", (clone,))]
     assert any("INSERT" in g and "WITH GRANT OPTION" in g for g in grants), grants
@@ -289,7 +249,7 @@ def test_alternating_users_clone_with_the_same_grants(mdb, msm, rot, master_arn)
     assert cur3["username"] == clone and cur3["password"] != cur["password"]
     assert mdb.can_login(clone, cur3["password"]) and not mdb.can_login(clone, cur["password"])
     assert mdb.can_login(user, cur2["password"])
-    assert can_select_items(mdb, clone, cur3["password"])
+    assert mdb.reads_items(clone, cur3["password"])
 
 
 def test_alternating_wrong_master_password_fails_and_changes_nothing(mdb, msm, rot):
@@ -343,7 +303,7 @@ def test_hostile_usernames_single_then_alternating(base, mdb, msm, rot, master_a
     assert_succeeded(rec, msm, alt)
     cur = value(msm, alt)
     assert cur["username"] == f"{user}_clone"
-    assert can_select_items(mdb, cur["username"], cur["password"])
+    assert mdb.reads_items(cur["username"], cur["password"])
     assert mdb.can_login(user, pw), "the original user keeps its password"
     users_after = {tuple(r) for r in mdb.sql("SELECT User, Host FROM mysql.user")}
     assert users_after - users_before == {(f"{user}_clone", "%")}, users_after - users_before
@@ -358,27 +318,10 @@ def test_database_down_then_up_retry_completes(own_server, tmp_path):
     db = mysql_server.MariaDB(tmp_path / "mariadb-downup")
     db.start()
     try:
-        sm, rot = own_server.client(), Rotary(own_server)
         db.create_user("downup", "downup-Pw-1")
-        name = unique_name("mysql-downup")
-        sm.create_secret(Name=name, SecretString=json.dumps(
-            {"engine": "mysql", "host": db.host, "port": db.port, "username": "downup",
-             "password": "downup-Pw-1"}))
-        db.stop()
-        token = sm.rotate_secret(SecretId=name, RotationLambdaARN=SINGLE,
-                                 RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-        recs = rot.wait_history(name, lambda rs: any(r["Outcome"] == "Retrying" for r in rs),
-                                timeout=30, what="a failed first attempt")
-        first = [r for r in recs if r["Outcome"] == "Retrying"][-1]
-        assert first["FailedStep"] == "setSecret", first
-        assert f":{db.port}" in first["Error"] and "cannot reach" in first["Error"], first
-        assert sm.get_secret_value(SecretId=name)["SecretString"].count("downup-Pw-1") == 1
-
-        db.start()
-        rec = rot.wait_outcome(name, token, outcomes=("Succeeded", "Failed"), timeout=60)
-        assert rec["Outcome"] == "Succeeded" and rec["Attempt"] >= 2, rec
-        new = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])["password"]
-        assert db.can_login("downup", new) and not db.can_login("downup", "downup-Pw-1")
+        secret = {"engine": "mysql", "host": db.host, "port": db.port, "username": "downup",
+                  "password": "downup-Pw-1"}
+        check_down_then_up(own_server, db, SINGLE, secret, db.can_login)
     finally:
         db.cleanup()
 
@@ -386,130 +329,6 @@ def test_database_down_then_up_retry_completes(own_server, tmp_path):
 # ------------------------------------------------------------------------------------------
 # Zero downtime: 50 rotations while a client keeps logging in with AWSCURRENT
 # ------------------------------------------------------------------------------------------
-def _wait_rotated(sm, name, token, timeout=30.0, rot=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = sm.describe_secret(SecretId=name).get("VersionIdsToStages", {})
-        if "AWSCURRENT" in st.get(token, []) and not any("AWSPENDING" in v for v in st.values()):
-            return
-        time.sleep(0.02)
-    detail = json.dumps(rot.history(name, max_results=3), indent=1)[:4000] if rot else ""
-    raise AssertionError(f"rotation {token} of {name} did not finish in {timeout}s\n{detail}")
-
-
-def _rotate_now(sm, name, fn):
-    """RotateSecret, retried while the previous rotation is still being recorded."""
-    for _ in range(200):
-        try:
-            return sm.rotate_secret(SecretId=name, RotationLambdaARN=fn,
-                                    RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-        except lib.ClientError as e:
-            if e.response["Error"]["Code"] != "InvalidRequestException":
-                raise
-            time.sleep(0.02)
-    raise AssertionError("RotateSecret kept refusing")
-
-
-def run_zero_downtime(srv, name, fn, login, rotations=50, retry=False, paced=False) -> dict:
-    """Rotates `name` `rotations` times, back to back, while a client reads AWSCURRENT with
-    boto3 and calls login(value) -> (ok, error) (a NEW connection each time). The client
-    runs in a forked process so the test's own polling cannot starve it of the GIL.
-
-    retry: after a failed login the client re-reads AWSCURRENT and tries again, up to 5
-    times, 50-200 ms apart. paced: each next rotation waits until the client has finished
-    one more read+login (with its retries) after the previous rotation ended, so every
-    rotation is seen by the client and no rotation overtakes a login in flight.
-
-    A failed login is "overtaken" when enough newer rotations started between its read and
-    its failure to have legitimately retired the credentials it read: two if the newest
-    rotation had finished at the read (alternating users change the non-current user, so a
-    value read as AWSCURRENT stays valid until the rotation after next changes it), else
-    one. Returns the figures."""
-    ctx = multiprocessing.get_context("fork")
-    stop, done, out = ctx.Event(), ctx.Value("i", 0), ctx.Queue()
-    started, finished = ctx.Value("i", 0), ctx.Value("i", 0)
-
-    def client_loop():
-        client = lib.make_client(srv.url)
-        st = {"attempts": 0, "failures": 0, "not_overtaken": 0, "recovered": 0,
-              "unrecovered": 0, "errors": []}
-
-        def attempt() -> bool:
-            t0 = time.monotonic()
-            got = client.get_secret_value(SecretId=name)
-            t1 = time.monotonic()
-            c0, f0 = started.value, finished.value
-            ok, err = login(json.loads(got["SecretString"]))
-            if ok:
-                return True
-            overtaken = started.value >= c0 + (2 if f0 >= c0 else 1)
-            st["not_overtaken"] += not overtaken
-            if len(st["errors"]) < 5:
-                st["errors"].append({"error": err, "version": got["VersionId"],
-                                     "overtaken": overtaken,
-                                     "read_ms": round((t1 - t0) * 1000, 1),
-                                     "read_to_failure_ms": round((time.monotonic() - t1) * 1000, 1)})
-            return False
-
-        try:
-            while not stop.is_set():
-                st["attempts"] += 1
-                if not attempt():
-                    st["failures"] += 1
-                    if retry:
-                        ok = False
-                        for delay in (0.05, 0.1, 0.15, 0.2, 0.2):
-                            time.sleep(delay)
-                            if attempt():
-                                ok = True
-                                break
-                        st["recovered" if ok else "unrecovered"] += 1
-                with done.get_lock():
-                    done.value += 1
-        except Exception as e:  # noqa: BLE001 - reported by the test, not lost in a process
-            st["errors"].append(f"client crashed: {e!r}")
-            st["unrecovered"] += 1
-        out.put(st)
-
-    proc = ctx.Process(target=client_loop, daemon=True)
-    proc.start()
-    try:
-        wait_for(lambda: done.value > 0 or not proc.is_alive(), 20, "the client's first login")
-        sm = srv.client()
-        t0 = time.monotonic()
-        for _ in range(rotations):
-            with started.get_lock():
-                started.value += 1
-            token = _rotate_now(sm, name, fn)
-            _wait_rotated(sm, name, token, rot=Rotary(srv))
-            with finished.get_lock():
-                finished.value += 1
-            if paced:
-                seen = done.value
-                wait_for(lambda: done.value > seen or not proc.is_alive(), 30,
-                         "the client's next login", interval=0.005)
-        elapsed = time.monotonic() - t0
-    finally:
-        stop.set()
-        st = out.get(timeout=60)
-        proc.join(timeout=30)
-    figures = {
-        "function": fn.rsplit(":", 1)[-1],
-        "rotations": rotations,
-        "paced": paced,
-        "seconds": round(elapsed, 2),
-        "rotations_per_second": round(rotations / elapsed, 2),
-        "login_attempts": st["attempts"],
-        "failed_logins": st["failures"],
-        "recovered_by_retry": st["recovered"],
-        "unrecovered": st["unrecovered"],
-        "sample_errors": st["errors"],
-    }
-    if not retry:
-        figures["failed_not_overtaken"] = st["not_overtaken"]
-    return figures
-
-
 def mysql_login(v) -> tuple[bool, str | None]:
     """A new connection with the secret's credentials, then SELECT 1."""
     try:
@@ -525,16 +344,6 @@ def mysql_login(v) -> tuple[bool, str | None]:
         conn.close()
 
 
-def record_perf(key: str, figures: dict) -> None:
-    try:
-        data = json.loads(PERF_FILE.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[key] = figures
-    PERF_FILE.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nperf[{key}]: {json.dumps(figures)}")
-
-
 def test_zero_downtime_alternating_50_rotations(msrv, mdb, msm, rot, master_arn):
     """Alternating users: no login with AWSCURRENT fails. Paced (every rotation seen by the
     client): zero failed logins. Unpaced (a rotation every ~200 ms, so a login slower than
@@ -545,7 +354,7 @@ def test_zero_downtime_alternating_50_rotations(msrv, mdb, msm, rot, master_arn)
     msm.create_secret(Name=name, SecretString=json.dumps(
         db_secret(mdb, user, pw, masterarn=master_arn, ssl=False)))
     figures = run_zero_downtime(msrv, name, ALTERNATING, mysql_login, paced=True)
-    record_perf("alternating", {**figures, "server": mdb.version})
+    record_perf(PERF_FILE, "alternating", {**figures, "server": mdb.version})
     assert figures["login_attempts"] >= 50, figures
     assert figures["failed_logins"] == 0, figures
 
@@ -562,7 +371,7 @@ def test_zero_downtime_alternating_50_rotations(msrv, mdb, msm, rot, master_arn)
     msm.create_secret(Name=name, SecretString=json.dumps(
         db_secret(mdb, user, pw, masterarn=master_arn, ssl=False)))
     unpaced = run_zero_downtime(msrv, name, ALTERNATING, mysql_login)
-    record_perf("alternating_unpaced", {**unpaced, "server": mdb.version})
+    record_perf(PERF_FILE, "alternating_unpaced", {**unpaced, "server": mdb.version})
     assert unpaced["login_attempts"] >= 50, unpaced
     assert unpaced["failed_not_overtaken"] == 0, unpaced
     assert all(r["Outcome"] == "Succeeded" for r in rot.history(name, max_results=100))
@@ -578,7 +387,7 @@ def test_single_user_50_rotations_failures_recovered_by_retry(msrv, mdb, msm, ro
     name = unique_name("mysql-single-loop")
     msm.create_secret(Name=name, SecretString=json.dumps(db_secret(mdb, user, pw, ssl=False)))
     figures = run_zero_downtime(msrv, name, SINGLE, mysql_login, retry=True, paced=True)
-    record_perf("single_user", {**figures, "server": mdb.version})
+    record_perf(PERF_FILE, "single_user", {**figures, "server": mdb.version})
     assert figures["login_attempts"] >= 50, figures
     assert figures["unrecovered"] == 0, figures
     assert figures["recovered_by_retry"] == figures["failed_logins"], figures
@@ -591,6 +400,6 @@ def test_single_user_50_rotations_failures_recovered_by_retry(msrv, mdb, msm, ro
     name = unique_name("mysql-single-loop-unpaced")
     msm.create_secret(Name=name, SecretString=json.dumps(db_secret(mdb, user, pw, ssl=False)))
     unpaced = run_zero_downtime(msrv, name, SINGLE, mysql_login, retry=True, paced=False)
-    record_perf("single_user_unpaced", {**unpaced, "server": mdb.version})
+    record_perf(PERF_FILE, "single_user_unpaced", {**unpaced, "server": mdb.version})
     assert all(r["Outcome"] == "Succeeded" for r in rot.history(name, max_results=100))
     assert mdb.can_login(user, value(msm, name)["password"])

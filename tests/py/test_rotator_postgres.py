@@ -13,10 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-import random
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -30,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "rotation_fixtures"))
 
 import pg_server  # noqa: E402
 from rotlib import STEPS, Rotary, lambda_arn  # noqa: E402
+from zero_downtime import record_perf, run_zero_downtime  # noqa: E402
 
 SINGLE = lambda_arn("rotary-postgresql-single-user")
 ALTERNATING = lambda_arn("rotary-postgresql-alternating-users")
@@ -276,14 +274,14 @@ def test_alternating_with_the_master_named_not_arn_and_a_second_database(psm, ro
 # Failures: recorded, nothing changed, AWSCURRENT still logs in
 # ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("change,error", [
-    (lambda v: v.pop("host"), "createSecret: the AWSCURRENT secret JSON lacks the 'host' key"),
-    (lambda v: v.pop("password"), "lacks the 'password' key"),
+    (lambda v: v.pop("host"), "createSecret: AWSCURRENT: host key is missing from secret JSON"),
+    (lambda v: v.pop("password"), "password key is missing from secret JSON"),
     # No "dbname": "postgres" here: the history redacts every string member of 6+ characters.
     (lambda v: (v.update(engine="mysql"), v.pop("dbname")),
      "Database engine must be set to 'postgres' in order to use this rotation function"),
-    (lambda v: v.update(port="not-a-port"), "'port' key of the AWSCURRENT secret JSON"),
-    (lambda v: v.update(ssl="maybe"), "'ssl' key of the AWSCURRENT secret JSON must be"),
-    (lambda v: v.update(username=["x"]), "'username' key of the AWSCURRENT secret JSON must"),
+    (lambda v: v.update(port="not-a-port"), "AWSCURRENT: port must be a number between 1 and 65535"),
+    (lambda v: v.update(ssl="maybe"), "AWSCURRENT: ssl must be true or false"),
+    (lambda v: v.update(username=["x"]), "AWSCURRENT: username must be a string"),
 ], ids=["no-host", "no-password", "engine", "port", "ssl", "username-type"])
 def test_invalid_secret_json_fails_at_create_and_changes_nothing(change, error, psm, rot, pg):
     user, orig = role_name("bad"), orig_password()
@@ -292,6 +290,8 @@ def test_invalid_secret_json_fails_at_create_and_changes_nothing(change, error, 
     change(value)
     name, orig_vid = make_secret(psm, value)
     _, rec = wait_failure(psm, rot, name, SINGLE)
+    # A configuration error: the first attempt fails for good (issue 10).
+    assert rec["Outcome"] == "Failed" and rec["Attempt"] == 1, rec
     assert rec["FailedStep"] == "createSecret", rec
     assert error in rec["Error"], rec["Error"]
     cur = psm.get_secret_value(SecretId=name)
@@ -305,7 +305,7 @@ def test_alternating_without_masterarn_fails_at_create(psm, rot, pg):
     name, orig_vid = make_secret(psm, db_secret(pg, user, orig))
     _, rec = wait_failure(psm, rot, name, ALTERNATING)
     assert rec["FailedStep"] == "createSecret"
-    assert "lacks the 'masterarn' key" in rec["Error"], rec
+    assert "masterarn key is missing from secret JSON" in rec["Error"], rec
     assert not pg.role_exists(f"{user}_clone")
 
 
@@ -502,125 +502,52 @@ def test_tls_with_an_untrusted_certificate(own_server, pg):
 # ------------------------------------------------------------------------------------------
 # Zero downtime under continuous use
 # ------------------------------------------------------------------------------------------
-class Prober(threading.Thread):
-    """Reads AWSCURRENT and logs in with it on a NEW connection, over and over. With
-    `retry`, a failed login re-reads AWSCURRENT and tries again (up to 5 times, 50–200 ms
-    apart), as a single-user client must."""
+def pg_login(pg):
+    """login(value) for the zero-downtime harness: a NEW connection, then SELECT 1."""
 
-    def __init__(self, srv, pg, name: str, retry: bool):
-        super().__init__(daemon=True)
-        self.sm, self.pg, self.name, self.retry = srv.client(), pg, name, retry
-        self.stop = threading.Event()
-        self.attempts = self.failures = self.recovered = 0
-        self.retries_needed: dict[int, int] = {}
-        self.errors: list[str] = []
-        self.passwords: set[str] = set()
-
-    def login(self) -> str | None:
-        v = json.loads(self.sm.get_secret_value(SecretId=self.name)["SecretString"])
-        self.passwords.add(v["password"])
+    def login(v) -> tuple[bool, str | None]:
         try:
-            with self.pg.connect(v["username"], v["password"]) as c:
+            with pg.connect(v["username"], v["password"]) as c:
                 c.execute("SELECT 1").fetchone()
-            return None
+            return True, None
         except psycopg.OperationalError as e:
-            return str(e).strip().splitlines()[-1]
+            return False, str(e).strip().splitlines()[-1]
 
-    def run(self):
-        while not self.stop.is_set():
-            self.attempts += 1
-            err = self.login()
-            if err is None:
-                continue
-            self.failures += 1
-            self.errors.append(err)
-            if not self.retry:
-                continue
-            for n in range(1, 6):
-                time.sleep(random.uniform(0.05, 0.2))
-                if self.login() is None:
-                    self.recovered += 1
-                    self.retries_needed[n] = self.retries_needed.get(n, 0) + 1
-                    break
+    return login
 
 
-def wait_done(rot, name: str, token: str, timeout: float = 60.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for r in rot.history(name, max_results=3):
-            if r.get("Token") == token:
-                if r.get("Outcome") in ("Succeeded", "Failed", "Abandoned"):
-                    return r["Outcome"]
-                break
-        time.sleep(0.01)
-    raise AssertionError(f"rotation {token} of {name} did not finish in {timeout}s")
-
-
-def run_zero_downtime(psrv, psm, rot, pg, name: str, fn: str, retry: bool,
-                      pause: float = 0.0) -> dict:
-    """50 rotations, each started when the previous one finished (plus `pause`), while a
-    Prober logs in with AWSCURRENT. Returns the figures."""
+def zero_downtime(psrv, psm, rot, pg, name: str, fn: str, retry: bool) -> dict:
+    """The shared harness (zero_downtime.py), paced: 50 rotations while a client logs in
+    with AWSCURRENT; afterwards no password it read is in the server log or the history."""
     rotate_ok(psm, rot, name, fn)  # configures the function (and, alternating, the clone)
-    prober = Prober(psrv, pg, name, retry)
-    prober.start()
-    time.sleep(0.3)
-    elapsed = 0.0
-    outcomes = []
-    for _ in range(ZERO_DOWNTIME_ROTATIONS):
-        t0 = time.monotonic()
-        token = psm.rotate_secret(SecretId=name)["VersionId"]
-        outcomes.append(wait_done(rot, name, token))
-        elapsed += time.monotonic() - t0
-        time.sleep(pause)
-    time.sleep(0.3)
-    prober.stop.set()
-    prober.join(timeout=30)
-    assert outcomes == ["Succeeded"] * ZERO_DOWNTIME_ROTATIONS, outcomes
-    assert prober.attempts > ZERO_DOWNTIME_ROTATIONS, "the prober barely ran"
-    figures = {
-        "rotations": ZERO_DOWNTIME_ROTATIONS,
-        "seconds_rotating": round(elapsed, 2),
-        "pause_between_rotations_s": pause,
-        "rotations_per_second": round(ZERO_DOWNTIME_ROTATIONS / elapsed, 2),
-        "login_attempts": prober.attempts,
-        "failed_logins": prober.failures,
-        "recovered_by_retry": prober.recovered if retry else None,
-        "retries_needed": {str(k): v for k, v in sorted(prober.retries_needed.items())},
-        "sample_errors": sorted(set(prober.errors))[:3],
-        "tls": pg.tls,
-        "rotary_build": "release" if "/release/" in lib.ROTARY_BIN else "debug",
-    }
-    log = psrv.log_path.read_text(errors="replace") + json.dumps(rot.history(name, 100))
-    assert not [pw for pw in prober.passwords if pw in log], "a password leaked"
-    return figures
-
-
-def record_perf(key: str, figures: dict) -> None:
-    try:
-        data = json.loads(PERF_FILE.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[key] = {**figures, "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    PERF_FILE.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\n[perf postgres {key}] " + json.dumps(figures))
+    seen: set[str] = set()
+    figures = run_zero_downtime(psrv, name, fn, pg_login(pg), rotations=ZERO_DOWNTIME_ROTATIONS,
+                                retry=retry, paced=True, passwords_seen=seen)
+    assert figures["login_attempts"] >= ZERO_DOWNTIME_ROTATIONS, figures
+    recs = rot.history(name, max_results=100)
+    assert all(r["Outcome"] == "Succeeded" for r in recs), [r["Outcome"] for r in recs]
+    log = psrv.log_path.read_text(errors="replace") + json.dumps(recs)
+    assert seen and not [pw for pw in seen if pw in log], "a password leaked"
+    return {**figures, "tls": pg.tls}
 
 
 def test_zero_downtime_alternating_users(psrv, psm, rot, pg, master):
     user, orig = role_name("zdalt"), orig_password()
     pg.create_role(user, orig)
     name, _ = make_secret(psm, db_secret(pg, user, orig, masterarn=master))
-    figures = run_zero_downtime(psrv, psm, rot, pg, name, ALTERNATING, retry=False)
-    record_perf("alternating_users", figures)
+    figures = zero_downtime(psrv, psm, rot, pg, name, ALTERNATING, retry=False)
+    record_perf(PERF_FILE, "alternating_users", figures)
     assert figures["failed_logins"] == 0, figures
 
 
 def test_zero_downtime_single_user_with_client_retry(psrv, psm, rot, pg):
+    """Single user has a window (setSecret → finishSecret) where the database has the new
+    password and AWSCURRENT the old one: a client that re-reads AWSCURRENT and retries
+    recovers from every failed login while rotations do not outpace it (paced)."""
     user, orig = role_name("zdsingle"), orig_password()
     pg.create_role(user, orig)
     name, _ = make_secret(psm, db_secret(pg, user, orig))
-    # Paced: back to back, the next rotation's set→finish window opens a few milliseconds
-    # after the last one closed, so a retry would keep landing in windows; real rotations
-    # are hours apart.
-    figures = run_zero_downtime(psrv, psm, rot, pg, name, SINGLE, retry=True, pause=0.5)
-    record_perf("single_user", figures)
+    figures = zero_downtime(psrv, psm, rot, pg, name, SINGLE, retry=True)
+    record_perf(PERF_FILE, "single_user", figures)
+    assert figures["unrecovered"] == 0, figures
     assert figures["recovered_by_retry"] == figures["failed_logins"], figures

@@ -12,28 +12,27 @@ from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import redis
 
 import redis_server
-import rotary_testlib as lib
 from rotary_testlib import unique_name
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "rotation_fixtures"))
 
-from rotlib import Rotary, lambda_arn, wait_for  # noqa: E402
+from rotlib import lambda_arn  # noqa: E402
+from rotator_harness import check_down_then_up, rotary_fixtures, value  # noqa: E402
+from rotator_harness import rotate as harness_rotate  # noqa: E402
+from zero_downtime import record_perf, run_zero_downtime  # noqa: E402
 
 pytestmark = pytest.mark.skipif(not redis_server.available(), reason="redis-server not installed")
 
 REDIS = lambda_arn("rotary-redis-single-user")
 STEPS = ["createSecret", "setSecret", "testSecret", "finishSecret"]
 PERF_FILE = Path(__file__).resolve().parent / ".perf-redis.json"
-MODULE_ENV = {"ROTARY_ROTATION_MAX_ATTEMPTS": "2", "ROTARY_ROTATION_RETRY_BASE_SECONDS": "1"}
 
 
 # ------------------------------------------------------------------------------------------
@@ -47,23 +46,7 @@ def rds(tmp_path_factory):
     srv.cleanup()
 
 
-@pytest.fixture(scope="module")
-def rsrv(tmp_path_factory):
-    srv = lib.Server(tmp_path_factory.mktemp("rotator-redis"), name="rotator-redis",
-                     env=MODULE_ENV)
-    srv.start()
-    yield srv
-    srv.stop()
-
-
-@pytest.fixture(scope="module")
-def rsm(rsrv):
-    return rsrv.client()
-
-
-@pytest.fixture(scope="module")
-def rot(rsrv):
-    return Rotary(rsrv)
+rsrv, rsm, rot = rotary_fixtures("r", "rotator-redis")
 
 
 # ------------------------------------------------------------------------------------------
@@ -81,14 +64,8 @@ def redis_secret(rds, user, password, **extra) -> dict:
             "password": password, **extra}
 
 
-def rotate(sm, rot, name, timeout=60.0, outcomes=("Succeeded", "Failed")):
-    token = sm.rotate_secret(SecretId=name, RotationLambdaARN=REDIS,
-                             RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-    return token, rot.wait_outcome(name, token, outcomes=outcomes, timeout=timeout)
-
-
-def value(sm, name, stage="AWSCURRENT") -> dict:
-    return json.loads(sm.get_secret_value(SecretId=name, VersionStage=stage)["SecretString"])
+def rotate(sm, rot, name, **kw):
+    return harness_rotate(sm, rot, name, REDIS, **kw)
 
 
 def assert_succeeded(rec, sm, name):
@@ -168,6 +145,9 @@ def test_missing_key_fails_naming_it(missing, rds, rsm, rot):
     name = unique_name(f"redis-missing-{missing}")
     orig = rsm.create_secret(Name=name, SecretString=json.dumps(secret))["VersionId"]
     _, rec = rotate(rsm, rot, name, outcomes=("Retrying", "Failed"))
+    # A configuration error: retrying cannot help, so the first attempt fails for good
+    # (issue 10).
+    assert rec["Outcome"] == "Failed" and rec["Attempt"] == 1, rec
     assert rec["FailedStep"] == "createSecret", rec
     assert f"{missing} key is missing from secret JSON" in rec["Error"], rec
     assert rsm.get_secret_value(SecretId=name)["VersionId"] == orig
@@ -180,7 +160,8 @@ def test_wrong_engine_is_refused(rds, rsm, rot):
     rsm.create_secret(Name=name, SecretString=json.dumps(
         redis_secret(rds, user, old, engine="mysql")))
     _, rec = rotate(rsm, rot, name, outcomes=("Retrying", "Failed"))
-    assert rec["FailedStep"] == "createSecret" and "engine must be 'redis'" in rec["Error"], rec
+    assert rec["Outcome"] == "Failed" and rec["FailedStep"] == "createSecret", rec
+    assert "Database engine must be set to 'redis'" in rec["Error"], rec
 
 
 def test_ssl_true_against_a_plain_server_fails_cleanly(rds, rsm, rot):
@@ -202,26 +183,10 @@ def test_redis_down_then_up_retry_completes(own_server, tmp_path):
     srv = redis_server.RedisServer(tmp_path / "redis-downup")
     srv.start()
     try:
-        sm, rot = own_server.client(), Rotary(own_server)
         srv.add_user("downup", "downup-Pw-1")
-        name = unique_name("redis-downup")
-        sm.create_secret(Name=name, SecretString=json.dumps(
-            {"host": srv.host, "port": srv.port, "username": "downup",
-             "password": "downup-Pw-1"}))
-        srv.stop()
-        token = sm.rotate_secret(SecretId=name, RotationLambdaARN=REDIS,
-                                 RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-        recs = rot.wait_history(name, lambda rs: any(r["Outcome"] == "Retrying" for r in rs),
-                                timeout=30, what="a failed first attempt")
-        first = [r for r in recs if r["Outcome"] == "Retrying"][-1]
-        assert first["FailedStep"] == "setSecret", first
-        assert f":{srv.port}" in first["Error"] and "cannot reach" in first["Error"], first
-
-        srv.start()
-        rec = rot.wait_outcome(name, token, outcomes=("Succeeded", "Failed"), timeout=60)
-        assert rec["Outcome"] == "Succeeded" and rec["Attempt"] >= 2, rec
-        new = json.loads(sm.get_secret_value(SecretId=name)["SecretString"])["password"]
-        assert srv.can_auth("downup", new) and not srv.can_auth("downup", "downup-Pw-1")
+        secret = {"host": srv.host, "port": srv.port, "username": "downup",
+                  "password": "downup-Pw-1"}
+        check_down_then_up(own_server, srv, REDIS, secret, srv.can_auth)
     finally:
         srv.cleanup()
 
@@ -229,130 +194,6 @@ def test_redis_down_then_up_retry_completes(own_server, tmp_path):
 # ------------------------------------------------------------------------------------------
 # 50 rotations while a client keeps AUTHing with AWSCURRENT
 # ------------------------------------------------------------------------------------------
-def _wait_rotated(sm, name, token, timeout=30.0, rot=None):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        st = sm.describe_secret(SecretId=name).get("VersionIdsToStages", {})
-        if "AWSCURRENT" in st.get(token, []) and not any("AWSPENDING" in v for v in st.values()):
-            return
-        time.sleep(0.02)
-    detail = json.dumps(rot.history(name, max_results=3), indent=1)[:4000] if rot else ""
-    raise AssertionError(f"rotation {token} of {name} did not finish in {timeout}s\n{detail}")
-
-
-def _rotate_now(sm, name, fn):
-    """RotateSecret, retried while the previous rotation is still being recorded."""
-    for _ in range(200):
-        try:
-            return sm.rotate_secret(SecretId=name, RotationLambdaARN=fn,
-                                    RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
-        except lib.ClientError as e:
-            if e.response["Error"]["Code"] != "InvalidRequestException":
-                raise
-            time.sleep(0.02)
-    raise AssertionError("RotateSecret kept refusing")
-
-
-def run_zero_downtime(srv, name, fn, login, rotations=50, retry=False, paced=False) -> dict:
-    """Rotates `name` `rotations` times, back to back, while a client reads AWSCURRENT with
-    boto3 and calls login(value) -> (ok, error) (a NEW connection each time). The client
-    runs in a forked process so the test's own polling cannot starve it of the GIL.
-
-    retry: after a failed login the client re-reads AWSCURRENT and tries again, up to 5
-    times, 50-200 ms apart. paced: each next rotation waits until the client has finished
-    one more read+login (with its retries) after the previous rotation ended, so every
-    rotation is seen by the client and no rotation overtakes a login in flight.
-
-    A failed login is "overtaken" when enough newer rotations started between its read and
-    its failure to have legitimately retired the credentials it read: two if the newest
-    rotation had finished at the read (alternating users change the non-current user, so a
-    value read as AWSCURRENT stays valid until the rotation after next changes it), else
-    one. Returns the figures."""
-    ctx = multiprocessing.get_context("fork")
-    stop, done, out = ctx.Event(), ctx.Value("i", 0), ctx.Queue()
-    started, finished = ctx.Value("i", 0), ctx.Value("i", 0)
-
-    def client_loop():
-        client = lib.make_client(srv.url)
-        st = {"attempts": 0, "failures": 0, "not_overtaken": 0, "recovered": 0,
-              "unrecovered": 0, "errors": []}
-
-        def attempt() -> bool:
-            t0 = time.monotonic()
-            got = client.get_secret_value(SecretId=name)
-            t1 = time.monotonic()
-            c0, f0 = started.value, finished.value
-            ok, err = login(json.loads(got["SecretString"]))
-            if ok:
-                return True
-            overtaken = started.value >= c0 + (2 if f0 >= c0 else 1)
-            st["not_overtaken"] += not overtaken
-            if len(st["errors"]) < 5:
-                st["errors"].append({"error": err, "version": got["VersionId"],
-                                     "overtaken": overtaken,
-                                     "read_ms": round((t1 - t0) * 1000, 1),
-                                     "read_to_failure_ms": round((time.monotonic() - t1) * 1000, 1)})
-            return False
-
-        try:
-            while not stop.is_set():
-                st["attempts"] += 1
-                if not attempt():
-                    st["failures"] += 1
-                    if retry:
-                        ok = False
-                        for delay in (0.05, 0.1, 0.15, 0.2, 0.2):
-                            time.sleep(delay)
-                            if attempt():
-                                ok = True
-                                break
-                        st["recovered" if ok else "unrecovered"] += 1
-                with done.get_lock():
-                    done.value += 1
-        except Exception as e:  # noqa: BLE001 - reported by the test, not lost in a process
-            st["errors"].append(f"client crashed: {e!r}")
-            st["unrecovered"] += 1
-        out.put(st)
-
-    proc = ctx.Process(target=client_loop, daemon=True)
-    proc.start()
-    try:
-        wait_for(lambda: done.value > 0 or not proc.is_alive(), 20, "the client's first login")
-        sm = srv.client()
-        t0 = time.monotonic()
-        for _ in range(rotations):
-            with started.get_lock():
-                started.value += 1
-            token = _rotate_now(sm, name, fn)
-            _wait_rotated(sm, name, token, rot=Rotary(srv))
-            with finished.get_lock():
-                finished.value += 1
-            if paced:
-                seen = done.value
-                wait_for(lambda: done.value > seen or not proc.is_alive(), 30,
-                         "the client's next login", interval=0.005)
-        elapsed = time.monotonic() - t0
-    finally:
-        stop.set()
-        st = out.get(timeout=60)
-        proc.join(timeout=30)
-    figures = {
-        "function": fn.rsplit(":", 1)[-1],
-        "rotations": rotations,
-        "paced": paced,
-        "seconds": round(elapsed, 2),
-        "rotations_per_second": round(rotations / elapsed, 2),
-        "login_attempts": st["attempts"],
-        "failed_logins": st["failures"],
-        "recovered_by_retry": st["recovered"],
-        "unrecovered": st["unrecovered"],
-        "sample_errors": st["errors"],
-    }
-    if not retry:
-        figures["failed_not_overtaken"] = st["not_overtaken"]
-    return figures
-
-
 def redis_login(v) -> tuple[bool, str | None]:
     """A new connection AUTHing with the secret's credentials, then PING."""
     c = redis.Redis(host=v["host"], port=int(v["port"]), username=v["username"],
@@ -366,16 +207,6 @@ def redis_login(v) -> tuple[bool, str | None]:
         c.close()
 
 
-def record_perf(key: str, figures: dict) -> None:
-    try:
-        data = json.loads(PERF_FILE.read_text())
-    except (OSError, ValueError):
-        data = {}
-    data[key] = figures
-    PERF_FILE.write_text(json.dumps(data, indent=2) + "\n")
-    print(f"\nperf[{key}]: {json.dumps(figures)}")
-
-
 def test_single_user_50_rotations_failures_recovered_by_retry(rsrv, rds, rsm, rot):
     """Single user: between setSecret and finishSecret Redis already has the new password and
     AWSCURRENT the old one. A client that re-reads AWSCURRENT and retries recovers from every
@@ -385,7 +216,7 @@ def test_single_user_50_rotations_failures_recovered_by_retry(rsrv, rds, rsm, ro
     name = unique_name("redis-loop")
     rsm.create_secret(Name=name, SecretString=json.dumps(redis_secret(rds, user, pw, ssl=False)))
     figures = run_zero_downtime(rsrv, name, REDIS, redis_login, retry=True, paced=True)
-    record_perf("single_user", {**figures, "server": f"Redis {rds.version}"})
+    record_perf(PERF_FILE, "single_user", {**figures, "server": f"Redis {rds.version}"})
     assert figures["login_attempts"] >= 50, figures
     assert figures["unrecovered"] == 0, figures
     assert figures["recovered_by_retry"] == figures["failed_logins"], figures
@@ -398,6 +229,6 @@ def test_single_user_50_rotations_failures_recovered_by_retry(rsrv, rds, rsm, ro
     name = unique_name("redis-loop-unpaced")
     rsm.create_secret(Name=name, SecretString=json.dumps(redis_secret(rds, user, pw, ssl=False)))
     unpaced = run_zero_downtime(rsrv, name, REDIS, redis_login, retry=True, paced=False)
-    record_perf("single_user_unpaced", {**unpaced, "server": f"Redis {rds.version}"})
+    record_perf(PERF_FILE, "single_user_unpaced", {**unpaced, "server": f"Redis {rds.version}"})
     assert all(r["Outcome"] == "Succeeded" for r in rot.history(name, max_results=100))
     assert rds.can_auth(user, value(rsm, name)["password"])

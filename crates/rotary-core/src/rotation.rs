@@ -204,7 +204,9 @@ impl SecretsService {
         let token = req
             .client_request_token
             .clone()
-            .ok_or_else(|| api_error!(InvalidRequestException, "{}", msg::TOKEN_REQUIRED))?;
+            // AWS answers InvalidParameterException for RotateSecret, unlike the writes
+            // (CreateSecret, PutSecretValue, UpdateSecret). See: #13
+            .ok_or_else(|| api_error!(InvalidParameterException, "{}", msg::TOKEN_REQUIRED))?;
         let existing = self.resolve_live(id).await?;
         if let Some(r) = &req.rotation_rules {
             if r.automatically_after_days.is_some() && r.schedule_expression.is_some() {
@@ -577,7 +579,10 @@ impl SecretsService {
         .await
     }
 
-    /// Ends a test rotation: removes the test version and plans the next window.
+    /// Ends a test rotation: removes the test version and restores the schedule RotateSecret
+    /// planned. The plan is made as of the test's start, not its end: a test that ends after
+    /// the window must not push the window a period further (the scheduled rotation then
+    /// runs at once, late). See: #13
     pub async fn finish_test_rotation(
         &self,
         arn: &str,
@@ -586,15 +591,16 @@ impl SecretsService {
     ) -> Result<(), ApiError> {
         self.mutate(arn, None, |secret, _| {
             let now = self.now();
-            let ours = secret
+            let Some(started_ms) = secret
                 .doc
                 .rotation
                 .as_ref()
                 .and_then(|r| r.in_progress.as_ref())
-                .is_some_and(|s| s.token == token && s.test_only);
-            if !ours {
+                .filter(|s| s.token == token && s.test_only)
+                .map(|s| s.started_ms)
+            else {
                 return Ok(Outcome::Unchanged(()));
-            }
+            };
             if let Some(i) = secret.version_index(token) {
                 secret.remove_version(i);
             }
@@ -604,7 +610,7 @@ impl SecretsService {
                 rotation.last_outcome = Some("failed".into());
                 rotation.last_error = Some(e.to_owned());
             }
-            self.schedule_next(secret, now);
+            self.schedule_next(secret, started_ms.min(now));
             Ok(Outcome::Changed((), None))
         })
         .await
@@ -642,6 +648,26 @@ impl SecretsService {
                     self.schedule_next(secret, now);
                 }
             }
+            Ok(Outcome::Changed((), None))
+        })
+        .await
+    }
+
+    /// Moves the due time of the rotation `token` to `at_ms` and keeps its progress: the
+    /// driver backs off after an error of Rotary's own (not the function's), so a lasting
+    /// fault does not re-run the rotation at every scheduler poll. See: #13
+    pub async fn defer_rotation(&self, arn: &str, token: &str, at_ms: i64) -> Result<(), ApiError> {
+        self.mutate(arn, None, |secret, _| {
+            let ours = secret
+                .doc
+                .rotation
+                .as_ref()
+                .and_then(|r| r.in_progress.as_ref())
+                .is_some_and(|s| s.token == token);
+            if !ours || secret.row.rotation_due_ms == Some(at_ms) {
+                return Ok(Outcome::Unchanged(()));
+            }
+            secret.row.rotation_due_ms = Some(at_ms);
             Ok(Outcome::Changed((), None))
         })
         .await
@@ -719,6 +745,9 @@ pub struct RotationStanding {
     pub rotation: Option<RotationConfig>,
     /// AWSPENDING is on a version other than AWSCURRENT.
     pub pending_on_non_current: bool,
+    /// When the scheduler runs the secret's rotation next (a retry's time while one is
+    /// failing).
+    pub due_ms: Option<i64>,
 }
 
 impl SecretsService {
@@ -730,6 +759,7 @@ impl SecretsService {
             .into_iter()
             .map(|s| RotationStanding {
                 pending_on_non_current: stuck_pending(&s).is_some(),
+                due_ms: s.row.rotation_due_ms,
                 arn: s.row.arn.clone(),
                 name: s.row.name.clone(),
                 rotation: s.doc.rotation.clone(),
@@ -737,3 +767,7 @@ impl SecretsService {
             .collect())
     }
 }
+
+#[cfg(test)]
+#[path = "rotation_tests.rs"]
+mod tests;

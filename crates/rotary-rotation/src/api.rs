@@ -53,6 +53,8 @@ struct CreateFunctionRequest {
 #[serde(rename_all = "PascalCase")]
 struct FunctionNameRequest {
     name: Option<String>,
+    /// DeleteFunction: delete even though secrets rotate with it.
+    force: Option<bool>,
 }
 
 #[skip_serializing_none]
@@ -76,8 +78,20 @@ fn public_spec(spec: &FunctionSpec) -> Option<serde_json::Map<String, serde_json
     obj.remove("Env");
     let names: Vec<&str> = spec.env().iter().map(|(k, _)| k.as_str()).collect();
     obj.insert("EnvNames".to_owned(), names.into());
+    // One word for the kind, the same in ListFunctions and DescribeFunction (`Type` is the
+    // stored tag and `BuiltIn` marks only the server's own built-ins).
+    let kind = match spec {
+        FunctionSpec::Process { .. } => "process",
+        FunctionSpec::PythonHandler { .. } => "python",
+        FunctionSpec::Http { .. } => "http",
+        FunctionSpec::Builtin { .. } => BUILT_IN_KIND,
+    };
+    obj.insert("Kind".to_owned(), kind.into());
     Some(obj)
 }
+
+/// `Kind` of the built-ins and of functions registered with `--builtin`.
+const BUILT_IN_KIND: &str = "built-in";
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -196,6 +210,9 @@ pub async fn handle(
         "DeleteFunction" => {
             let req: FunctionNameRequest = decode(body)?;
             let name = req.name.unwrap_or_default();
+            if req.force != Some(true) {
+                refuse_delete_in_use(engine, &name).await?;
+            }
             engine
                 .registry()
                 .delete(&name)
@@ -235,13 +252,54 @@ pub async fn handle(
     }
 }
 
+/// Refuses to delete a function that live secrets name as their rotation function: their
+/// next rotation would fail. Says which secrets, in Rotary's terms.
+async fn refuse_delete_in_use(engine: &RotationEngine, name: &str) -> Result<(), ApiError> {
+    let name = engine.registry().name_of(name).unwrap_or(name).to_owned();
+    if !engine.registry().list().iter().any(|(n, _)| *n == name) {
+        return Ok(()); // Not registered: the delete answers ResourceNotFoundException.
+    }
+    let users: Vec<String> = engine
+        .service()
+        .rotation_standings()
+        .await?
+        .into_iter()
+        .filter(|s| {
+            s.rotation
+                .as_ref()
+                .and_then(|r| r.lambda_arn.as_deref())
+                .and_then(|a| engine.registry().name_of(a))
+                .is_some_and(|n| n == name)
+        })
+        .map(|s| s.name)
+        .collect();
+    if users.is_empty() {
+        return Ok(());
+    }
+    let shown: Vec<&str> = users.iter().take(10).map(String::as_str).collect();
+    let more = if users.len() > shown.len() {
+        format!(" and {} more", users.len() - shown.len())
+    } else {
+        String::new()
+    };
+    Err(api_error!(
+        InvalidRequestException,
+        "Rotation function {name} is used by {} secret(s): {}{more}. Point them at another function (rotate-secret --rotation-lambda-arn) or delete it anyway with Force (rotary function delete --force); their next rotation would then fail.",
+        users.len(),
+        shown.join(", ")
+    ))
+}
+
 fn builtin(engine: &RotationEngine, b: Builtin) -> FunctionDescription {
     FunctionDescription {
         name: b.name().to_owned(),
         function_arn: engine.registry().arn(b.name()),
         built_in: true,
         description: Some(b.description().to_owned()),
-        spec: None,
+        spec: Some(serde_json::Map::from_iter([(
+            "Kind".to_owned(),
+            BUILT_IN_KIND.into(),
+        )])),
     }
 }
 
@@ -344,8 +402,37 @@ struct Finding {
     detail: String,
 }
 
-fn findings(rotation: Option<&RotationConfig>, stuck: bool, now: i64) -> Vec<Finding> {
+fn findings(
+    rotation: Option<&RotationConfig>,
+    stuck: bool,
+    due_ms: Option<i64>,
+    now: i64,
+) -> Vec<Finding> {
     let mut out = Vec::new();
+    // A rotation whose earlier attempts failed and that waits for its next one: it is not
+    // "failed" yet (the attempts are not used up), but it needs attention now. Once
+    // AWSPENDING is gone (`rotary rotation reset`) the retry will only be abandoned.
+    if let Some((r, state)) = rotation.filter(|_| stuck).and_then(|r| {
+        r.in_progress
+            .as_ref()
+            .filter(|s| s.attempt > 1 && !s.test_only)
+            .map(|s| (r, s))
+    }) {
+        let next = match due_ms {
+            Some(at) if at > now => {
+                format!("; attempt {} is due at {}", state.attempt, utc(at))
+            }
+            _ => format!("; attempt {} is running", state.attempt),
+        };
+        out.push(Finding {
+            check: "RotationFailing",
+            detail: format!(
+                "{} failed attempt(s): {}{next}",
+                state.attempt - 1,
+                r.last_error.as_deref().unwrap_or("the step failed")
+            ),
+        });
+    }
     match rotation {
         Some(r) if r.enabled => {
             if let Some(next) = r.next_rotation_ms.filter(|n| *n < now) {
@@ -381,6 +468,17 @@ fn findings(rotation: Option<&RotationConfig>, stuck: bool, now: i64) -> Vec<Fin
     out
 }
 
+/// `2026-01-31T08:00:00Z`, for messages people read.
+fn utc(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| (ms / 1000).to_string())
+}
+
 async fn compliance(engine: &RotationEngine) -> Result<Vec<u8>, ApiError> {
     let now = engine.service().clock().now_ms();
     let standings = engine.service().rotation_standings().await?;
@@ -388,7 +486,7 @@ async fn compliance(engine: &RotationEngine) -> Result<Vec<u8>, ApiError> {
     let secrets: Vec<_> = standings
         .into_iter()
         .filter_map(|s| {
-            let f = findings(s.rotation.as_ref(), s.pending_on_non_current, now);
+            let f = findings(s.rotation.as_ref(), s.pending_on_non_current, s.due_ms, now);
             (!f.is_empty())
                 .then(|| serde_json::json!({ "ARN": s.arn, "Name": s.name, "Findings": f }))
         })

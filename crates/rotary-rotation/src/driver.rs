@@ -1,30 +1,47 @@
 //! Runs one rotation: the four steps in order with one token, the completion check, and
 //! failure handling (spec §5.3).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use rand::Rng;
 use rotary_auth::{Credential, Principal, PrincipalKind, SecretKey};
 use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use rotary_core::rotation::{Completion, DueRotation, Pending, STEPS};
-use rotary_core::Ctx;
-use rotary_wire::dto::GetSecretValueRequest;
+use rotary_core::rotation::{Completion, DueRotation, Pending};
+use rotary_core::service::rotation_read::StoredValue;
+use rotary_wire::ApiError;
 
 use crate::builtin;
 use crate::engine::RotationEngine;
 use crate::functions::{self, FunctionError, Invocation, RotationEvent, RotationFunction, Step};
-use crate::history::{redact, redaction_terms, secs, AttemptRecord, StepRecord};
+use crate::history::{redact, redaction_terms, secs, AttemptRecord, Outcome, StepRecord};
 use crate::registry::{Builtin, Resolved};
 use crate::webhook;
 
 /// Timeout of a built-in step.
 const BUILTIN_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// How a step runs.
 enum Exec {
+    /// In-process, against the service, with [`BUILTIN_TIMEOUT`].
     Builtin(Box<dyn RotationFunction>),
-    External(Box<dyn RotationFunction>, Duration, bool),
+    /// A registered function outside the server.
+    External {
+        function: Box<dyn RotationFunction>,
+        /// The function's own per-step timeout.
+        timeout: Duration,
+        /// Whether it gets temporary credentials in its environment (process and Python
+        /// functions; an HTTP function gets none).
+        with_credentials: bool,
+    },
 }
+
+/// The values of the secret's versions that one run of the driver has opened, by version
+/// id. A version's value never changes once written, so each is decrypted at most once per
+/// run; versions without a value yet (the pending placeholder) are not remembered.
+#[derive(Default)]
+struct Opened(HashMap<String, StoredValue>);
 
 fn step_of(i: u8) -> Step {
     match i {
@@ -56,34 +73,24 @@ impl RotationEngine {
             }
             Resolved::Registered(spec) => {
                 let is_http = matches!(spec, functions::FunctionSpec::Http { .. });
-                Some(Exec::External(
-                    functions::executor(
+                Some(Exec::External {
+                    function: functions::executor(
                         &spec,
                         &self.config.http_signing_key,
                         self.registry.policy(),
                     )?,
-                    spec.timeout(),
-                    !is_http,
-                ))
+                    timeout: spec.timeout(),
+                    with_credentials: !is_http,
+                })
             }
         }
     }
 
     /// The master secret named by the secret's current value (`masterarn`, as AWS's
     /// alternating-users templates use it), as an ARN, if it exists.
-    async fn master_secret_of(&self, arn: &str) -> Option<String> {
-        let req = GetSecretValueRequest {
-            secret_id: Some(arn.to_owned()),
-            version_id: None,
-            version_stage: Some(AWSCURRENT.to_owned()),
-        };
-        let value = self
-            .service
-            .get_secret_value(&Ctx::default(), req)
-            .await
-            .ok()?
-            .secret_string?;
-        let json: serde_json::Value = serde_json::from_str(value.expose()).ok()?;
+    async fn master_secret_of(&self, arn: &str, opened: &mut Opened) -> Option<String> {
+        let value = self.stage_value(arn, AWSCURRENT, opened).await.ok()??;
+        let json: serde_json::Value = serde_json::from_str(value.text()?).ok()?;
         let master = json.get("masterarn")?.as_str()?.to_owned();
         self.service.arn_of(&master).await.ok().flatten()
     }
@@ -154,54 +161,91 @@ impl RotationEngine {
         (akid, secret, token)
     }
 
+    /// The value of version `version_id` of `arn`, opened once per run (see [`Opened`]),
+    /// without recording an access. `None` if it has no value (yet).
+    async fn version_value(
+        &self,
+        arn: &str,
+        version_id: &str,
+        opened: &mut Opened,
+    ) -> Result<Option<StoredValue>, ApiError> {
+        if let Some(v) = opened.0.get(version_id) {
+            return Ok(Some(v.clone()));
+        }
+        let value = self.service.peek_value(arn, Some(version_id), None).await?;
+        if let Some(v) = &value {
+            opened.0.insert(version_id.to_owned(), v.clone());
+        }
+        Ok(value)
+    }
+
+    /// The value of the version of `arn` holding `stage`, as [`Self::version_value`].
+    async fn stage_value(
+        &self,
+        arn: &str,
+        stage: &str,
+        opened: &mut Opened,
+    ) -> Result<Option<StoredValue>, ApiError> {
+        let versions = self.service.versions_of(arn).await?.unwrap_or_default();
+        match versions.into_iter().find(|v| v.has_stage(stage)) {
+            Some(v) if v.has_value => self.version_value(arn, &v.version_id, opened).await,
+            _ => Ok(None),
+        }
+    }
+
     /// Values to redact from function output: the secret's current, previous and pending
-    /// values.
-    async fn redaction_terms(&self, arn: &str, token: &str) -> Vec<String> {
-        let cx = Ctx::default();
+    /// values. Labels are read each time (a step may move them); values are opened once.
+    async fn redaction_terms(&self, arn: &str, token: &str, opened: &mut Opened) -> Vec<String> {
+        let Ok(Some(versions)) = self.service.versions_of(arn).await else {
+            return Vec::new();
+        };
         let mut terms = Vec::new();
-        let reads = [
-            (None, AWSCURRENT),
-            (None, AWSPREVIOUS),
-            (Some(token.to_owned()), AWSPENDING),
-        ];
-        for (version_id, stage) in reads {
-            let req = GetSecretValueRequest {
-                secret_id: Some(arn.to_owned()),
-                version_id,
-                version_stage: Some(stage.to_owned()),
-            };
-            if let Ok(v) = self.service.get_secret_value(&cx, req).await {
-                if let Some(s) = v.secret_string {
-                    terms.extend(redaction_terms(s.expose()));
+        for v in versions {
+            let wanted = v.version_id == token
+                || v.has_stage(AWSCURRENT)
+                || v.has_stage(AWSPREVIOUS)
+                || v.has_stage(AWSPENDING);
+            if !wanted || !v.has_value {
+                continue;
+            }
+            if let Ok(Some(value)) = self.version_value(arn, &v.version_id, opened).await {
+                if let Some(s) = value.text() {
+                    terms.extend(redaction_terms(s));
                 }
             }
         }
+        terms.sort_by_key(|t| std::cmp::Reverse(t.len()));
         terms
     }
 
     /// After createSecret: the pending version must hold a value of the same shape as
     /// AWSCURRENT (string vs binary; a JSON object keeps every member), so a function bug
     /// cannot make a malformed credential current. The message never includes values.
-    async fn check_shape(&self, arn: &str, token: &str) -> Result<(), String> {
-        let cx = Ctx::default();
-        let read = |version_id: Option<String>, stage: &str| GetSecretValueRequest {
-            secret_id: Some(arn.to_owned()),
-            version_id,
-            version_stage: Some(stage.to_owned()),
+    async fn check_shape(&self, arn: &str, token: &str, opened: &mut Opened) -> Result<(), String> {
+        let not_stored = || {
+            "the function did not store a value for the pending version (PutSecretValue with this ClientRequestToken and VersionStages [\"AWSPENDING\"])".to_owned()
         };
+        let versions = self
+            .service
+            .versions_of(arn)
+            .await
+            .map_err(|e| e.to_string())?
+            .unwrap_or_default();
+        if !versions
+            .iter()
+            .any(|v| v.version_id == token && v.has_value && v.has_stage(AWSPENDING))
+        {
+            return Err(not_stored());
+        }
         let pending = self
-            .service
-            .get_secret_value(&cx, read(Some(token.to_owned()), AWSPENDING))
+            .version_value(arn, token, opened)
             .await
-            .map_err(|_| "the function did not store a value for the pending version (PutSecretValue with this ClientRequestToken and VersionStages [\"AWSPENDING\"])".to_owned())?;
-        let Ok(current) = self
-            .service
-            .get_secret_value(&cx, read(None, AWSCURRENT))
-            .await
-        else {
+            .map_err(|e| e.to_string())?
+            .ok_or_else(not_stored)?;
+        let Ok(Some(current)) = self.stage_value(arn, AWSCURRENT, opened).await else {
             return Ok(());
         };
-        match (&current.secret_string, &pending.secret_string) {
+        match (current.text(), pending.text()) {
             (Some(_), None) => Err("the pending value is binary but AWSCURRENT is a string".into()),
             (None, Some(_)) => Err("the pending value is a string but AWSCURRENT is binary".into()),
             (Some(c), Some(p)) => {
@@ -209,7 +253,7 @@ impl RotationEngine {
                     Ok(serde_json::Value::Object(m)) => Some(m),
                     _ => None,
                 };
-                match (object(c.expose()), object(p.expose())) {
+                match (object(c), object(p)) {
                     (Some(c), Some(p)) => {
                         let missing: Vec<&str> = c
                             .keys()
@@ -281,7 +325,7 @@ impl RotationEngine {
             late: s.late,
             test_only: s.test_only,
             started_at: secs(self.service.clock().now_ms()),
-            outcome: "InProgress".into(),
+            outcome: Outcome::InProgress.into(),
             ..Default::default()
         }
     }
@@ -292,7 +336,8 @@ impl RotationEngine {
             Ok(Some(d)) => d,
             Ok(None) => return,
             Err(e) => {
-                tracing::warn!(secret_uid = uid, error = %e, "Preparing a rotation failed");
+                let at = self.back_off(uid);
+                tracing::warn!(secret_uid = uid, error = %e, retry_at_ms = at, "Preparing a rotation failed; will retry");
                 return;
             }
         };
@@ -309,7 +354,7 @@ impl RotationEngine {
 
         let Some(exec) = self.executor(&due.lambda_arn) else {
             let msg = format!("The rotation function {} does not exist.", due.lambda_arn);
-            self.attempt_failed(&due, &mut rec, started_ms, None, msg)
+            self.attempt_failed(&due, &mut rec, started_ms, None, msg, true)
                 .await;
             return;
         };
@@ -318,6 +363,7 @@ impl RotationEngine {
         } else {
             (due.state.next_step..4).collect()
         };
+        let mut opened = Opened::default();
         for i in steps {
             let step = step_of(i);
             match self.service.pending_status(&arn, &token).await {
@@ -327,7 +373,7 @@ impl RotationEngine {
                     return;
                 }
                 Err(e) => {
-                    tracing::warn!(secret_arn = %arn, error = %e, "Checking a rotation failed; will retry");
+                    self.retry_later(&due, "Checking a rotation", &e).await;
                     return;
                 }
             }
@@ -338,7 +384,7 @@ impl RotationEngine {
                 rotation_token: due.state.rotation_token.clone(),
             };
             let mut srec = StepRecord {
-                step: STEPS[i as usize].to_owned(),
+                step: step.as_str().to_owned(),
                 started_at: secs(self.service.clock().now_ms()),
                 ..Default::default()
             };
@@ -356,7 +402,11 @@ impl RotationEngine {
                         Err(_) => Err(FunctionError::Timeout(BUILTIN_TIMEOUT, Default::default())),
                     }
                 }
-                Exec::External(f, timeout, with_credentials) => {
+                Exec::External {
+                    function: f,
+                    timeout,
+                    with_credentials,
+                } => {
                     let mut env = vec![
                         (
                             "SECRETS_MANAGER_ENDPOINT".to_owned(),
@@ -373,7 +423,7 @@ impl RotationEngine {
                         ),
                     ];
                     let akid = if *with_credentials {
-                        let master = self.master_secret_of(&arn).await;
+                        let master = self.master_secret_of(&arn, &mut opened).await;
                         let (akid, secret, session) = self.session_credentials(&arn, master);
                         credential_terms.push(secret.clone());
                         credential_terms.push(session.clone());
@@ -398,7 +448,7 @@ impl RotationEngine {
             };
             let result = match result {
                 Ok(output) if step == Step::CreateSecret && !due.state.test_only => {
-                    match self.check_shape(&arn, &token).await {
+                    match self.check_shape(&arn, &token, &mut opened).await {
                         Ok(()) => Ok(output),
                         Err(message) => Err(FunctionError::Failed { message, output }),
                     }
@@ -406,13 +456,19 @@ impl RotationEngine {
                 r => r,
             };
             srec.ended_at = Some(secs(self.service.clock().now_ms()));
-            let mut terms = self.redaction_terms(&arn, &token).await;
+            // Values are opened only when there is output to redact.
+            let has_output = result.as_ref().map_or(true, |out| !out.log.is_empty());
+            let mut terms = if has_output {
+                self.redaction_terms(&arn, &token, &mut opened).await
+            } else {
+                Vec::new()
+            };
             terms.append(&mut credential_terms);
             match result {
                 Ok(out) => {
                     self.audit_step(&rec.id, &arn, &token, step, &due.lambda_arn, None)
                         .await;
-                    srec.outcome = Some("Succeeded".into());
+                    srec.outcome = Some(Outcome::Succeeded.into());
                     srec.output = (!out.log.is_empty()).then(|| redact(&out.log, &terms));
                     rec.steps.push(srec);
                     if !due.state.test_only {
@@ -423,7 +479,7 @@ impl RotationEngine {
                                 return;
                             }
                             Err(e) => {
-                                tracing::warn!(secret_arn = %arn, error = %e, "Recording a step failed; will retry");
+                                self.retry_later(&due, "Recording a step", &e).await;
                                 return;
                             }
                         }
@@ -431,6 +487,7 @@ impl RotationEngine {
                     self.save(uid, started_ms, &rec).await;
                 }
                 Err(e) => {
+                    let retryable = !matches!(e, FunctionError::Config(_));
                     let output = e
                         .output()
                         .map(|o| redact(&o.log, &terms))
@@ -445,18 +502,25 @@ impl RotationEngine {
                         Some("StepFailed"),
                     )
                     .await;
-                    srec.outcome = Some("Failed".into());
+                    srec.outcome = Some(Outcome::Failed.into());
                     srec.error = Some(msg.clone());
                     srec.output = output;
                     rec.steps.push(srec);
-                    let step_name = STEPS[i as usize];
+                    let step_name = step.as_str();
                     let text = if msg.starts_with(step_name) {
                         msg.clone()
                     } else {
                         format!("{step_name} failed: {msg}")
                     };
-                    self.attempt_failed(&due, &mut rec, started_ms, Some(STEPS[i as usize]), text)
-                        .await;
+                    self.attempt_failed(
+                        &due,
+                        &mut rec,
+                        started_ms,
+                        Some(step.as_str()),
+                        text,
+                        retryable,
+                    )
+                    .await;
                     return;
                 }
             }
@@ -465,27 +529,52 @@ impl RotationEngine {
             if let Err(e) = self.service.finish_test_rotation(&arn, &token, None).await {
                 tracing::warn!(secret_arn = %arn, error = %e, "Ending a test rotation failed");
             }
-            self.finished(uid, started_ms, &mut rec, "Succeeded", None)
+            self.finished(uid, started_ms, &mut rec, Outcome::Succeeded, None)
                 .await;
             return;
         }
         match self.service.complete_rotation(&arn, &token).await {
             Ok(Completion::Succeeded) => {
                 tracing::info!(secret_arn = %arn, version_id = %token, "Rotation succeeded");
-                self.finished(uid, started_ms, &mut rec, "Succeeded", None)
+                self.finished(uid, started_ms, &mut rec, Outcome::Succeeded, None)
                     .await;
             }
             Ok(Completion::NotCurrent) => {
                 let msg = format!(
                     "finishSecret completed but AWSCURRENT is not on version {token}: the function must move it."
                 );
-                self.attempt_failed(&due, &mut rec, started_ms, Some("finishSecret"), msg)
+                self.attempt_failed(&due, &mut rec, started_ms, Some("finishSecret"), msg, true)
                     .await;
             }
             Ok(Completion::Gone) => self.abandoned(&due, &mut rec, started_ms).await,
-            Err(e) => {
-                tracing::warn!(secret_arn = %arn, error = %e, "Completing a rotation failed; will retry")
-            }
+            Err(e) => self.retry_later(&due, "Completing a rotation", &e).await,
+        }
+    }
+
+    /// Counts an error of Rotary's own on secret `uid` and returns the instant (ms) before
+    /// which the scheduler leaves it alone: the attempt backoff, growing with each error in
+    /// a row.
+    fn back_off(&self, uid: &str) -> i64 {
+        let mut deferred = self.deferred.lock();
+        let entry = deferred.entry(uid.to_owned()).or_insert((0, 0));
+        entry.0 = entry.0.saturating_add(1);
+        let delay = i64::try_from(self.backoff(entry.0).as_millis()).unwrap_or(i64::MAX);
+        entry.1 = self.service.clock().now_ms().saturating_add(delay);
+        entry.1
+    }
+
+    /// An error of Rotary's own (the store, most likely) stopped the rotation between
+    /// steps. Its state is kept, and it resumes after a backoff rather than at the next
+    /// scheduler poll, which would re-run a lasting fault every second. See: #13
+    async fn retry_later(&self, due: &DueRotation, what: &str, error: &rotary_wire::ApiError) {
+        let at = self.back_off(&due.uid);
+        tracing::warn!(secret_arn = %due.arn, error = %error, retry_at_ms = at, "{what} failed; will retry");
+        if let Err(e) = self
+            .service
+            .defer_rotation(&due.arn, &due.state.token, at)
+            .await
+        {
+            tracing::warn!(secret_arn = %due.arn, error = %e, "Deferring a rotation failed");
         }
     }
 
@@ -494,15 +583,16 @@ impl RotationEngine {
         uid: &str,
         started_ms: i64,
         rec: &mut AttemptRecord,
-        outcome: &str,
+        outcome: Outcome,
         error: Option<String>,
     ) {
-        rec.outcome = outcome.to_owned();
+        self.deferred.lock().remove(uid);
+        rec.outcome = outcome.into();
         rec.error = error;
         rec.ended_at = Some(secs(self.service.clock().now_ms()));
         self.save(uid, started_ms, rec).await;
         self.metrics.outcome(outcome);
-        if outcome == "Succeeded" {
+        if outcome == Outcome::Succeeded {
             if let Some(w) = self.config.webhook.clone().filter(|w| w.on_success) {
                 let event = if rec.test_only {
                     "TestRotationSucceeded"
@@ -524,8 +614,14 @@ impl RotationEngine {
             tracing::warn!(error = %e, "Recording an abandoned rotation failed");
         }
         let msg = "A new version was written during the rotation; the rotation was abandoned.";
-        self.finished(&due.uid, started_ms, rec, "Abandoned", Some(msg.into()))
-            .await;
+        self.finished(
+            &due.uid,
+            started_ms,
+            rec,
+            Outcome::Abandoned,
+            Some(msg.into()),
+        )
+        .await;
     }
 
     async fn attempt_failed(
@@ -535,6 +631,7 @@ impl RotationEngine {
         started_ms: i64,
         step: Option<&str>,
         message: String,
+        retryable: bool,
     ) {
         rec.failed_step = step.map(str::to_owned);
         let arn = &due.arn;
@@ -551,7 +648,8 @@ impl RotationEngine {
                 .await;
             return;
         }
-        if due.state.attempt < self.config.max_attempts {
+        // A configuration error in the secret fails at once: a retry would only repeat it.
+        if retryable && due.state.attempt < self.config.max_attempts {
             let delay = self.backoff(due.state.attempt);
             let at = self.service.clock().now_ms() + delay.as_millis() as i64;
             tracing::warn!(secret_arn = %arn, attempt = due.state.attempt, retry_in_ms = delay.as_millis() as u64, "Rotation attempt failed: {message}");
@@ -563,7 +661,7 @@ impl RotationEngine {
                 tracing::warn!(error = %e, "Recording a failed attempt failed");
             }
             rec.next_attempt_at = Some(secs(at));
-            self.finished(&due.uid, started_ms, rec, "Retrying", Some(message))
+            self.finished(&due.uid, started_ms, rec, Outcome::Retrying, Some(message))
                 .await;
             return;
         }
@@ -583,10 +681,14 @@ impl RotationEngine {
         event: &'static str,
     ) {
         tracing::error!(secret_arn = %due.arn, "Rotation failed: {message}");
-        self.finished(&due.uid, started_ms, rec, "Failed", Some(message))
+        self.finished(&due.uid, started_ms, rec, Outcome::Failed, Some(message))
             .await;
         if let Some(w) = self.config.webhook.clone() {
             webhook::notify(self.http.clone(), w, event, rec.clone());
         }
     }
 }
+
+#[cfg(test)]
+#[path = "driver_tests.rs"]
+mod tests;

@@ -1,7 +1,7 @@
 //! The rotation engine: finds due rotations from the store's index and drives them, one
 //! per secret at a time, a bounded number at once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -12,6 +12,7 @@ use rotary_auth::CredentialTable;
 use rotary_core::SecretsService;
 use tokio::sync::Semaphore;
 
+use crate::history::Outcome;
 use crate::registry::FunctionRegistry;
 use crate::webhook::WebhookConfig;
 
@@ -66,12 +67,14 @@ pub struct RotationMetrics {
 }
 
 impl RotationMetrics {
-    pub(crate) fn outcome(&self, outcome: &str) {
+    pub(crate) fn outcome(&self, outcome: Outcome) {
         let c = match outcome {
-            "Succeeded" => &self.succeeded,
-            "Failed" => &self.failed,
-            "Retrying" => &self.retrying,
-            _ => &self.abandoned,
+            Outcome::Succeeded => &self.succeeded,
+            Outcome::Failed => &self.failed,
+            Outcome::Retrying => &self.retrying,
+            Outcome::Abandoned => &self.abandoned,
+            // Not an end of an attempt: nothing to count.
+            Outcome::InProgress => return,
         };
         c.fetch_add(1, Ordering::Relaxed);
     }
@@ -124,6 +127,11 @@ pub struct RotationEngine {
     pub(crate) http: reqwest::Client,
     pub(crate) metrics: RotationMetrics,
     running: Mutex<HashSet<String>>,
+    /// Secrets whose last run stopped on an error of Rotary's own: consecutive such errors
+    /// and the instant (ms) before which the scheduler leaves the secret alone. Kept in
+    /// memory as well as in the store, where the same fault may keep the due time from
+    /// moving.
+    pub(crate) deferred: Mutex<HashMap<String, (u32, i64)>>,
     permits: Arc<Semaphore>,
 }
 
@@ -146,6 +154,7 @@ impl RotationEngine {
             http: reqwest::Client::new(),
             metrics: RotationMetrics::default(),
             running: Mutex::new(HashSet::new()),
+            deferred: Mutex::new(HashMap::new()),
             permits,
         })
     }
@@ -192,7 +201,16 @@ impl RotationEngine {
             }
         };
         let mut started = 0;
+        let now = self.service.clock().now_ms();
         for uid in due {
+            if self
+                .deferred
+                .lock()
+                .get(&uid)
+                .is_some_and(|&(_, not_before)| not_before > now)
+            {
+                continue;
+            }
             if !self.running.lock().insert(uid.clone()) {
                 continue;
             }

@@ -58,6 +58,40 @@ pub struct AttemptRecord {
     pub steps: Vec<StepRecord>,
 }
 
+/// How an attempt (or a step) ended, as history records and metrics name it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Still running.
+    InProgress,
+    /// Done: AWSCURRENT moved (or, for a test rotation, testSecret passed).
+    Succeeded,
+    /// Given up (or a step failed).
+    Failed,
+    /// Failed; tried again after a backoff.
+    Retrying,
+    /// A new value was written meanwhile, or the rotation was cancelled.
+    Abandoned,
+}
+
+impl Outcome {
+    /// The name in history records (`Succeeded`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::InProgress => "InProgress",
+            Outcome::Succeeded => "Succeeded",
+            Outcome::Failed => "Failed",
+            Outcome::Retrying => "Retrying",
+            Outcome::Abandoned => "Abandoned",
+        }
+    }
+}
+
+impl From<Outcome> for String {
+    fn from(o: Outcome) -> Self {
+        o.as_str().to_owned()
+    }
+}
+
 /// Milliseconds → epoch seconds.
 pub fn secs(ms: i64) -> f64 {
     ms as f64 / 1000.0

@@ -1,4 +1,5 @@
-//! Rotary's HTTP server: the AWS JSON 1.1 endpoint, `/health` and `/metrics`.
+//! Rotary's HTTP server: the AWS JSON 1.1 endpoint, `/health`, `/metrics` and the web console
+//! (`/console`, see `console`).
 //!
 //! Every `POST /` has its headers pre-checked (SigV4 shape, known access key, date, scope)
 //! before its body is read, then is authenticated with SigV4 before anything else is looked
@@ -18,6 +19,7 @@
 //!   held at once never exceed the body memory budget.
 
 pub mod authz;
+mod console;
 mod dispatch;
 pub mod iam;
 mod limits;

@@ -131,9 +131,10 @@ const SERVER_OPERATIONS: &[&str] = &["SimulatePolicy"];
 /// The server's routes.
 pub fn router(state: AppState) -> Router {
     Router::new()
-        .route("/", post(api))
+        .route("/", post(api).get(crate::console::root))
         .route("/health", get(health))
         .route("/metrics", get(signed_metrics))
+        .merge(crate::console::routes(state.clone()))
         .with_state(state)
 }
 
@@ -146,18 +147,27 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// `/health` is for load balancers and monitors, not AWS SDKs: plain `application/json`.
 async fn health(State(st): State<AppState>) -> Response {
-    match st.service.store().ping().await {
-        Ok(()) => json_response(StatusCode::OK, br#"{"status":"ok"}"#.to_vec(), None),
+    let (status, body): (StatusCode, &'static [u8]) = match st.service.store().ping().await {
+        Ok(()) => (StatusCode::OK, br#"{"status":"ok"}"#),
         Err(e) => {
             tracing::warn!(error = %e, "Health check failed: the store does not answer");
-            json_response(
+            (
                 StatusCode::SERVICE_UNAVAILABLE,
-                br#"{"status":"unavailable"}"#.to_vec(),
-                None,
+                br#"{"status":"unavailable"}"#,
             )
         }
-    }
+    };
+    (
+        status,
+        [
+            (axum::http::header::CONTENT_TYPE, "application/json"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }
 
 /// `/metrics` on the main listener: 404 when it has its own listener, otherwise only for a
@@ -223,6 +233,13 @@ fn error_response(e: &ApiError, request_id: &str) -> Response {
 }
 
 async fn api(State(st): State<AppState>, req: Request) -> Response {
+    run(&st, req, None).await
+}
+
+/// The API pipeline for one request: SigV4-signed (`session` is `None`), or made by the
+/// console for the principal its session signed in as, which then goes through the same
+/// authorization, audit, metrics and dispatch as a signed request.
+pub(crate) async fn run(st: &AppState, req: Request, session: Option<&Principal>) -> Response {
     let started = Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
     let (parts, body) = req.into_parts();
@@ -244,7 +261,7 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
         );
         return error_response(&e, &request_id);
     }
-    let result = match read_body(&st, &parts, body).await {
+    let result = match read_body(st, &parts, body, session.is_some()).await {
         Err(BodyError::Api(e, closing)) => {
             close = closing;
             facts.authentication_failed = is_authentication_error(e.code());
@@ -253,10 +270,19 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
         Err(BodyError::TimedOut) => {
             st.metrics
                 .record(op_label, "RequestTimeout", started.elapsed().as_secs_f64());
-            return body_timeout_response(&st, &request_id);
+            return body_timeout_response(st, &request_id);
         }
         Ok((body, permit)) => {
-            let r = handle(&st, &parts, body.clone(), op, &request_id, &mut facts).await;
+            let r = handle(
+                st,
+                &parts,
+                body.clone(),
+                op,
+                &request_id,
+                &mut facts,
+                session,
+            )
+            .await;
             // An answer naming one secret is read once for its ARN (CreateSecret's exists
             // only now) and version; list answers are not scanned.
             let answer = match (&r, op) {
@@ -398,6 +424,7 @@ async fn handle(
     op: Option<Target>,
     request_id: &str,
     facts: &mut AuditFacts,
+    session: Option<&Principal>,
 ) -> Result<Vec<u8>, ApiError> {
     let headers = header_pairs(parts);
     let path = parts.uri.path();
@@ -410,13 +437,16 @@ async fn handle(
         body: &body,
     };
     let now = time::OffsetDateTime::now_utc();
-    let principal = st
-        .verifier
-        .verify(&signed, st.credentials.as_ref(), now)
-        .map_err(|e| {
-            facts.authentication_failed = true;
-            auth_error(e)
-        })?;
+    let principal = match session {
+        Some(p) => p.clone(),
+        None => st
+            .verifier
+            .verify(&signed, st.credentials.as_ref(), now)
+            .map_err(|e| {
+                facts.authentication_failed = true;
+                auth_error(e)
+            })?,
+    };
     facts.principal_arn = Some(principal.arn.clone());
     facts.access_key_id = Some(principal.access_key_id.clone());
     let Some(op) = op else {
@@ -737,6 +767,7 @@ async fn read_body(
     st: &AppState,
     parts: &axum::http::request::Parts,
     mut body: Body,
+    session: bool,
 ) -> Result<(Bytes, BodyPermit), BodyError> {
     let pre = {
         let headers = header_pairs(parts);
@@ -755,7 +786,8 @@ async fn read_body(
             time::OffsetDateTime::now_utc(),
         )
     };
-    if let Err(e) = pre {
+    // A console request was authenticated by its session instead.
+    if let (false, Err(e)) = (session, pre) {
         if expects_continue(parts) {
             return Err(BodyError::Api(auth_error(e), true));
         }

@@ -25,6 +25,12 @@ pub enum Error {
     /// The secret changed since it was read.
     #[error("secret {0} was changed concurrently")]
     Conflict(String),
+    /// The disk holding the store is full: the write was not made.
+    #[error("the store's disk is full")]
+    Full,
+    /// The store cannot be written (a read-only file or file system): the write was not made.
+    #[error("the store is read-only")]
+    ReadOnly,
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(#[from] sqlx::Error),

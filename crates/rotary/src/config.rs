@@ -41,6 +41,10 @@ pub struct ServeArgs {
     /// 127.0.0.1 for an unspecified address].
     #[arg(long, env = "ROTARY_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Memory for the read cache of secrets (metadata and sealed values, never plaintext),
+    /// in MiB; 0 turns it off [default: 16].
+    #[arg(long, env = "ROTARY_READ_CACHE_MIB")]
+    pub read_cache_mib: Option<u64>,
     /// Rotation engine flags (boxed with the HTTP ones: they make the struct large).
     #[command(flatten)]
     pub rotation: Box<RotationArgs>,
@@ -159,6 +163,7 @@ struct FileConfig {
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
     public_url: Option<String>,
+    read_cache_mib: Option<u64>,
     rotation_max_attempts: Option<u32>,
     rotation_retry_base_seconds: Option<u64>,
     rotation_retry_cap_seconds: Option<u64>,
@@ -206,6 +211,8 @@ pub struct Config {
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub public_url: String,
+    /// Budget of the read cache in bytes (0: off).
+    pub read_cache_bytes: u64,
     pub rotation_max_attempts: u32,
     pub rotation_retry_base: std::time::Duration,
     pub rotation_retry_cap: std::time::Duration,
@@ -432,6 +439,10 @@ impl Config {
                 );
             }
         }
+        let read_cache_mib = args.read_cache_mib.or(file.read_cache_mib).unwrap_or(16);
+        if read_cache_mib > 1 << 20 {
+            bail!("--read-cache-mib {read_cache_mib} is more than 1 TiB");
+        }
         Ok(Self {
             data_dir,
             listen,
@@ -441,6 +452,7 @@ impl Config {
             master_key_file,
             log_format,
             public_url,
+            read_cache_bytes: read_cache_mib << 20,
             rotation_max_attempts,
             rotation_retry_base,
             rotation_retry_cap,

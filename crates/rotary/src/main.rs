@@ -13,7 +13,7 @@ mod serve;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// A self-hosted secrets manager with automatic rotation, wire-compatible with AWS
 /// Secrets Manager.
@@ -41,6 +41,11 @@ enum Command {
     Backup(backup::BackupArgs),
     /// Create a new data directory from a snapshot written by `rotary backup`.
     Restore(backup::RestoreArgs),
+    /// Print a shell completion script: `source <(rotary completions bash)`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     #[command(flatten)]
     Client(cli::ClientCommand),
 }
@@ -96,7 +101,35 @@ fn master_key(cmd: MasterKeyCommand) -> ExitCode {
     }
 }
 
+/// `rotary … | head` closes standard output early: end quietly, as tools killed by SIGPIPE
+/// do, instead of panicking in `println!` (Rust ignores SIGPIPE, and resetting it would need
+/// unsafe code).
+fn quiet_on_closed_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if msg.contains("failed printing to stdout") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
+}
+
+/// Whether an error is a write to a closed pipe.
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
+    quiet_on_closed_pipe();
     let cli = Cli::parse();
     match cli.command {
         Command::Client(cmd) => {
@@ -112,9 +145,22 @@ fn main() -> ExitCode {
             };
             match runtime.block_on(cli::run(cli.client, cmd)) {
                 Ok(()) => ExitCode::SUCCESS,
+                Err(e) if is_broken_pipe(&e) => ExitCode::from(141),
                 Err(e) => {
                     eprintln!("rotary: {e:#}");
                     ExitCode::from(if cli::is_api_error(&e) { 1 } else { 2 })
+                }
+            }
+        }
+        Command::Completions { shell } => {
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "rotary", &mut script);
+            match std::io::Write::write_all(&mut std::io::stdout(), &script) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(141),
+                Err(e) => {
+                    eprintln!("rotary: writing the completion script: {e}");
+                    ExitCode::from(1)
                 }
             }
         }
@@ -144,8 +190,8 @@ fn main() -> ExitCode {
             match runtime.block_on(serve::run(config)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
+                    // Once: the log goes to standard error too.
                     tracing::error!("{e:#}");
-                    eprintln!("rotary: {e:#}");
                     // A missing or wrong master key is the operator's to fix, like a bad flag.
                     if e.downcast_ref::<keycheck::ConfigError>().is_some() {
                         ExitCode::from(2)

@@ -156,6 +156,16 @@ async fn root_keys(
 
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
+    // Bind first: a port that is taken must fail the start before anything is created or
+    // new root credentials are printed.
+    let listener =
+        bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
+    let metrics_listener = match config.metrics_listen {
+        Some(addr) => {
+            Some(bind(addr).with_context(|| format!("listening on {addr} (--metrics-listen)"))?)
+        }
+        None => None,
+    };
     fsperm::private_umask();
     std::fs::DirBuilder::new()
         .recursive(true)
@@ -171,11 +181,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             &config.signing_key_file,
         ],
     )?;
-    let store: Arc<dyn Store> = Arc::new(
-        SqliteStore::open(&config.store_path)
-            .await
-            .with_context(|| format!("opening store {}", config.store_path.display()))?,
-    );
+    let store: Arc<dyn Store> = Arc::new(match SqliteStore::open(&config.store_path).await {
+        Err(e @ rotary_store::Error::NewerSchema { .. }) => {
+            return Err(
+                keycheck::ConfigError(format!("{}: {e}", config.store_path.display())).into(),
+            )
+        }
+        r => r.with_context(|| format!("opening store {}", config.store_path.display()))?,
+    });
     fsperm::secure_store_file(&config.store_path)?;
     let (master, created) = keycheck::open_master_key(
         &config.master_key_file,
@@ -214,6 +227,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         ServiceConfig {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
+            read_cache_bytes: config.read_cache_bytes,
         },
     )
     .await
@@ -239,7 +253,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     );
     drop(keys);
 
-    let signing_key = signing_key(&config.signing_key_file)?;
+    let signing_key = signing_key(&config.signing_key_file)
+        .map_err(|e| keycheck::ConfigError(format!("{e:#}")))?;
     let policy = Arc::new(function_policy(&config)?);
     let registry = Arc::new(
         FunctionRegistry::open(
@@ -290,9 +305,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
 
     let limits = server_limits(&config);
     let tls = match &config.tls {
-        Some(t) => Some(Arc::new(
-            TlsFiles::load(&t.cert, &t.key).context("loading the TLS certificate and key")?,
-        )),
+        Some(t) => Some(Arc::new(TlsFiles::load(&t.cert, &t.key).map_err(|e| {
+            keycheck::ConfigError(format!("loading the TLS certificate and key: {e:#}"))
+        })?)),
         None => None,
     };
     let state = AppState {
@@ -328,14 +343,6 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         }
     });
 
-    let listener =
-        bind(config.listen).with_context(|| format!("listening on {}", config.listen))?;
-    let metrics_listener = match config.metrics_listen {
-        Some(addr) => {
-            Some(bind(addr).with_context(|| format!("listening on {addr} (--metrics-listen)"))?)
-        }
-        None => None,
-    };
     tracing::info!(
         address = %listener.local_addr()?,
         tls = tls.is_some(),
@@ -512,10 +519,10 @@ fn function_policy(config: &Config) -> anyhow::Result<ExecPolicy> {
         tracing::info!(path = %dir.display(), "Created the (empty) rotation function directory");
     }
     if std::fs::metadata(dir)?.permissions().mode() & 0o002 != 0 {
-        bail!(
+        bail!(keycheck::ConfigError(format!(
             "the function directory {} is writable by everyone; only the operator may install functions (chmod o-w)",
             dir.display()
-        );
+        )));
     }
     let mut hidden = vec![
         config.data_dir.clone(),

@@ -105,8 +105,9 @@ class Rotary:
         assert out.get("FunctionArn") in (None, lambda_arn(name)), out
         return lambda_arn(name)
 
-    def delete_function(self, name: str) -> None:
-        self.ok("DeleteFunction", {"Name": name})
+    def delete_function(self, name: str, force: bool = False) -> None:
+        """`force`: delete even though secrets name it (refused otherwise, see #10)."""
+        self.ok("DeleteFunction", {"Name": name, **({"Force": True} if force else {})})
 
     # history -----------------------------------------------------------------------------
     def history(self, sid: str, max_results: int = 100) -> list[dict]:

@@ -438,7 +438,7 @@ impl SecretsService {
                         }
                         Err(e) => {
                             self.cache.invalidate(&cached.secret.row.uid);
-                            return Err(internal(e));
+                            return Err(write_failed(e));
                         }
                     }
                 }
@@ -458,7 +458,7 @@ impl SecretsService {
     pub(crate) async fn delete_stored(&self, uid: &str) -> Result<bool, ApiError> {
         let result = self.store.delete(uid).await;
         self.cache.invalidate(uid);
-        result.map_err(internal)
+        result.map_err(write_failed)
     }
 
     /// The framed plaintext of the version whose id is `token`, if it has a value.
@@ -526,6 +526,22 @@ impl SecretsService {
             }
         }
         Ok(n)
+    }
+}
+
+/// A failed store write as the client sees it: a full disk or a read-only store is said
+/// so (the write was not made; reads still work), anything else is `internal`.
+pub(crate) fn write_failed(e: rotary_store::Error) -> ApiError {
+    match e {
+        rotary_store::Error::Full | rotary_store::Error::ReadOnly => {
+            tracing::error!(error = %e, "A write was refused by the store");
+            api_error!(
+                InternalServiceError,
+                "The server's storage is {}: the change was not made. Reads still work; retry once the operator has fixed the storage.",
+                if matches!(e, rotary_store::Error::Full) { "full" } else { "read-only" }
+            )
+        }
+        e => internal(e),
     }
 }
 

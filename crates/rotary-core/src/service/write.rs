@@ -255,7 +255,7 @@ impl SecretsService {
                 }
                 // Created concurrently: answer as if it existed when we looked.
                 Err(rotary_store::Error::NameTaken(_)) => continue,
-                Err(e) => return Err(internal(e)),
+                Err(e) => return Err(super::write_failed(e)),
             }
         }
     }

@@ -5,6 +5,7 @@
 //! PutSecretValue into AWSPENDING, DescribeSecret to find AWSCURRENT,
 //! UpdateSecretVersionStage, GetRandomPassword).
 
+mod common;
 mod generic;
 mod mysql;
 mod postgres;
@@ -15,11 +16,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use rotary_core::labels::{AWSCURRENT, AWSPENDING};
 use rotary_core::random_password::{self, PasswordSpec};
+use rotary_core::service::rotation_read::StoredValue;
 use rotary_core::{Ctx, SecretsService};
-use rotary_wire::dto::{
-    GetSecretValueRequest, PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest,
-};
-use rotary_wire::{ErrorCode, Sensitive};
+use rotary_wire::dto::{PutSecretValueRequest, SecretIdRequest, UpdateSecretVersionStageRequest};
+use rotary_wire::Sensitive;
 
 pub use generic::GenericPassword;
 
@@ -67,15 +67,17 @@ pub trait SecretOps: Send + Sync {
     fn random_password(&self, length: usize, exclude: &str) -> Result<String, String>;
 }
 
-/// [`SecretOps`] over the in-process service.
+/// [`SecretOps`] over the in-process service, generating passwords under a policy.
 pub struct ServiceOps {
     service: Arc<SecretsService>,
+    policy: PasswordPolicy,
 }
 
 impl ServiceOps {
-    /// Wraps the service.
-    pub fn new(service: Arc<SecretsService>) -> Self {
-        Self { service }
+    /// Wraps the service; `policy` replaces the length and excluded characters the rotator
+    /// asks for.
+    pub fn new(service: Arc<SecretsService>, policy: PasswordPolicy) -> Self {
+        Self { service, policy }
     }
 
     fn cx() -> Ctx {
@@ -95,19 +97,17 @@ impl SecretOps for ServiceOps {
         version_id: Option<&str>,
         stage: &str,
     ) -> Result<Option<Sensitive>, String> {
-        let req = GetSecretValueRequest {
-            secret_id: Some(secret_id.to_owned()),
-            version_id: version_id.map(str::to_owned),
-            version_stage: Some(stage.to_owned()),
-        };
-        match self.service.get_secret_value(&Self::cx(), req).await {
-            Ok(v) => match v.secret_string {
-                Some(s) => Ok(Some(s)),
-                None => Err(format!(
-                    "the {stage} value of {secret_id} is binary, not a string"
-                )),
-            },
-            Err(e) if e.code() == ErrorCode::ResourceNotFoundException => Ok(None),
+        // Rotary's own read: it does not count as an access (LastAccessedDate). See: #13
+        match self
+            .service
+            .peek_value(secret_id, version_id, Some(stage))
+            .await
+        {
+            Ok(Some(StoredValue::Text(s))) => Ok(Some(s)),
+            Ok(Some(StoredValue::Binary(_))) => Err(format!(
+                "the {stage} value of {secret_id} is binary, not a string"
+            )),
+            Ok(None) => Ok(None),
             Err(e) => Err(e.to_string()),
         }
     }
@@ -164,8 +164,13 @@ impl SecretOps for ServiceOps {
 
     fn random_password(&self, length: usize, exclude: &str) -> Result<String, String> {
         let spec = PasswordSpec {
-            length,
-            exclude_characters: exclude.to_owned(),
+            length: self.policy.length.unwrap_or(length),
+            exclude_characters: self
+                .policy
+                .exclude_characters
+                .as_deref()
+                .unwrap_or(exclude)
+                .to_owned(),
             ..PasswordSpec::default()
         };
         random_password::generate(&spec)
@@ -195,52 +200,13 @@ impl PasswordPolicy {
     }
 }
 
-struct PolicyOps {
-    inner: ServiceOps,
-    policy: PasswordPolicy,
-}
-
-#[async_trait]
-impl SecretOps for PolicyOps {
-    async fn get_value(
-        &self,
-        secret_id: &str,
-        version_id: Option<&str>,
-        stage: &str,
-    ) -> Result<Option<Sensitive>, String> {
-        self.inner.get_value(secret_id, version_id, stage).await
-    }
-
-    async fn put_pending(&self, secret_id: &str, token: &str, value: &str) -> Result<(), String> {
-        self.inner.put_pending(secret_id, token, value).await
-    }
-
-    async fn current_version(&self, secret_id: &str) -> Result<Option<String>, String> {
-        self.inner.current_version(secret_id).await
-    }
-
-    async fn make_current(&self, secret_id: &str, token: &str) -> Result<(), String> {
-        self.inner.make_current(secret_id, token).await
-    }
-
-    fn random_password(&self, length: usize, exclude: &str) -> Result<String, String> {
-        self.inner.random_password(
-            self.policy.length.unwrap_or(length),
-            self.policy.exclude_characters.as_deref().unwrap_or(exclude),
-        )
-    }
-}
-
 /// The executor of a built-in.
 pub fn executor(
     builtin: Builtin,
     service: Arc<SecretsService>,
     policy: PasswordPolicy,
 ) -> Box<dyn RotationFunction> {
-    let ops: Arc<dyn SecretOps> = Arc::new(PolicyOps {
-        inner: ServiceOps::new(service),
-        policy,
-    });
+    let ops: Arc<dyn SecretOps> = Arc::new(ServiceOps::new(service, policy));
     match builtin {
         Builtin::GenericPassword => Box::new(GenericPassword::new(ops)),
         Builtin::PostgresSingleUser => Box::new(postgres::PostgresRotator::new(ops, false)),

@@ -12,8 +12,9 @@
 //!   AWS's templates do with pymysql. Values compared against the server's tables are bound
 //!   parameters; user and host names are backtick-quoted identifiers.
 //! - **TLS** (`ssl`): `true` requires it (certificate and host name verified against the
-//!   built-in web roots and the system bundle), `false` never uses it, absent or anything
-//!   else tries TLS and falls back to plaintext unless the server refused the login itself.
+//!   built-in web roots and the system bundle), `false` never uses it, absent tries TLS and
+//!   falls back to plaintext unless the server refused the login itself; anything else is a
+//!   configuration error (the shared parser, builtin/common.rs).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,15 +25,16 @@ use mysql_async::prelude::Queryable;
 use mysql_async::{Conn, OptsBuilder, Row, SslOpts};
 use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
 use rotary_wire::Sensitive;
-use serde_json::{Map, Value};
 
-use super::{failed, scrub, SecretOps, EXCLUDED_CHARACTERS};
-use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
+use super::common::{
+    address, read_secret, store_pending, ConnectError, DbFields, DbSteps, SecretRules, Tls,
+    PASSWORD_LENGTH,
+};
+use super::{scrub, SecretOps, EXCLUDED_CHARACTERS};
 
 /// `engine` values this function rotates.
 const ENGINES: [&str; 3] = ["mysql", "aurora-mysql", "mariadb"];
 const DEFAULT_PORT: u16 = 3306;
-const PASSWORD_LENGTH: usize = 32;
 /// Per connection attempt; a step may try TLS then plaintext for pending, current and
 /// previous, within the driver's 30 s step timeout.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -54,100 +56,41 @@ pub struct MysqlRotator {
 }
 
 #[async_trait]
-impl RotationFunction for MysqlRotator {
-    async fn invoke(&self, inv: &Invocation) -> Result<Output, FunctionError> {
-        let ev = &inv.event;
-        let (arn, token) = (ev.secret_id.as_str(), ev.client_request_token.as_str());
-        let step = ev.step;
-        let log = match step {
-            Step::CreateSecret => self.create(arn, token).await,
-            Step::SetSecret if self.alternating => self.set_alternating(arn, token).await,
-            Step::SetSecret => self.set_single(arn, token).await,
-            Step::TestSecret => self.test(arn, token).await,
-            Step::FinishSecret => self
-                .ops
-                .make_current(arn, token)
-                .await
-                .map(|()| "AWSCURRENT is on the new version".to_owned()),
-        };
-        log.map(|l| Output {
-            log: format!("{step}: {l}"),
-        })
-        .map_err(|e| failed(format!("{step}: {e}")))
-    }
-}
-
-impl MysqlRotator {
-    /// The function over secret operations; `alternating` selects the alternating-users
-    /// strategy.
-    pub fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
-        Self { ops, alternating }
+impl DbSteps for MysqlRotator {
+    fn ops(&self) -> &dyn SecretOps {
+        self.ops.as_ref()
     }
 
-    async fn secret(
-        &self,
-        arn: &str,
-        token: Option<&str>,
-        stage: &str,
-    ) -> Result<DbSecret, String> {
-        let value = self
-            .ops
-            .get_value(arn, token, stage)
-            .await
-            .map_err(|e| format!("reading {stage}: {e}"))?
-            .ok_or_else(|| format!("the secret has no {stage} value"))?;
-        DbSecret::parse(value.expose(), self.alternating).map_err(|e| format!("{stage}: {e}"))
+    fn check(&self, text: &str, stage: &str) -> Result<(), String> {
+        parse_secret(text, self.alternating)
+            .map(drop)
+            .map_err(|e| format!("{stage}: {e}"))
     }
 
     async fn create(&self, arn: &str, token: &str) -> Result<String, String> {
         let current = self.secret(arn, None, AWSCURRENT).await?;
-        if self
-            .ops
-            .get_value(arn, Some(token), AWSPENDING)
-            .await?
-            .is_some()
-        {
-            return Ok("the pending version already has a value".into());
-        }
-        let mut fields = current.fields.clone();
-        if self.alternating {
+        let other_user = if self.alternating {
             let user = alternate_username(&current.username);
             check_username_length(&user, MAX_USERNAME_CHARS)?;
-            fields.insert("username".into(), Value::String(user));
-        }
-        let password = self
-            .ops
-            .random_password(PASSWORD_LENGTH, EXCLUDED_CHARACTERS)?;
-        fields.insert("password".into(), Value::String(password));
-        let value = Sensitive::new(
-            serde_json::to_string(&fields).map_err(|e| format!("encoding the value: {e}"))?,
-        );
-        self.ops
-            .put_pending(arn, token, value.expose())
-            .await
-            .map_err(|e| format!("storing the pending value: {e}"))?;
-        Ok(if self.alternating {
-            "stored a new password for the other user as AWSPENDING".into()
+            Some(user)
         } else {
-            "stored a new password as AWSPENDING".into()
-        })
+            None
+        };
+        store_pending(self.ops.as_ref(), arn, token, &current.fields, other_user).await
+    }
+
+    fn alternating(&self) -> bool {
+        self.alternating
     }
 
     /// AWS's single-user setSecret: done if pending already logs in; else log in with
     /// current (or previous) and change the user's own password.
-    async fn set_single(&self, arn: &str, token: &str) -> Result<String, String> {
+    async fn set(&self, arn: &str, token: &str) -> Result<String, String> {
         let current = self.secret(arn, None, AWSCURRENT).await?;
         let pending = self.secret(arn, Some(token), AWSPENDING).await?;
         let target = pending.endpoint();
-        match connect(&target, &pending.username, pending.password.expose()).await {
-            Ok(conn) => {
-                disconnect(conn).await;
-                return Ok(format!("the pending password already works on {target}"));
-            }
-            Err(ConnectError::Unreachable(e)) => {
-                return Err(format!("cannot reach {target}: {e}"));
-            }
-            Err(ConnectError::Denied(_)) => {}
+        if pending_logs_in(&pending).await? {
+            return Ok(format!("the pending password already works on {target}"));
         }
         if pending.username != current.username || pending.host != current.host {
             return Err(
@@ -184,34 +127,6 @@ impl MysqlRotator {
         ))
     }
 
-    /// Logs in with current, else with previous (with current's `ssl` setting, and only if
-    /// it names the same user and host as pending). The error lists each cause.
-    async fn login_current_or_previous(
-        &self,
-        arn: &str,
-        current: &DbSecret,
-        pending: &DbSecret,
-    ) -> Result<(Conn, &'static str), String> {
-        let ep = current.endpoint();
-        let current_err = match connect(&ep, &current.username, current.password.expose()).await {
-            Ok(conn) => return Ok((conn, "AWSCURRENT")),
-            Err(e) => e.to_string(),
-        };
-        // AWSPREVIOUS is optional: a missing or malformed one is simply not tried.
-        let previous = self.secret(arn, None, AWSPREVIOUS).await.ok();
-        let Some(previous) =
-            previous.filter(|p| p.username == pending.username && p.host == pending.host)
-        else {
-            return Err(format!("current: {current_err}"));
-        };
-        let mut ep = previous.endpoint();
-        ep.tls = current.tls;
-        match connect(&ep, &previous.username, previous.password.expose()).await {
-            Ok(conn) => Ok((conn, "AWSPREVIOUS")),
-            Err(e) => Err(format!("current: {current_err}; previous: {e}")),
-        }
-    }
-
     /// AWS's multi-user setSecret: done if pending logs in; else check current logs in,
     /// then as the master user create the other user if needed (same host part, the
     /// current user's grants and TLS requirements) and set its password.
@@ -219,15 +134,8 @@ impl MysqlRotator {
         let current = self.secret(arn, None, AWSCURRENT).await?;
         let pending = self.secret(arn, Some(token), AWSPENDING).await?;
         let target = pending.endpoint();
-        match connect(&target, &pending.username, pending.password.expose()).await {
-            Ok(conn) => {
-                disconnect(conn).await;
-                return Ok(format!("the pending user already logs in on {target}"));
-            }
-            Err(ConnectError::Unreachable(e)) => {
-                return Err(format!("cannot reach {target}: {e}"));
-            }
-            Err(ConnectError::Denied(_)) => {}
+        if pending_logs_in(&pending).await? {
+            return Ok(format!("the pending user already logs in on {target}"));
         }
         if pending.username != alternate_username(&current.username) || pending.host != current.host
         {
@@ -261,7 +169,7 @@ impl MysqlRotator {
             .await
             .map_err(|e| format!("reading the master secret: {e}"))?
             .ok_or("the master secret has no AWSCURRENT value")?;
-        let mut master = DbSecret::parse(master_value.expose(), false)
+        let mut master = parse_secret(master_value.expose(), false)
             .map_err(|e| format!("master secret: {e}"))?;
         if master.host != current.host {
             return Err("the master secret's host differs from AWSCURRENT's".to_owned());
@@ -302,6 +210,68 @@ impl MysqlRotator {
     }
 }
 
+impl MysqlRotator {
+    /// The function over secret operations; `alternating` selects the alternating-users
+    /// strategy.
+    pub fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
+        Self { ops, alternating }
+    }
+
+    async fn secret(
+        &self,
+        arn: &str,
+        token: Option<&str>,
+        stage: &str,
+    ) -> Result<DbSecret, String> {
+        read_secret(self.ops.as_ref(), arn, token, stage, |v| {
+            parse_secret(v, self.alternating)
+        })
+        .await
+    }
+
+    /// Logs in with current, else with previous (with current's `ssl` setting, and only if
+    /// it names the same user and host as pending). The error lists each cause.
+    async fn login_current_or_previous(
+        &self,
+        arn: &str,
+        current: &DbSecret,
+        pending: &DbSecret,
+    ) -> Result<(Conn, &'static str), String> {
+        let ep = current.endpoint();
+        let current_err = match connect(&ep, &current.username, current.password.expose()).await {
+            Ok(conn) => return Ok((conn, "AWSCURRENT")),
+            Err(e) => e.to_string(),
+        };
+        // AWSPREVIOUS is optional: a missing or malformed one is simply not tried.
+        let previous = self.secret(arn, None, AWSPREVIOUS).await.ok();
+        let Some(previous) =
+            previous.filter(|p| p.username == pending.username && p.host == pending.host)
+        else {
+            return Err(format!("current: {current_err}"));
+        };
+        let mut ep = previous.endpoint();
+        ep.tls = current.tls;
+        match connect(&ep, &previous.username, previous.password.expose()).await {
+            Ok(conn) => Ok((conn, "AWSPREVIOUS")),
+            Err(e) => Err(format!("current: {current_err}; previous: {e}")),
+        }
+    }
+}
+
+/// Whether the pending credentials already log in (setSecret then has nothing to do); an
+/// unreachable server is an error.
+async fn pending_logs_in(pending: &DbSecret) -> Result<bool, String> {
+    let target = pending.endpoint();
+    match connect(&target, &pending.username, pending.password.expose()).await {
+        Ok(conn) => {
+            disconnect(conn).await;
+            Ok(true)
+        }
+        Err(ConnectError::Unreachable(e)) => Err(format!("cannot reach {target}: {e}")),
+        Err(ConnectError::Denied(_)) => Ok(false),
+    }
+}
+
 /// `user` ↔ `user_clone`, as AWS's multi-user templates alternate.
 fn alternate_username(user: &str) -> String {
     match user.strip_suffix(CLONE_SUFFIX) {
@@ -324,83 +294,28 @@ fn check_username_length(user: &str, limit: usize) -> Result<(), String> {
 // The secret
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
-    Required,
-    Disabled,
-    Preferred,
+/// What MySQL and MariaDB secrets look like.
+const RULES: SecretRules = SecretRules {
+    engines: &ENGINES,
+    engine_text: "'mysql', 'aurora-mysql' or 'mariadb'",
+    engine_required: true,
+    default_port: DEFAULT_PORT,
+};
+
+/// A parsed database secret (the shared parser, see [`DbFields`]).
+type DbSecret = DbFields;
+
+/// Checks the JSON as AWS's templates do: the error names the key at fault, never a value.
+fn parse_secret(value: &str, need_masterarn: bool) -> Result<DbSecret, String> {
+    DbFields::parse(value, &RULES, need_masterarn)
 }
 
-/// A parsed database secret. `fields` is the whole JSON object (written back by createSecret).
-struct DbSecret {
-    fields: Map<String, Value>,
-    host: String,
-    port: u16,
-    username: String,
-    password: Sensitive,
-    dbname: Option<String>,
-    tls: Tls,
-    masterarn: Option<String>,
+/// Where a secret connects.
+trait EndpointOf {
+    fn endpoint(&self) -> Endpoint;
 }
 
-impl DbSecret {
-    /// Checks the JSON as AWS's templates do: the error names the missing key, never a value.
-    fn parse(value: &str, need_masterarn: bool) -> Result<Self, String> {
-        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(value) else {
-            return Err("the secret value is not a JSON object".into());
-        };
-        let mut required = vec!["host", "username", "password"];
-        if need_masterarn {
-            required.push("masterarn");
-        }
-        for key in required {
-            match fields.get(key) {
-                None | Some(Value::Null) => {
-                    return Err(format!("{key} key is missing from secret JSON"))
-                }
-                Some(Value::String(s)) if !s.is_empty() || key == "password" => {}
-                Some(Value::String(_)) => return Err(format!("{key} must not be empty")),
-                Some(_) => return Err(format!("{key} must be a string")),
-            }
-        }
-        match fields.get("engine") {
-            Some(Value::String(e)) if ENGINES.contains(&e.as_str()) => {}
-            None | Some(Value::Null) => {
-                return Err(
-                    "engine key is missing from secret JSON; it must be 'mysql', \
-                            'aurora-mysql' or 'mariadb'"
-                        .into(),
-                )
-            }
-            Some(_) => {
-                return Err("Database engine must be set to 'mysql', 'aurora-mysql' or \
-                            'mariadb' in order to use this rotation function"
-                    .into())
-            }
-        }
-        let text = |key: &str| match fields.get(key) {
-            Some(Value::String(s)) => Some(s.clone()),
-            _ => None,
-        };
-        let port = parse_port(fields.get("port"), DEFAULT_PORT)?;
-        let dbname = match fields.get("dbname") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.is_empty() => None,
-            Some(Value::String(s)) => Some(s.clone()),
-            Some(_) => return Err("dbname must be a string".into()),
-        };
-        Ok(Self {
-            host: text("host").unwrap_or_default(),
-            username: text("username").unwrap_or_default(),
-            password: Sensitive::new(text("password").unwrap_or_default()),
-            masterarn: text("masterarn"),
-            port,
-            dbname,
-            tls: parse_tls(fields.get("ssl")),
-            fields,
-        })
-    }
-
+impl EndpointOf for DbSecret {
     fn endpoint(&self) -> Endpoint {
         Endpoint {
             host: self.host.clone(),
@@ -408,30 +323,6 @@ impl DbSecret {
             dbname: self.dbname.clone(),
             tls: self.tls,
         }
-    }
-}
-
-/// `port` as a number or a string (templates call `int(...)`), 1..=65535.
-fn parse_port(v: Option<&Value>, default: u16) -> Result<u16, String> {
-    let port = match v {
-        None | Some(Value::Null) => return Ok(default),
-        Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
-        Some(Value::String(s)) => s.trim().parse::<u16>().ok(),
-        Some(_) => None,
-    };
-    port.filter(|p| *p != 0)
-        .ok_or_else(|| "port must be a number between 1 and 65535".to_owned())
-}
-
-/// AWS's `get_ssl_config`: `true`/`"true"` requires TLS, `false`/`"false"` disables it,
-/// anything else prefers it.
-fn parse_tls(v: Option<&Value>) -> Tls {
-    match v {
-        Some(Value::Bool(true)) => Tls::Required,
-        Some(Value::Bool(false)) => Tls::Disabled,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Tls::Required,
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Tls::Disabled,
-        _ => Tls::Preferred,
     }
 }
 
@@ -449,27 +340,7 @@ struct Endpoint {
 
 impl std::fmt::Display for Endpoint {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.host.contains(':') {
-            write!(f, "[{}]:{}", self.host, self.port)
-        } else {
-            write!(f, "{}:{}", self.host, self.port)
-        }
-    }
-}
-
-/// Why a login failed: the server refused it (wrong password, unknown user or database), or
-/// it could not be reached (refused, timed out, TLS).
-#[derive(Debug)]
-enum ConnectError {
-    Denied(String),
-    Unreachable(String),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Denied(m) | ConnectError::Unreachable(m) => f.write_str(m),
-        }
+        f.write_str(&address(&self.host, self.port))
     }
 }
 
@@ -881,7 +752,7 @@ mod tests {
     use super::*;
 
     fn secret(json: serde_json::Value) -> Result<DbSecret, String> {
-        DbSecret::parse(&json.to_string(), false)
+        parse_secret(&json.to_string(), false)
     }
 
     #[test]
@@ -924,7 +795,7 @@ mod tests {
             let e = secret(v).err().unwrap();
             assert_eq!(e, format!("{key} key is missing from secret JSON"));
         }
-        let e = DbSecret::parse(&base.to_string(), true).err().unwrap();
+        let e = parse_secret(&base.to_string(), true).err().unwrap();
         assert_eq!(e, "masterarn key is missing from secret JSON");
         let mut v = base.clone();
         v["engine"] = "postgres".into();
@@ -944,7 +815,7 @@ mod tests {
             v["port"] = port;
             assert!(!secret(v).err().unwrap().contains("s3cret"));
         }
-        assert!(DbSecret::parse("not json s3cret-pw", false)
+        assert!(parse_secret("not json s3cret-pw", false)
             .err()
             .unwrap()
             .contains("not a JSON object"));
@@ -1056,39 +927,18 @@ mod tests {
             None
         );
         // Hostile names.
-        assert_eq!(
-            rewrite_grant(
-                "GRANT SELECT ON `d`.* TO `o'neil`@`%`",
-                "o'neil",
-                "%",
-                "`x`@`%`"
-            )
-            .unwrap()
-            .as_deref(),
-            Some("GRANT SELECT ON `d`.* TO `x`@`%`")
-        );
-        assert_eq!(
-            rewrite_grant(
-                "GRANT SELECT ON `d`.* TO `back``tick`@`%`",
-                "back`tick",
-                "%",
-                "`x`@`%`"
-            )
-            .unwrap()
-            .as_deref(),
-            Some("GRANT SELECT ON `d`.* TO `x`@`%`")
-        );
-        assert_eq!(
-            rewrite_grant(
-                "GRANT SELECT ON `d`.* TO 'o\\'neil'@'%'",
-                "o'neil",
-                "%",
-                "`x`@`%`"
-            )
-            .unwrap()
-            .as_deref(),
-            Some("GRANT SELECT ON `d`.* TO `x`@`%`")
-        );
+        let hostile = [
+            ("GRANT SELECT ON `d`.* TO `o'neil`@`%`", "o'neil"),
+            ("GRANT SELECT ON `d`.* TO `back``tick`@`%`", "back`tick"),
+            ("GRANT SELECT ON `d`.* TO 'o\\'neil'@'%'", "o'neil"),
+        ];
+        for (row, user) in hostile {
+            assert_eq!(
+                rewrite_grant(row, user, "%", "`x`@`%`").unwrap().as_deref(),
+                Some("GRANT SELECT ON `d`.* TO `x`@`%`"),
+                "{row}"
+            );
+        }
     }
 
     #[test]

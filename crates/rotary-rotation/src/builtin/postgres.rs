@@ -59,11 +59,9 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
-use super::{failed, scrub, SecretOps, EXCLUDED_CHARACTERS};
-use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
+use super::common::{self, store_pending, DbFields, DbSteps, SecretRules, Tls};
+use super::{scrub, SecretOps};
 
-/// Length of generated passwords, AWS's template default.
-const PASSWORD_LENGTH: usize = 32;
 /// How long one connection attempt (TCP, TLS and authentication) may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Appended to or stripped from the username by the alternating-users rotator.
@@ -75,8 +73,6 @@ const SYSTEM_CA_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 const DEFAULT_PORT: u16 = 5432;
 const DEFAULT_DBNAME: &str = "postgres";
 const ENGINES: [&str; 2] = ["postgres", "aurora-postgresql"];
-const WRONG_ENGINE: &str =
-    "Database engine must be set to 'postgres' in order to use this rotation function";
 
 /// Rotates a PostgreSQL user's password: its own (single user), or alternately that of
 /// `user` and `user_clone`, the clone created on the first rotation by the master user of
@@ -86,17 +82,6 @@ pub struct PostgresRotator {
     alternating: bool,
     /// Built on first TLS use; an error (no crypto provider) is kept and reported per use.
     tls: OnceLock<Result<rustls::ClientConfig, String>>,
-}
-
-/// The `ssl` member.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
-    /// `true`: TLS or nothing.
-    Require,
-    /// `false`: plaintext only.
-    Disable,
-    /// Absent: TLS, else plaintext.
-    Prefer,
 }
 
 /// Everything needed to log in; `Debug` hides the password.
@@ -111,8 +96,9 @@ struct Login {
 }
 
 impl Login {
+    /// `host:port` for messages, an IPv6 address in brackets (as every rotator writes it).
     fn addr(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        common::address(&self.host, self.port)
     }
 }
 
@@ -149,117 +135,33 @@ fn alt_username(username: &str) -> Result<String, String> {
     Ok(alt)
 }
 
+/// What PostgreSQL secrets look like.
+const RULES: SecretRules = SecretRules {
+    engines: &ENGINES,
+    engine_text: "'postgres'",
+    engine_required: true,
+    default_port: DEFAULT_PORT,
+};
+
+/// The value of `what` (a stage) as a JSON object.
 fn parse_object(text: &str, what: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(text) {
-        Ok(Value::Object(m)) => Ok(m),
-        // serde_json's message holds positions, never content; leave it out all the same.
-        _ => Err(format!("the {what} value is not a JSON object")),
-    }
+    common::object(text).map_err(|e| format!("{what}: {e}"))
 }
 
-fn string_member<'a>(
-    m: &'a Map<String, Value>,
-    key: &str,
-    what: &str,
-) -> Result<Option<&'a str>, String> {
-    match m.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s)),
-        Some(_) => Err(format!(
-            "the '{key}' key of the {what} secret JSON must be a string"
-        )),
-    }
-}
-
-fn required<'a>(m: &'a Map<String, Value>, key: &str, what: &str) -> Result<&'a str, String> {
-    string_member(m, key, what)?
-        .ok_or_else(|| format!("the {what} secret JSON lacks the '{key}' key"))
-}
-
-fn parse_port(m: &Map<String, Value>, what: &str) -> Result<Option<u16>, String> {
-    let bad =
-        || format!("the 'port' key of the {what} secret JSON must be a port number (1-65535)");
-    let port = match m.get("port") {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::Number(n)) => n.as_u64().ok_or_else(bad)?,
-        Some(Value::String(s)) => s.trim().parse::<u64>().map_err(|_| bad())?,
-        Some(_) => return Err(bad()),
-    };
-    match u16::try_from(port) {
-        Ok(p) if p != 0 => Ok(Some(p)),
-        _ => Err(bad()),
-    }
-}
-
-fn parse_tls(m: &Map<String, Value>, what: &str) -> Result<Option<Tls>, String> {
-    let tls = |on: bool| if on { Tls::Require } else { Tls::Disable };
-    match m.get("ssl") {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(tls(*b))),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Ok(Some(Tls::Require)),
-        Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Ok(Some(Tls::Disable)),
-        Some(_) => Err(format!(
-            "the 'ssl' key of the {what} secret JSON must be true or false"
-        )),
-    }
-}
-
-fn parse_host(m: &Map<String, Value>, what: &str) -> Result<String, String> {
-    let host = required(m, "host", what)?.trim();
-    if host.is_empty() {
-        return Err(format!("the 'host' key of the {what} secret JSON is empty"));
-    }
-    // tokio-postgres (like libpq) reads a leading '/' as a Unix socket directory; a socket
-    // would let peer authentication stand in for the password being rotated.
-    if host.starts_with('/') || host.starts_with('@') {
-        return Err(format!(
-            "the 'host' key of the {what} secret JSON must be a host name or IP address \
-             (Unix sockets are not supported)"
-        ));
-    }
-    Ok(host.to_owned())
-}
-
-/// Validates a rotated secret (AWSCURRENT, AWSPENDING or AWSPREVIOUS) as AWS's
-/// `get_secret_dict` does; `what` names it in errors.
+/// Validates a rotated secret (AWSCURRENT, AWSPENDING or AWSPREVIOUS) with the shared
+/// parser, as AWS's `get_secret_dict` does; `what` names it in errors.
 fn parse_secret(text: &str, what: &str, alternating: bool) -> Result<DbSecret, String> {
-    let m = parse_object(text, what)?;
-    let engine = required(&m, "engine", what)?;
-    if !ENGINES.contains(&engine) {
-        return Err(WRONG_ENGINE.to_owned());
-    }
-    let host = parse_host(&m, what)?;
-    let username = required(&m, "username", what)?;
-    if username.is_empty() {
-        return Err(format!(
-            "the 'username' key of the {what} secret JSON is empty"
-        ));
-    }
-    let password = required(&m, "password", what)?;
-    let port = parse_port(&m, what)?.unwrap_or(DEFAULT_PORT);
-    let dbname = string_member(&m, "dbname", what)?.unwrap_or(DEFAULT_DBNAME);
-    let tls = parse_tls(&m, what)?.unwrap_or(Tls::Prefer);
-    let masterarn = if alternating {
-        let arn = required(&m, "masterarn", what)?;
-        if arn.is_empty() {
-            return Err(format!(
-                "the 'masterarn' key of the {what} secret JSON is empty"
-            ));
-        }
-        Some(arn.to_owned())
-    } else {
-        None
-    };
+    let s = DbFields::parse(text, &RULES, alternating).map_err(|e| format!("{what}: {e}"))?;
     Ok(DbSecret {
         login: Login {
-            host,
-            port,
-            dbname: dbname.to_owned(),
-            username: username.to_owned(),
-            password: Sensitive::new(password.to_owned()),
-            tls,
+            host: s.host,
+            port: s.port,
+            dbname: s.dbname.unwrap_or_else(|| DEFAULT_DBNAME.to_owned()),
+            username: s.username,
+            password: s.password,
+            tls: s.tls,
         },
-        masterarn,
+        masterarn: s.masterarn,
     })
 }
 
@@ -267,21 +169,23 @@ fn parse_secret(text: &str, what: &str, alternating: bool) -> Result<DbSecret, S
 /// rotated secret's, `ssl` too; the database is always the rotated secret's (AWS copies
 /// `dbname` from it); `engine`, if present, must be PostgreSQL's.
 fn parse_master(text: &str, of: &Login) -> Result<Login, String> {
-    let what = "master";
-    let m = parse_object(text, what)?;
-    if let Some(engine) = string_member(&m, "engine", what)? {
-        if !ENGINES.contains(&engine) {
-            return Err(format!("the master secret: {WRONG_ENGINE}"));
+    let parse = || -> Result<Login, String> {
+        let m = common::object(text)?;
+        if let Some(engine) = common::string_member(&m, "engine")? {
+            if !ENGINES.contains(&engine) {
+                return Err(common::wrong_engine(&RULES));
+            }
         }
-    }
-    Ok(Login {
-        host: parse_host(&m, what)?,
-        port: parse_port(&m, what)?.unwrap_or(of.port),
-        dbname: of.dbname.clone(),
-        username: required(&m, "username", what)?.to_owned(),
-        password: Sensitive::new(required(&m, "password", what)?.to_owned()),
-        tls: parse_tls(&m, what)?.unwrap_or(of.tls),
-    })
+        Ok(Login {
+            host: common::host(&m)?,
+            port: common::port(&m)?.unwrap_or(of.port),
+            dbname: of.dbname.clone(),
+            username: common::required(&m, "username")?.to_owned(),
+            password: Sensitive::new(common::required(&m, "password")?.to_owned()),
+            tls: common::tls(&m)?.unwrap_or(of.tls),
+        })
+    };
+    parse().map_err(|e| format!("the master secret: {e}"))
 }
 
 /// `error`, then each distinct cause: `db error: FATAL: password authentication failed…`.
@@ -405,9 +309,9 @@ impl PostgresRotator {
     /// messages name the user, not the password; scrubbed all the same).
     async fn connect(&self, login: &Login) -> Result<Client, ConnectError> {
         let result = match login.tls {
-            Tls::Require => self.connect_once(login, true).await,
-            Tls::Disable => self.connect_once(login, false).await,
-            Tls::Prefer => match self.connect_once(login, true).await {
+            Tls::Required => self.connect_once(login, true).await,
+            Tls::Disabled => self.connect_once(login, false).await,
+            Tls::Preferred => match self.connect_once(login, true).await {
                 Ok(c) => Ok(c),
                 Err(e) if e.unreachable || e.bad_password => Err(e),
                 Err(tls_err) => match self.connect_once(login, false).await {
@@ -454,6 +358,49 @@ impl PostgresRotator {
             .ok_or_else(|| format!("version {token} has no AWSPENDING value"))?;
         parse_secret(text.expose(), AWSPENDING, self.alternating)
     }
+}
+
+fn unreachable(login: &Login, e: &ConnectError) -> String {
+    format!("unable to reach {}: {}", login.addr(), e.cause)
+}
+
+fn sql_error(login: &Login, doing: &str, user: &str, e: &tokio_postgres::Error) -> String {
+    scrub(
+        format!(
+            "{doing} user {user} on {} failed: {}",
+            login.addr(),
+            error_chain(e)
+        ),
+        &[login.password.expose()],
+    )
+}
+
+/// The server's quoting of a role name and a password (see the module docs).
+async fn quote(
+    client: &Client,
+    role: &str,
+    password: &str,
+    login: &Login,
+) -> Result<(String, Sensitive), String> {
+    let row = client
+        .query_one(
+            "SELECT quote_ident($1), quote_literal($2)",
+            &[&role, &password],
+        )
+        .await
+        .map_err(|e| sql_error(login, "quoting", role, &e))?;
+    Ok((row.get(0), Sensitive::new(row.get(1))))
+}
+
+#[async_trait]
+impl DbSteps for PostgresRotator {
+    fn ops(&self) -> &dyn SecretOps {
+        self.ops.as_ref()
+    }
+
+    fn check(&self, text: &str, stage: &str) -> Result<(), String> {
+        parse_secret(text, stage, self.alternating).map(drop)
+    }
 
     async fn create(&self, arn: &str, token: &str) -> Result<String, String> {
         let text = self
@@ -461,35 +408,22 @@ impl PostgresRotator {
             .await?
             .ok_or_else(|| "the secret has no AWSCURRENT value to rotate".to_owned())?;
         let current = parse_secret(text.expose(), AWSCURRENT, self.alternating)?;
-        if self.read(arn, Some(token), AWSPENDING).await?.is_some() {
-            return Ok("the pending version already has a value".into());
-        }
-        let mut value = parse_object(text.expose(), AWSCURRENT)?;
-        let password = Sensitive::new(
-            self.ops
-                .random_password(PASSWORD_LENGTH, EXCLUDED_CHARACTERS)?,
-        );
-        let mut log = "stored a new password as AWSPENDING".to_owned();
-        if self.alternating {
-            let alt = alt_username(&current.login.username)?;
-            log = format!("stored a new password for user {alt} as AWSPENDING");
-            value.insert("username".into(), Value::String(alt));
-        }
-        value.insert(
-            "password".into(),
-            Value::String(password.expose().to_owned()),
-        );
-        let json = Sensitive::new(Value::Object(value).to_string());
-        self.ops
-            .put_pending(arn, token, json.expose())
-            .await
-            .map_err(|e| format!("storing the pending value: {e}"))?;
-        Ok(log)
+        let fields = parse_object(text.expose(), AWSCURRENT)?;
+        let other_user = if self.alternating {
+            Some(alt_username(&current.login.username)?)
+        } else {
+            None
+        };
+        store_pending(self.ops.as_ref(), arn, token, &fields, other_user).await
+    }
+
+    fn alternating(&self) -> bool {
+        self.alternating
     }
 
     /// Single user: the user changes its own password, logged in with the current (or
     /// else the previous) password.
-    async fn set_single(&self, arn: &str, token: &str) -> Result<String, String> {
+    async fn set(&self, arn: &str, token: &str) -> Result<String, String> {
         let previous = match self.read(arn, None, AWSPREVIOUS).await {
             // AWS ignores a missing or malformed AWSPREVIOUS.
             Ok(Some(text)) => parse_secret(text.expose(), AWSPREVIOUS, false).ok(),
@@ -732,68 +666,6 @@ impl PostgresRotator {
             p.username
         ))
     }
-
-    async fn step(&self, step: Step, arn: &str, token: &str) -> Result<String, String> {
-        match step {
-            Step::CreateSecret => self.create(arn, token).await,
-            Step::SetSecret if self.alternating => self.set_alternating(arn, token).await,
-            Step::SetSecret => self.set_single(arn, token).await,
-            Step::TestSecret => self.test(arn, token).await,
-            Step::FinishSecret => {
-                self.ops.make_current(arn, token).await?;
-                Ok("AWSCURRENT is on the new version".into())
-            }
-        }
-    }
-}
-
-fn unreachable(login: &Login, e: &ConnectError) -> String {
-    format!("unable to reach {}: {}", login.addr(), e.cause)
-}
-
-fn sql_error(login: &Login, doing: &str, user: &str, e: &tokio_postgres::Error) -> String {
-    scrub(
-        format!(
-            "{doing} user {user} on {} failed: {}",
-            login.addr(),
-            error_chain(e)
-        ),
-        &[login.password.expose()],
-    )
-}
-
-/// The server's quoting of a role name and a password (see the module docs).
-async fn quote(
-    client: &Client,
-    role: &str,
-    password: &str,
-    login: &Login,
-) -> Result<(String, Sensitive), String> {
-    let row = client
-        .query_one(
-            "SELECT quote_ident($1), quote_literal($2)",
-            &[&role, &password],
-        )
-        .await
-        .map_err(|e| sql_error(login, "quoting", role, &e))?;
-    Ok((row.get(0), Sensitive::new(row.get(1))))
-}
-
-#[async_trait]
-impl RotationFunction for PostgresRotator {
-    async fn invoke(&self, inv: &Invocation) -> Result<Output, FunctionError> {
-        let ev = &inv.event;
-        let step = ev.step;
-        match self
-            .step(step, &ev.secret_id, &ev.client_request_token)
-            .await
-        {
-            Ok(log) => Ok(Output {
-                log: format!("{step}: {log}"),
-            }),
-            Err(e) => Err(failed(format!("{step}: {e}"))),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -807,6 +679,12 @@ mod tests {
     }
 
     #[test]
+    fn addresses_bracket_ipv6() {
+        let s = parse_secret(&secret("").replace("db.internal", "::1"), AWSCURRENT, false).unwrap();
+        assert_eq!(s.login.addr(), "[::1]:5432");
+    }
+
+    #[test]
     fn parse_applies_defaults() {
         let s = parse_secret(&secret(""), AWSCURRENT, false).unwrap();
         assert_eq!(s.login.host, "db.internal");
@@ -814,7 +692,7 @@ mod tests {
         assert_eq!(s.login.dbname, "postgres");
         assert_eq!(s.login.username, "app");
         assert_eq!(s.login.password.expose(), "pw-secret-1");
-        assert_eq!(s.login.tls, Tls::Prefer);
+        assert_eq!(s.login.tls, Tls::Preferred);
         assert!(s.masterarn.is_none());
     }
 
@@ -827,10 +705,10 @@ mod tests {
         )
         .unwrap();
         assert_eq!((s.login.port, s.login.dbname.as_str()), (6543, "shop"));
-        assert_eq!(s.login.tls, Tls::Require);
+        assert_eq!(s.login.tls, Tls::Required);
         assert_eq!(s.masterarn.as_deref(), Some("m"));
         let s = parse_secret(&secret(r#","port":5433,"ssl":false"#), AWSCURRENT, false).unwrap();
-        assert_eq!((s.login.port, s.login.tls), (5433, Tls::Disable));
+        assert_eq!((s.login.port, s.login.tls), (5433, Tls::Disabled));
         let aurora = secret("").replace("\"postgres\"", "\"aurora-postgresql\"");
         assert!(parse_secret(&aurora, AWSCURRENT, false).is_ok());
     }
@@ -841,21 +719,24 @@ mod tests {
             let mut m: Map<String, Value> = serde_json::from_str(&secret("")).unwrap();
             m.remove(key);
             let err = parse_secret(&Value::Object(m).to_string(), AWSCURRENT, false).unwrap_err();
-            assert_eq!(
-                err,
-                format!("the AWSCURRENT secret JSON lacks the '{key}' key")
-            );
+            let want = if key == "engine" {
+                "AWSCURRENT: engine key is missing from secret JSON; it must be 'postgres'"
+                    .to_owned()
+            } else {
+                format!("AWSCURRENT: {key} key is missing from secret JSON")
+            };
+            assert_eq!(err, want);
         }
         let err = parse_secret(&secret(""), AWSCURRENT, true).unwrap_err();
-        assert!(err.contains("lacks the 'masterarn' key"), "{err}");
+        assert!(err.contains("masterarn key is missing"), "{err}");
         let cases = [
-            (r#","port":"abc""#, "'port'"),
-            (r#","port":70000"#, "'port'"),
-            (r#","port":0"#, "'port'"),
-            (r#","port":true"#, "'port'"),
-            (r#","ssl":"maybe""#, "'ssl'"),
-            (r#","ssl":1"#, "'ssl'"),
-            (r#","dbname":5"#, "'dbname'"),
+            (r#","port":"abc""#, "port must be"),
+            (r#","port":70000"#, "port must be"),
+            (r#","port":0"#, "port must be"),
+            (r#","port":true"#, "port must be"),
+            (r#","ssl":"maybe""#, "ssl must be"),
+            (r#","ssl":1"#, "ssl must be"),
+            (r#","dbname":5"#, "dbname must be"),
         ];
         for (extra, want) in cases {
             let err = parse_secret(&secret(extra), AWSCURRENT, false).unwrap_err();
@@ -865,19 +746,19 @@ mod tests {
         let wrong = secret("").replace("\"postgres\"", "\"mysql\"");
         assert_eq!(
             parse_secret(&wrong, AWSCURRENT, false).unwrap_err(),
-            WRONG_ENGINE
+            format!("AWSCURRENT: {}", common::wrong_engine(&RULES))
         );
         let mistyped = secret("").replace("\"app\"", "7");
         assert!(parse_secret(&mistyped, AWSCURRENT, false)
             .unwrap_err()
-            .contains("'username' key of the AWSCURRENT secret JSON must be a string"));
+            .contains("AWSCURRENT: username must be a string"));
         let socket = secret("").replace("db.internal", "/var/run/postgresql");
         assert!(parse_secret(&socket, AWSCURRENT, false)
             .unwrap_err()
             .contains("Unix sockets"));
         assert_eq!(
             parse_secret("pw-secret-1", AWSCURRENT, false).unwrap_err(),
-            "the AWSCURRENT value is not a JSON object"
+            "AWSCURRENT: the secret value is not a JSON object"
         );
     }
 
@@ -897,16 +778,19 @@ mod tests {
         .unwrap();
         assert_eq!(
             (m.port, m.dbname.as_str(), m.tls),
-            (6000, "shop", Tls::Require)
+            (6000, "shop", Tls::Required)
         );
         let m = parse_master(
             r#"{"engine":"postgres","host":"db.internal","username":"admin","password":"p","port":7000,"ssl":false}"#,
             &of,
         )
         .unwrap();
-        assert_eq!((m.port, m.tls), (7000, Tls::Disable));
+        assert_eq!((m.port, m.tls), (7000, Tls::Disabled));
         let err = parse_master(r#"{"host":"h","username":"admin"}"#, &of).unwrap_err();
-        assert_eq!(err, "the master secret JSON lacks the 'password' key");
+        assert_eq!(
+            err,
+            "the master secret: password key is missing from secret JSON"
+        );
     }
 
     #[test]

@@ -13,8 +13,9 @@
 //!   ACL file and the user may run it; otherwise the step output says the change is in memory
 //!   only, so it survives restarts only if the operator persists it (`CONFIG REWRITE`).
 //! - **TLS** (`ssl`): `true` requires it (server certificate verified), `false` never uses
-//!   it; absent or anything else probes the port with a plaintext `PING` (no credentials)
-//!   and uses plaintext if it answers in RESP, else TLS (see `speaks_plaintext`).
+//!   it; absent, it probes the port with a plaintext `PING` (no credentials) and uses
+//!   plaintext if it answers in RESP, else TLS (see `speaks_plaintext`). Anything else is a
+//!   configuration error (the shared parser, builtin/common.rs).
 //! - Passwords never appear in errors or the step output.
 
 use std::sync::Arc;
@@ -28,14 +29,13 @@ use redis::{
     RedisConnectionInfo, RedisError,
 };
 use rotary_core::labels::{AWSCURRENT, AWSPENDING, AWSPREVIOUS};
-use rotary_wire::Sensitive;
-use serde_json::{Map, Value};
 
-use super::{failed, SecretOps, EXCLUDED_CHARACTERS};
-use crate::functions::{FunctionError, Invocation, Output, RotationFunction, Step};
+use super::common::{
+    read_secret, store_pending, ConnectError, DbFields, DbSteps, SecretRules, Tls,
+};
+use super::SecretOps;
 
 const DEFAULT_PORT: u16 = 6379;
-const PASSWORD_LENGTH: usize = 32;
 /// Per connection attempt and per command.
 const TIMEOUT: Duration = Duration::from_secs(5);
 /// How long the plaintext probe waits for an answer before assuming TLS.
@@ -47,78 +47,26 @@ pub struct RedisRotator {
 }
 
 #[async_trait]
-impl RotationFunction for RedisRotator {
-    async fn invoke(&self, inv: &Invocation) -> Result<Output, FunctionError> {
-        let ev = &inv.event;
-        let (arn, token) = (ev.secret_id.as_str(), ev.client_request_token.as_str());
-        let step = ev.step;
-        let log = match step {
-            Step::CreateSecret => self.create(arn, token).await,
-            Step::SetSecret => self.set(arn, token).await,
-            Step::TestSecret => self.test(arn, token).await,
-            Step::FinishSecret => self
-                .ops
-                .make_current(arn, token)
-                .await
-                .map(|()| "AWSCURRENT is on the new version".to_owned()),
-        };
-        log.map(|l| Output {
-            log: format!("{step}: {l}"),
-        })
-        .map_err(|e| failed(format!("{step}: {e}")))
-    }
-}
-
-impl RedisRotator {
-    /// The function over secret operations.
-    pub fn new(ops: Arc<dyn SecretOps>) -> Self {
-        Self { ops }
+impl DbSteps for RedisRotator {
+    fn ops(&self) -> &dyn SecretOps {
+        self.ops.as_ref()
     }
 
-    async fn secret(
-        &self,
-        arn: &str,
-        token: Option<&str>,
-        stage: &str,
-    ) -> Result<RedisSecret, String> {
-        let value = self
-            .ops
-            .get_value(arn, token, stage)
-            .await
-            .map_err(|e| format!("reading {stage}: {e}"))?
-            .ok_or_else(|| format!("the secret has no {stage} value"))?;
-        RedisSecret::parse(value.expose()).map_err(|e| format!("{stage}: {e}"))
+    fn check(&self, text: &str, stage: &str) -> Result<(), String> {
+        parse_secret(text)
+            .map(drop)
+            .map_err(|e| format!("{stage}: {e}"))
     }
 
     async fn create(&self, arn: &str, token: &str) -> Result<String, String> {
         let current = self.secret(arn, None, AWSCURRENT).await?;
-        if self
-            .ops
-            .get_value(arn, Some(token), AWSPENDING)
-            .await?
-            .is_some()
-        {
-            return Ok("the pending version already has a value".into());
-        }
-        let mut fields = current.fields.clone();
-        let password = self
-            .ops
-            .random_password(PASSWORD_LENGTH, EXCLUDED_CHARACTERS)?;
-        fields.insert("password".into(), Value::String(password));
-        let value = Sensitive::new(
-            serde_json::to_string(&fields).map_err(|e| format!("encoding the value: {e}"))?,
-        );
-        self.ops
-            .put_pending(arn, token, value.expose())
-            .await
-            .map_err(|e| format!("storing the pending value: {e}"))?;
-        Ok("stored a new password as AWSPENDING".into())
+        store_pending(self.ops.as_ref(), arn, token, &current.fields, None).await
     }
 
     async fn set(&self, arn: &str, token: &str) -> Result<String, String> {
         let current = self.secret(arn, None, AWSCURRENT).await?;
         let pending = self.secret(arn, Some(token), AWSPENDING).await?;
-        let target = pending.endpoint();
+        let target = pending.address();
         match connect(&pending).await {
             Ok(_) => return Ok(format!("the pending password already works on {target}")),
             Err(ConnectError::Unreachable(e)) => return Err(format!("cannot reach {target}: {e}")),
@@ -190,13 +138,29 @@ impl RedisRotator {
 
     async fn test(&self, arn: &str, token: &str) -> Result<String, String> {
         let pending = self.secret(arn, Some(token), AWSPENDING).await?;
-        let target = pending.endpoint();
+        let target = pending.address();
         let mut conn = connect(&pending)
             .await
             .map_err(|e| format!("unable to log into {target} with the pending secret: {e}"))?;
         let pong: Result<String, RedisError> = redis::cmd("PING").query_async(&mut conn).await;
         pong.map_err(|e| format!("PING on {target}: {}", redis_error_text(&e, &pending)))?;
         Ok(format!("logged into {target} with the pending secret"))
+    }
+}
+
+impl RedisRotator {
+    /// The function over secret operations.
+    pub fn new(ops: Arc<dyn SecretOps>) -> Self {
+        Self { ops }
+    }
+
+    async fn secret(
+        &self,
+        arn: &str,
+        token: Option<&str>,
+        stage: &str,
+    ) -> Result<RedisSecret, String> {
+        read_secret(self.ops.as_ref(), arn, token, stage, parse_secret).await
     }
 }
 
@@ -219,103 +183,25 @@ fn redis_error_text(e: &RedisError, secret: &RedisSecret) -> String {
 // The secret
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Tls {
-    Required,
-    Disabled,
-    Preferred,
-}
+/// What Redis secrets look like: `engine` may be absent.
+const RULES: SecretRules = SecretRules {
+    engines: &["redis"],
+    engine_text: "'redis'",
+    engine_required: false,
+    default_port: DEFAULT_PORT,
+};
 
-struct RedisSecret {
-    fields: Map<String, Value>,
-    host: String,
-    port: u16,
-    username: String,
-    password: Sensitive,
-    tls: Tls,
-}
+/// A parsed Redis secret (the shared parser, see [`DbFields`]).
+type RedisSecret = DbFields;
 
-impl RedisSecret {
-    /// The error names the missing or bad key, never a value.
-    fn parse(value: &str) -> Result<Self, String> {
-        let Ok(Value::Object(fields)) = serde_json::from_str::<Value>(value) else {
-            return Err("the secret value is not a JSON object".into());
-        };
-        for key in ["host", "username", "password"] {
-            match fields.get(key) {
-                None | Some(Value::Null) => {
-                    return Err(format!("{key} key is missing from secret JSON"))
-                }
-                Some(Value::String(s)) if !s.is_empty() => {}
-                Some(Value::String(_)) => return Err(format!("{key} must not be empty")),
-                Some(_) => return Err(format!("{key} must be a string")),
-            }
-        }
-        match fields.get("engine") {
-            None | Some(Value::Null) => {}
-            Some(Value::String(e)) if e == "redis" => {}
-            Some(_) => {
-                return Err(
-                    "engine must be 'redis' (or absent) to use this rotation function".into(),
-                )
-            }
-        }
-        let text = |key: &str| match fields.get(key) {
-            Some(Value::String(s)) => s.clone(),
-            _ => String::new(),
-        };
-        let port = match fields.get("port") {
-            None | Some(Value::Null) => Some(DEFAULT_PORT),
-            Some(Value::Number(n)) => n.as_u64().and_then(|p| u16::try_from(p).ok()),
-            Some(Value::String(s)) => s.trim().parse::<u16>().ok(),
-            Some(_) => None,
-        }
-        .filter(|p| *p != 0)
-        .ok_or("port must be a number between 1 and 65535")?;
-        let tls = match fields.get("ssl") {
-            Some(Value::Bool(true)) => Tls::Required,
-            Some(Value::Bool(false)) => Tls::Disabled,
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("true") => Tls::Required,
-            Some(Value::String(s)) if s.eq_ignore_ascii_case("false") => Tls::Disabled,
-            _ => Tls::Preferred,
-        };
-        Ok(Self {
-            host: text("host"),
-            username: text("username"),
-            password: Sensitive::new(text("password")),
-            port,
-            tls,
-            fields,
-        })
-    }
-
-    fn endpoint(&self) -> String {
-        if self.host.contains(':') {
-            format!("[{}]:{}", self.host, self.port)
-        } else {
-            format!("{}:{}", self.host, self.port)
-        }
-    }
+/// The error names the key at fault, never a value.
+fn parse_secret(value: &str) -> Result<RedisSecret, String> {
+    DbFields::parse(value, &RULES, false)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Connections
 // ---------------------------------------------------------------------------------------------
-
-/// Why a login failed: the server refused it, or it could not be reached.
-#[derive(Debug)]
-enum ConnectError {
-    Denied(String),
-    Unreachable(String),
-}
-
-impl std::fmt::Display for ConnectError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ConnectError::Denied(m) | ConnectError::Unreachable(m) => f.write_str(m),
-        }
-    }
-}
 
 /// A connection authenticated (`AUTH username password`) as the secret's user.
 async fn connect(s: &RedisSecret) -> Result<MultiplexedConnection, ConnectError> {
@@ -418,9 +304,9 @@ mod tests {
 
     #[test]
     fn parse_defaults_and_errors() {
-        let s = RedisSecret::parse(r#"{"host":"h","username":"app","password":"pw"}"#).unwrap();
+        let s = parse_secret(r#"{"host":"h","username":"app","password":"pw"}"#).unwrap();
         assert_eq!((s.port, s.tls), (6379, Tls::Preferred));
-        let s = RedisSecret::parse(
+        let s = parse_secret(
             r#"{"engine":"redis","host":"h","username":"app","password":"pw","port":"7000","ssl":"true"}"#,
         )
         .unwrap();
@@ -428,25 +314,24 @@ mod tests {
         for key in ["host", "username", "password"] {
             let mut v = serde_json::json!({"host":"h","username":"app","password":"s3cret-pw"});
             v.as_object_mut().unwrap().remove(key);
-            let e = RedisSecret::parse(&v.to_string()).err().unwrap();
+            let e = parse_secret(&v.to_string()).err().unwrap();
             assert_eq!(e, format!("{key} key is missing from secret JSON"));
         }
-        let e = RedisSecret::parse(
+        let e = parse_secret(
             r#"{"engine":"mysql","host":"h","username":"app","password":"s3cret-pw"}"#,
         )
         .err()
         .unwrap();
-        assert!(e.contains("engine must be 'redis'") && !e.contains("s3cret"));
-        let e =
-            RedisSecret::parse(r#"{"host":"h","username":"app","password":"s3cret-pw","port":0}"#)
-                .err()
-                .unwrap();
+        assert!(e.contains("engine must be set to 'redis'") && !e.contains("s3cret"));
+        let e = parse_secret(r#"{"host":"h","username":"app","password":"s3cret-pw","port":0}"#)
+            .err()
+            .unwrap();
         assert!(e.starts_with("port must be"));
     }
 
     #[test]
     fn endpoint_brackets_ipv6() {
-        let s = RedisSecret::parse(r#"{"host":"::1","username":"a","password":"p"}"#).unwrap();
-        assert_eq!(s.endpoint(), "[::1]:6379");
+        let s = parse_secret(r#"{"host":"::1","username":"a","password":"p"}"#).unwrap();
+        assert_eq!(s.address(), "[::1]:6379");
     }
 }

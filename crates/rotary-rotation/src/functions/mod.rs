@@ -148,6 +148,11 @@ pub enum FunctionError {
     /// The function could not be started (interpreter missing, connection refused, …).
     #[error("could not start: {0}")]
     Spawn(String),
+    /// The secret's value is not a configuration the function can use (a missing `host`, a
+    /// wrong `engine`, …): trying again cannot help, so the rotation fails at once rather
+    /// than being retried like an outage.
+    #[error("{0}")]
+    Config(String),
 }
 
 impl FunctionError {
@@ -157,7 +162,7 @@ impl FunctionError {
             FunctionError::Timeout(_, output) | FunctionError::Failed { output, .. } => {
                 Some(output)
             }
-            FunctionError::Spawn(_) => None,
+            FunctionError::Spawn(_) | FunctionError::Config(_) => None,
         }
     }
 }

@@ -64,13 +64,12 @@ impl SqliteStore {
         let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
         // A binary older than the data refuses it instead of running on a schema it does
         // not know.
-        let found: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(version) FROM _sqlx_migrations WHERE success",
-        )
-        .fetch_optional(&mut conn)
-        .await
-        .ok()
-        .flatten();
+        let found: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_optional(&mut conn)
+                .await
+                .ok()
+                .flatten();
         if let Some(found) = found.filter(|&v| v > known) {
             return Err(Error::NewerSchema { found, known });
         }

@@ -126,8 +126,28 @@ async fn rollback(conn: &mut SqliteConnection) {
     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
 }
 
+/// Names the failures an operator can act on: a full disk, a read-only store.
+fn classify(e: Error) -> Error {
+    let Error::Backend(sqlx::Error::Database(db)) = &e else {
+        return e;
+    };
+    // SQLite's primary result codes (the low byte of an extended code).
+    match db
+        .code()
+        .and_then(|c| c.parse::<i32>().ok())
+        .map(|c| c & 0xff)
+    {
+        Some(13) => Error::Full,
+        Some(8) => Error::ReadOnly,
+        _ => e,
+    }
+}
+
 async fn alone(conn: &mut SqliteConnection, w: &Write) -> Result<Done> {
-    sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| classify(e.into()))?;
     let r = match apply(conn, w).await {
         Ok(done) => sqlx::query("COMMIT")
             .execute(&mut *conn)
@@ -139,7 +159,7 @@ async fn alone(conn: &mut SqliteConnection, w: &Write) -> Result<Done> {
     if r.is_err() {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
-    r
+    r.map_err(classify)
 }
 
 fn broken(e: impl Into<Error>) -> Failed {

@@ -23,6 +23,27 @@ impl std::fmt::Display for ApiFailure {
 
 impl std::error::Error for ApiFailure {}
 
+/// The endpoint as a base URL: `localhost:8750` (no scheme) means `http://localhost:8750`,
+/// as for a server listening on its default plain-HTTP address.
+fn normalize_endpoint(endpoint: &str) -> anyhow::Result<String> {
+    let endpoint = endpoint.trim();
+    let url = if endpoint.contains("://") {
+        endpoint.trim_end_matches('/').to_owned()
+    } else {
+        format!("http://{}", endpoint.trim_end_matches('/'))
+    };
+    let parsed = reqwest::Url::parse(&url).map_err(|e| {
+        anyhow!("endpoint URL {endpoint:?} is not a URL ({e}); give e.g. http://127.0.0.1:8750")
+    })?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        bail!("endpoint URL {endpoint:?} must start with http:// or https://");
+    }
+    if parsed.host_str().is_none_or(str::is_empty) {
+        bail!("endpoint URL {endpoint:?} has no host; give e.g. http://127.0.0.1:8750");
+    }
+    Ok(url)
+}
+
 /// A configured client.
 pub struct Client {
     endpoint: String,
@@ -32,12 +53,17 @@ pub struct Client {
 }
 
 impl Client {
-    /// Resolves endpoint, region and credentials.
+    /// Resolves endpoint, region and credentials (from `profile` when given).
     pub async fn connect(
         endpoint_url: Option<String>,
         region: Option<String>,
+        profile: Option<String>,
     ) -> anyhow::Result<Self> {
-        let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+        let mut loader = aws_config::defaults(BehaviorVersion::latest());
+        if let Some(p) = profile {
+            loader = loader.profile_name(p);
+        }
+        let sdk = loader.load().await;
         let endpoint = endpoint_url
             .or_else(|| std::env::var("AWS_ENDPOINT_URL_SECRETS_MANAGER").ok())
             .or_else(|| std::env::var("AWS_ENDPOINT_URL").ok())
@@ -55,7 +81,7 @@ impl Client {
             "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY or a profile",
         )?;
         Ok(Self {
-            endpoint: endpoint.trim_end_matches('/').to_owned(),
+            endpoint: normalize_endpoint(&endpoint)?,
             region,
             credentials,
             http: reqwest::Client::new(),
@@ -138,5 +164,21 @@ impl Client {
             bail!("the server answered with JSON that is not an object");
         }
         Ok(json)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_endpoint;
+
+    #[test]
+    fn endpoint_without_scheme_is_http() {
+        assert_eq!(
+            normalize_endpoint("localhost:8750").unwrap(),
+            "http://localhost:8750"
+        );
+        assert_eq!(normalize_endpoint("https://h:1/").unwrap(), "https://h:1");
+        assert!(normalize_endpoint("ftp://h").is_err());
+        assert!(normalize_endpoint("http://").is_err());
     }
 }

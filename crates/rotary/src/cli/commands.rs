@@ -22,11 +22,19 @@ pub struct ClientArgs {
     /// `text` (default) or `json`.
     #[arg(long, global = true, default_value = "text")]
     pub output: String,
+    /// AWS profile for credentials, region and endpoint_url [default: AWS_PROFILE, else
+    /// `default`].
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
 }
 
 /// Client commands.
 #[derive(Debug, Subcommand)]
 pub enum ClientCommand {
+    /// Secrets: create, get, put, update, describe, list, delete, restore, rotate, versions,
+    /// tags, rotation history.
+    #[command(subcommand)]
+    Secret(super::secret::SecretCommand),
     /// Register, list, show and remove rotation functions.
     #[command(subcommand)]
     Function(FunctionCommand),
@@ -55,7 +63,8 @@ pub enum ClientCommand {
 /// `rotary function …`
 #[derive(Debug, Subcommand)]
 pub enum FunctionCommand {
-    /// Register a function: exactly one of --command, --python-handler or --url.
+    /// Register a function: exactly one of --command, --python-handler (with --code-dir),
+    /// --url or --builtin.
     Create {
         /// Function name (letters, digits, '-', '_').
         name: String,
@@ -92,10 +101,13 @@ pub enum FunctionCommand {
         /// Name or ARN.
         name: String,
     },
-    /// Remove a registered function.
+    /// Remove a registered function; refused while secrets rotate with it, unless --force.
     Delete {
         /// Name.
         name: String,
+        /// Remove it even though secrets name it (their next rotation then fails).
+        #[arg(long)]
+        force: bool,
     },
 }
 
@@ -109,6 +121,15 @@ pub enum RotationCommand {
         /// How many attempts [default: 50].
         #[arg(long)]
         max_results: Option<i64>,
+    },
+    /// The way out of a failed rotation: show which version holds AWSPENDING, then remove
+    /// AWSPENDING from it (AWSCURRENT is not touched), so the next RotateSecret starts afresh.
+    Reset {
+        /// Secret name or ARN.
+        secret: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
     },
 }
 
@@ -128,7 +149,7 @@ pub enum ScheduleCommand {
     },
 }
 
-fn ts(v: &Value) -> String {
+pub(super) fn ts(v: &Value) -> String {
     let Some(secs) = v.as_f64() else {
         return "-".into();
     };
@@ -139,19 +160,37 @@ fn ts(v: &Value) -> String {
     t.format(&fmt).unwrap_or_else(|_| secs.to_string())
 }
 
-fn s(v: &Value) -> &str {
+pub(super) fn s(v: &Value) -> &str {
     v.as_str().unwrap_or("-")
 }
 
 /// Runs a client command; exit code 1 on an API error is decided by the caller.
 pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
-    let client = Client::connect(args.endpoint_url.clone(), args.region.clone()).await?;
     let json_out = match args.output.as_str() {
         "json" => true,
         "text" => false,
         other => bail!("--output {other:?} must be text or json"),
     };
+    // Needs no server (and so no credentials).
+    if let ClientCommand::Schedule(ScheduleCommand::Preview {
+        expression,
+        duration,
+        count,
+    }) = &cmd
+    {
+        return super::schedule::preview(json_out, expression, duration.as_deref(), *count);
+    }
+    let client = Client::connect(
+        args.endpoint_url.clone(),
+        args.region.clone(),
+        args.profile.clone(),
+    )
+    .await?;
     let (target, body) = match &cmd {
+        ClientCommand::Secret(c) => return super::secret::run(&client, json_out, c).await,
+        ClientCommand::Rotation(RotationCommand::Reset { secret, yes }) => {
+            return super::reset::run(&client, json_out, secret, *yes).await
+        }
         ClientCommand::User(c) => return super::iam::run_user(&client, json_out, c).await,
         ClientCommand::Key(c) => return super::iam::run_key(&client, json_out, c).await,
         ClientCommand::Group(c) => return super::iam::run_group(&client, json_out, c).await,
@@ -198,8 +237,12 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
         ClientCommand::Function(FunctionCommand::Describe { name }) => {
             ("rotary.DescribeFunction", json!({ "Name": name }))
         }
-        ClientCommand::Function(FunctionCommand::Delete { name }) => {
-            ("rotary.DeleteFunction", json!({ "Name": name }))
+        ClientCommand::Function(FunctionCommand::Delete { name, force }) => {
+            let mut body = json!({ "Name": name });
+            if *force {
+                body["Force"] = json!(true);
+            }
+            ("rotary.DeleteFunction", body)
         }
         ClientCommand::Rotation(RotationCommand::History {
             secret,
@@ -216,19 +259,7 @@ pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
             expression,
             duration,
             count,
-        }) => {
-            let mut body = match expression.trim().parse::<i64>() {
-                Ok(days) => json!({ "AutomaticallyAfterDays": days }),
-                Err(_) => json!({ "ScheduleExpression": expression }),
-            };
-            if let Some(d) = duration {
-                body["Duration"] = json!(d);
-            }
-            if let Some(c) = count {
-                body["Count"] = json!(c);
-            }
-            ("rotary.PreviewSchedule", body)
-        }
+        }) => return super::schedule::preview(json_out, expression, duration.as_deref(), *count),
     };
     let out = client.call(target, &body).await?;
     if json_out {
@@ -244,68 +275,29 @@ fn print_text(cmd: &ClientCommand, out: &Value) {
         ClientCommand::User(_)
         | ClientCommand::Key(_)
         | ClientCommand::Group(_)
-        | ClientCommand::Policy(_) => {}
+        | ClientCommand::Policy(_)
+        | ClientCommand::Secret(_)
+        | ClientCommand::Schedule(_) => {}
         ClientCommand::Function(FunctionCommand::List) => {
-            for f in out["Functions"].as_array().into_iter().flatten() {
-                let kind = if f["BuiltIn"].as_bool() == Some(true) {
-                    "built-in"
-                } else {
-                    s(&f["Type"])
-                };
-                println!(
-                    "{:<40} {:<14} {}",
-                    s(&f["Name"]),
-                    kind,
-                    s(&f["FunctionArn"])
-                );
-            }
+            let rows: Vec<Vec<String>> = out["Functions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|f| {
+                    vec![
+                        s(&f["Name"]).to_owned(),
+                        function_kind(f).to_owned(),
+                        s(&f["FunctionArn"]).to_owned(),
+                    ]
+                })
+                .collect();
+            super::secret::table(&["NAME", "KIND", "ARN"], &rows);
         }
-        ClientCommand::Function(FunctionCommand::Delete { name }) => println!("Deleted {name}"),
-        ClientCommand::Function(_) => {
-            for (k, v) in out.as_object().into_iter().flatten() {
-                println!(
-                    "{k}: {}",
-                    match v {
-                        Value::String(s) => s.clone(),
-                        other => other.to_string(),
-                    }
-                );
-            }
+        ClientCommand::Function(FunctionCommand::Delete { name, .. }) => {
+            println!("Deleted {name}")
         }
-        ClientCommand::Rotation(_) => {
-            println!("{} ({})", s(&out["Name"]), s(&out["ARN"]));
-            for r in out["Rotations"].as_array().into_iter().flatten() {
-                let late = if r["Late"].as_bool() == Some(true) {
-                    " late"
-                } else {
-                    ""
-                };
-                let test = if r["TestOnly"].as_bool() == Some(true) {
-                    " test"
-                } else {
-                    ""
-                };
-                println!(
-                    "{}  {:<10} attempt {} trigger {}{late}{test}  token {}",
-                    ts(&r["StartedAt"]),
-                    s(&r["Outcome"]),
-                    r["Attempt"],
-                    s(&r["Trigger"]),
-                    s(&r["Token"])
-                );
-                for st in r["Steps"].as_array().into_iter().flatten() {
-                    println!(
-                        "    {:<13} {:<9} {}",
-                        s(&st["Step"]),
-                        s(&st["Outcome"]),
-                        st["Error"].as_str().unwrap_or("")
-                    );
-                }
-                if let Some(e) = r["Error"].as_str() {
-                    println!("    error: {e}");
-                }
-            }
-        }
+        ClientCommand::Function(_) => print_function(out),
+        ClientCommand::Rotation(_) => super::secret::print_history(out),
         ClientCommand::Compliance => {
             println!(
                 "{} secrets checked, {} with findings",
@@ -318,24 +310,64 @@ fn print_text(cmd: &ClientCommand, out: &Value) {
                 }
             }
         }
-        ClientCommand::Schedule(_) => {
-            if let Some(d) = out["AutomaticallyAfterDays"].as_i64() {
-                println!("AutomaticallyAfterDays (as DescribeSecret reports it): {d}");
-            }
-            for w in out["Windows"].as_array().into_iter().flatten() {
-                println!(
-                    "{}  →  {}   (NextRotationDate {})",
-                    ts(&w["Start"]),
-                    ts(&w["End"]),
-                    ts(&w["NextRotationDate"])
-                );
-            }
+    }
+}
+
+/// `built-in`, `process`, `python` or `http`: one word for every kind, in list and describe.
+fn function_kind(f: &Value) -> &str {
+    if let Some(kind) = f["Kind"].as_str() {
+        return kind;
+    }
+    if f["BuiltIn"].as_bool() == Some(true) {
+        return "built-in";
+    }
+    match f["Type"].as_str().unwrap_or("-") {
+        "Process" => "process",
+        "PythonHandler" => "python",
+        "Http" => "http",
+        "Builtin" => "built-in",
+        other => other,
+    }
+}
+
+/// One function as `Field: value` lines, in the same order for every kind; Env values are
+/// never shown (the server only sends their names).
+fn print_function(f: &Value) {
+    let mut rows: Vec<(String, String)> = vec![
+        ("Name".into(), s(&f["Name"]).to_owned()),
+        ("Kind".into(), function_kind(f).to_owned()),
+        ("ARN".into(), s(&f["FunctionArn"]).to_owned()),
+    ];
+    for (k, v) in f.as_object().into_iter().flatten() {
+        if matches!(
+            k.as_str(),
+            "Name" | "FunctionArn" | "BuiltIn" | "Type" | "Kind"
+        ) {
+            continue;
         }
+        let text = match v {
+            Value::Null => continue,
+            Value::String(text) => text.clone(),
+            Value::Array(a) => {
+                let items: Vec<&str> = a.iter().map(s).collect();
+                if items.is_empty() {
+                    "-".into()
+                } else {
+                    items.join(", ")
+                }
+            }
+            other => other.to_string(),
+        };
+        rows.push((k.clone(), text));
+    }
+    for (k, v) in rows {
+        println!("{:<15} {v}", format!("{k}:"));
     }
 }
 
 /// Whether an error came from the server (exit code 1) rather than from usage (2).
 pub fn is_api_error(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.is::<ApiFailure>() || c.is::<reqwest::Error>())
+    e.chain().any(|c| {
+        c.is::<ApiFailure>() || c.is::<reqwest::Error>() || c.is::<super::secret::ValueMismatch>()
+    })
 }

@@ -3,12 +3,15 @@
 //! Endpoint: `--endpoint-url`, else `AWS_ENDPOINT_URL_SECRETS_MANAGER`, else
 //! `AWS_ENDPOINT_URL`, else the profile's `endpoint_url`, else `http://127.0.0.1:8750`.
 //! Credentials and region come from the usual AWS environment variables and `~/.aws`
-//! profiles (the AWS SDK's default chain).
+//! profiles (the AWS SDK's default chain; `--profile` picks one).
 
 pub mod audit;
 mod client;
 mod commands;
 mod iam;
 mod policy;
+mod reset;
+mod schedule;
+mod secret;
 
 pub use commands::{is_api_error, run, ClientArgs, ClientCommand};
