@@ -22,11 +22,12 @@ HOT = 8  # secrets every putter writes to, so that writes to one secret queue an
 PUTS = 40
 
 
-def _load(url, run, stop, acked, lock):
-    """Writers: two creators, four putters over the hot secrets, one tagger/deleter."""
+def _load(clients, run, stop, acked, lock):
+    """Writers: two creators, four putters over the hot secrets, one tagger. Clients are
+    made beforehand (making a boto3 client takes longer than a round)."""
 
     def creator(k):
-        c = make_client(url)
+        c = clients[k]
         i = 0
         while not stop.is_set():
             name = f"c-{run}-{k}-{i}"
@@ -40,7 +41,7 @@ def _load(url, run, stop, acked, lock):
             i += 1
 
     def putter(k):
-        c = make_client(url)
+        c = clients[2 + k]
         i = 0
         while not stop.is_set() and i < PUTS:
             name = f"hot-{(i + k) % HOT}"
@@ -54,7 +55,7 @@ def _load(url, run, stop, acked, lock):
             i += 1
 
     def tagger():
-        c = make_client(url)
+        c = clients[6]
         i = 0
         while not stop.is_set():
             name = f"hot-{i % HOT}"
@@ -84,8 +85,16 @@ def test_sigkill_twenty_times_under_mixed_writes(own_server):
         acked = {"created": {}, "puts": []}
         lock = threading.Lock()
         stop = threading.Event()
-        threads = _load(own_server.url, run, stop, acked, lock)
-        time.sleep(rng.uniform(0.15, 0.8))
+        clients = [make_client(own_server.url) for _ in range(7)]
+        threads = _load(clients, run, stop, acked, lock)
+        # Kill at a random moment once the load is under way.
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with lock:
+                if acked["created"] and acked["puts"]:
+                    break
+            time.sleep(0.01)
+        time.sleep(rng.uniform(0.0, 0.6))
         own_server.kill()
         stop.set()
         for t in threads:
