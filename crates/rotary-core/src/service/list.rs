@@ -194,7 +194,14 @@ impl SecretsService {
         let mut out: Vec<Secret> = Vec::new();
         // One more than the page, to know whether another page follows.
         while out.len() <= limit {
-            query.limit = CHUNK.max((limit + 1 - out.len()) as i64);
+            // The first read is one page (enough when every row matches); later ones, for
+            // filters the query could not apply, read bigger chunks.
+            let want = (limit + 1 - out.len()) as i64;
+            query.limit = if query.after == page.after {
+                want
+            } else {
+                CHUNK.max(want)
+            };
             let records = self.store.list_page(&query).await.map_err(internal)?;
             let exhausted = (records.len() as i64) < query.limit;
             if let Some(last) = records.last() {

@@ -142,6 +142,10 @@ async fn find_in(
     Ok(Some(SecretRecord { row, versions }))
 }
 
+/// Matches of a name prefix above which a listing scans its sort order instead of the
+/// name index.
+const DENSE_PREFIX: i64 = 1000;
+
 /// A bound parameter of a query built at run time.
 enum Bind {
     Int(i64),
@@ -321,13 +325,43 @@ impl Store for SqliteStore {
             });
             binds.push(Bind::Text(uid.clone()));
         }
+        // A name prefix narrows through the name index, then the matches are sorted: good
+        // when few names match. When many do, scanning the sort order's index and testing
+        // names (`+name` keeps SQLite off the name index) stops after one page instead.
+        let name_col = if q.order != ListOrder::Name && !q.name_prefixes.is_empty() {
+            let mut probe = String::from(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM secrets WHERE namespace = ? AND (",
+            );
+            let mut probe_binds = vec![Bind::Text(q.namespace.clone())];
+            for (i, p) in q.name_prefixes[0].iter().enumerate() {
+                if i > 0 {
+                    probe.push_str(" OR ");
+                }
+                push_prefix(&mut probe, &mut probe_binds, "name", p);
+            }
+            probe.push_str(&format!(") LIMIT {DENSE_PREFIX})"));
+            let mut pq = sqlx::query_scalar::<_, i64>(&probe);
+            for b in &probe_binds {
+                pq = match b {
+                    Bind::Int(i) => pq.bind(*i),
+                    Bind::Text(s) => pq.bind(s.as_str()),
+                };
+            }
+            if pq.fetch_one(&self.reader).await? >= DENSE_PREFIX {
+                "+name"
+            } else {
+                "name"
+            }
+        } else {
+            "name"
+        };
         for group in &q.name_prefixes {
             sql.push_str(" AND (");
             for (i, p) in group.iter().enumerate() {
                 if i > 0 {
                     sql.push_str(" OR ");
                 }
-                push_prefix(&mut sql, &mut binds, "name", p);
+                push_prefix(&mut sql, &mut binds, name_col, p);
             }
             sql.push(')');
         }

@@ -544,3 +544,45 @@ async fn a_store_newer_than_the_binary_is_refused() {
         other => panic!("expected NewerSchema, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn list_page_with_a_dense_name_prefix_keeps_the_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
+        .await
+        .unwrap();
+    let ns = "000000000000:us-east-1";
+    // 1,100 secrets under one prefix (dense: scanned in creation order) and 3 under another
+    // (sparse: found through the name index), names not in creation order.
+    for i in 0..1103i64 {
+        let name = if i % 400 == 7 {
+            format!("s/{i:04}")
+        } else {
+            format!("d/{:04}", 5000 - i)
+        };
+        s.insert(&tagged(&format!("u{i:05}"), &name, i, &[]), &[])
+            .await
+            .unwrap();
+    }
+    let q = |prefix: &str| ListQuery {
+        namespace: ns.into(),
+        order: ListOrder::Created,
+        descending: false,
+        after: None,
+        include_deleted: false,
+        name_prefixes: vec![vec![prefix.into()]],
+        tag_key_prefixes: vec![],
+        limit: 0,
+    };
+    let dense = page_all(&s, &q("d/"), 100).await;
+    assert_eq!(dense.len(), 1100);
+    let expected: Vec<String> = (0..1103)
+        .filter(|i| i % 400 != 7)
+        .map(|i| format!("d/{:04}", 5000 - i))
+        .collect();
+    assert_eq!(dense, expected);
+    assert_eq!(
+        page_all(&s, &q("s/"), 100).await,
+        vec!["s/0007", "s/0407", "s/0807"]
+    );
+}
