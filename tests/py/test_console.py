@@ -115,10 +115,15 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_sign_out_ends_it(server, pag
 
 def test_sign_in_with_the_keyboard_only(server, page):
     page.goto(server.url + "/console/signin")
-    # The access key field has focus; Tab moves to the secret; Enter submits.
+    # The access key field has focus (autofocus, once the page has loaded); Tab moves to the
+    # secret; Enter submits.
+    expect(page.get_by_label("Access key ID")).to_be_focused()
     page.keyboard.type(lib.ACCESS_KEY)
     page.keyboard.press("Tab")
+    expect(page.get_by_label("Secret access key")).to_be_focused()
     page.keyboard.type(lib.SECRET_KEY)
+    expect(page.get_by_label("Access key ID")).to_have_value(lib.ACCESS_KEY)
+    expect(page.get_by_label("Secret access key")).to_have_value(lib.SECRET_KEY)
     page.keyboard.press("Enter")
     expect(page).to_have_url(server.url + "/console/secrets")
     # The first Tab reaches the skip link, which moves focus to the content.
