@@ -343,7 +343,12 @@ impl SecretsService {
 
     /// Like [`Self::find`] but a missing secret is `ResourceNotFoundException`.
     pub(crate) async fn resolve(&self, id: &str) -> Result<Secret, ApiError> {
-        self.find(id)
+        Ok(self.resolve_cached(id).await?.secret.clone())
+    }
+
+    /// Like [`Self::load`] but a missing secret is `ResourceNotFoundException`.
+    pub(crate) async fn resolve_cached(&self, id: &str) -> Result<Arc<CachedSecret>, ApiError> {
+        self.load(id)
             .await?
             .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))
     }
@@ -391,10 +396,7 @@ impl SecretsService {
         };
         let _turn = queue.lock().await;
         for _ in 0..MAX_WRITE_ATTEMPTS {
-            let cached = self
-                .load(id)
-                .await?
-                .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))?;
+            let cached = self.resolve_cached(id).await?;
             let mut secret = cached.secret.clone();
             let existing = match token {
                 Some(t) => self.token_value(&secret, t).await?,

@@ -44,10 +44,7 @@ impl SecretsService {
         let cached = match cx.prefetched(id) {
             Some(s) => s,
             None => {
-                loaded = self
-                    .load(id)
-                    .await?
-                    .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))?;
+                loaded = self.resolve_cached(id).await?;
                 &loaded
             }
         };
@@ -228,10 +225,7 @@ impl SecretsService {
         if let Some(cached) = cx.prefetched(id) {
             return Ok(cached.secret.describe());
         }
-        let cached = self
-            .load(id)
-            .await?
-            .ok_or_else(|| api_error!(ResourceNotFoundException, "{}", msg::NOT_FOUND))?;
+        let cached = self.resolve_cached(id).await?;
         Ok(cached.secret.describe())
     }
 
