@@ -193,7 +193,6 @@ impl SecretCache {
 
     /// Drops a secret's entry if it is older than `revision`: how a change made by another
     /// node is applied. Returns whether an entry was dropped.
-    #[allow(dead_code)] // The entry point for change notices from other nodes.
     pub(crate) fn invalidate_below(&self, uid: &str, revision: i64) -> bool {
         let Some(entries) = &self.entries else {
             return false;
@@ -203,6 +202,18 @@ impl SecretCache {
         entries
             .remove_if(uid, |e| e.secret.row.revision < revision)
             .is_some()
+    }
+
+    /// Drops everything (change notices from other nodes may have been lost).
+    pub(crate) fn clear(&self) {
+        let _guard = self.lock.lock();
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        if let Some(ids) = &self.ids {
+            ids.clear();
+        }
+        if let Some(entries) = &self.entries {
+            entries.clear();
+        }
     }
 
     /// Forgets which secret the ids `names` resolve to (a new secret may now own them).

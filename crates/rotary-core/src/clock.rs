@@ -34,6 +34,12 @@ impl OffsetClock {
         self.offset_ms.load(std::sync::atomic::Ordering::SeqCst)
     }
 
+    /// Sets the offset (as another node sharing the store moved it).
+    pub fn set_offset_ms(&self, ms: i64) {
+        self.offset_ms
+            .store(ms, std::sync::atomic::Ordering::SeqCst);
+    }
+
     /// Moves the clock forward (or back) by `ms`; returns the new time.
     pub fn advance(&self, ms: i64) -> i64 {
         self.offset_ms

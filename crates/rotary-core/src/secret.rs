@@ -232,6 +232,7 @@ impl Secret {
             row: self.row,
             upsert_versions,
             delete_versions: self.deleted_versions,
+            claim: None,
         })
     }
 

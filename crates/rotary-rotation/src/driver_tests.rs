@@ -104,6 +104,23 @@ impl Store for FaultyStore {
     async fn ping(&self) -> Result<()> {
         self.inner.ping().await
     }
+    async fn delete_if_due(&self, uid: &str, now_ms: i64) -> Result<bool> {
+        self.inner.delete_if_due(uid, now_ms).await
+    }
+    async fn claim_rotation(
+        &self,
+        uid: &str,
+        owner: &str,
+        lease_ms: i64,
+    ) -> Result<Option<rotary_store::Claim>> {
+        self.inner.claim_rotation(uid, owner, lease_ms).await
+    }
+    async fn renew_claim(&self, claim: &rotary_store::Claim, lease_ms: i64) -> Result<bool> {
+        self.inner.renew_claim(claim, lease_ms).await
+    }
+    async fn release_claim(&self, claim: &rotary_store::Claim) -> Result<()> {
+        self.inner.release_claim(claim).await
+    }
 }
 
 struct Fixture {

@@ -37,6 +37,11 @@ pub struct EngineConfig {
     pub http_signing_key: Vec<u8>,
     /// Where each rotation step is audited.
     pub audit: Option<Arc<rotary_core::audit::AuditLog>>,
+    /// This node's id in rotation claims (over a shared store).
+    pub node_id: String,
+    /// How long a rotation claim lasts unless renewed (renewed every third of it while the
+    /// rotation runs): how soon another node takes over the rotations of a node that died.
+    pub claim_lease: Duration,
 }
 
 impl Default for EngineConfig {
@@ -51,9 +56,14 @@ impl Default for EngineConfig {
             webhook: None,
             http_signing_key: Vec::new(),
             audit: None,
+            node_id: uuid::Uuid::new_v4().to_string(),
+            claim_lease: DEFAULT_CLAIM_LEASE,
         }
     }
 }
+
+/// How long a rotation claim lasts unless renewed.
+pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(30);
 
 /// Rotation counters for `/metrics`.
 #[derive(Default)]
@@ -219,10 +229,59 @@ impl RotationEngine {
             let permits = self.permits.clone();
             tokio::spawn(async move {
                 let _permit = permits.acquire_owned().await;
-                engine.drive(&uid).await;
+                if engine.service.is_shared() {
+                    engine.drive_claimed(&uid).await;
+                } else {
+                    engine.drive(&uid).await;
+                }
                 engine.running.lock().remove(&uid);
             });
         }
         started
+    }
+
+    /// Over a shared store: claims the rotation of `uid` in the store and drives it only
+    /// while this node holds the claim. The claim is renewed in the background; the
+    /// rotation's own state writes are fenced by it, so a node that lost its claim (it
+    /// stalled past the lease and another node took over) cannot write over the new owner.
+    async fn drive_claimed(self: &Arc<Self>, uid: &str) {
+        let store = self.service.store().clone();
+        let lease_ms = i64::try_from(self.config.claim_lease.as_millis()).unwrap_or(i64::MAX);
+        let claim = match store
+            .claim_rotation(uid, &self.config.node_id, lease_ms)
+            .await
+        {
+            Ok(Some(c)) => c,
+            // Another node runs it.
+            Ok(None) => return,
+            Err(e) => {
+                tracing::warn!(secret_uid = uid, error = %e, "Claiming a rotation failed");
+                return;
+            }
+        };
+        let renewer = {
+            let (store, claim) = (store.clone(), claim.clone());
+            let every = (self.config.claim_lease / 3).max(Duration::from_millis(100));
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    match store.renew_claim(&claim, lease_ms).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            tracing::warn!(secret_uid = %claim.uid, "Lost the claim on a rotation to another node");
+                            return;
+                        }
+                        Err(e) => {
+                            tracing::warn!(secret_uid = %claim.uid, error = %e, "Renewing a rotation claim failed");
+                        }
+                    }
+                }
+            })
+        };
+        rotary_core::service::with_claim(claim.clone(), self.drive(uid)).await;
+        renewer.abort();
+        if let Err(e) = store.release_claim(&claim).await {
+            tracing::warn!(secret_uid = uid, error = %e, "Releasing a rotation claim failed");
+        }
     }
 }

@@ -136,7 +136,7 @@ impl FunctionRegistry {
         region: &str,
         account_id: &str,
     ) -> Result<Self, RegistryError> {
-        let mut registry = Self {
+        let registry = Self {
             store,
             keyring,
             policy,
@@ -144,14 +144,26 @@ impl FunctionRegistry {
             account_id: account_id.to_owned(),
             registered: RwLock::new(BTreeMap::new()),
         };
+        registry.reload().await?;
+        Ok(registry)
+    }
+
+    /// Whether a server-wide store key holds a registered function.
+    pub fn is_function_key(key: &str) -> bool {
+        key.starts_with(META_PREFIX)
+    }
+
+    /// (Re)loads the registered functions from the store: at start-up, and when another
+    /// node sharing the store changed one.
+    pub async fn reload(&self) -> Result<(), RegistryError> {
         let mut registered = BTreeMap::new();
-        for (key, value) in registry.store.list_meta(META_PREFIX).await? {
+        for (key, value) in self.store.list_meta(META_PREFIX).await? {
             let name = key[META_PREFIX.len()..].to_owned();
-            match registry.unseal(&name, &value) {
+            match self.unseal(&name, &value) {
                 Ok((spec, was_clear)) => {
                     if was_clear {
-                        let sealed = registry.seal(&name, &spec)?;
-                        registry.store.put_meta(&key, &sealed).await?;
+                        let sealed = self.seal(&name, &spec)?;
+                        self.store.put_meta(&key, &sealed).await?;
                         tracing::info!(function = %name, "Sealed the stored Env of a rotation function");
                     }
                     registered.insert(name, spec);
@@ -159,8 +171,8 @@ impl FunctionRegistry {
                 Err(e) => tracing::error!(key, error = %e, "Skipping an unreadable function"),
             }
         }
-        registry.registered = RwLock::new(registered);
-        Ok(registry)
+        *self.registered.write() = registered;
+        Ok(())
     }
 
     /// The AAD binding a stored function's `SealedEnv` (base64, in the `function:<name>`

@@ -1,19 +1,30 @@
-//! Rotary's storage: the [`Store`] trait and its embedded SQLite implementation.
+//! Rotary's storage: the [`Store`] trait, its embedded SQLite implementation
+//! ([`SqliteStore`]) and its PostgreSQL one for several nodes over one database
+//! ([`PostgresStore`]).
 //!
 //! The store persists secrets, versions and server metadata. It sees only ciphertext: every
 //! secret value arrives already sealed by `rotary-crypto`, and it never decrypts anything.
+//! Both backends pass one conformance suite (`tests/it/conformance.rs`): same results, same
+//! errors. With the `testing` feature, [`testing`] starts throwaway PostgreSQL servers.
 //!
 //! # Invariants
 //! - Each trait method is one transaction: a version insert and the label moves that go with
 //!   it commit together or not at all.
-//! - A method returns only after its write is durable (WAL with `synchronous=FULL`).
+//! - A method returns only after its write is durable (SQLite: WAL with `synchronous=FULL`;
+//!   PostgreSQL: after COMMIT, with the server's `synchronous_commit`).
+//! - A write fenced by a rotation [`Claim`] commits only while that claim is held.
 //! - Read-modify-write callers pass the revision they read; a concurrent change makes the
 //!   write fail with [`Error::Conflict`] instead of silently overwriting it.
 
+pub mod postgres;
+mod sql;
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use async_trait::async_trait;
 
+pub use postgres::{PgStoreOptions, PostgresStore};
 pub use sqlite::SqliteStore;
 
 /// Errors of the store. They carry ids and names, never values.
@@ -31,6 +42,10 @@ pub enum Error {
     /// The store cannot be written (a read-only file or file system): the write was not made.
     #[error("the store is read-only")]
     ReadOnly,
+    /// The rotation claim a write was fenced by is no longer held: another node took the
+    /// rotation over. The write was not made.
+    #[error("the rotation claim on secret {0} was lost")]
+    ClaimLost(String),
     /// The backend failed.
     #[error("storage backend: {0}")]
     Backend(#[from] sqlx::Error),
@@ -140,6 +155,42 @@ pub struct SecretUpdate {
     pub upsert_versions: Vec<VersionWrite>,
     /// Versions to delete.
     pub delete_versions: Vec<String>,
+    /// A rotation claim the write is fenced by: the update fails with
+    /// [`Error::ClaimLost`] unless this claim (owner and fence) is still the secret's.
+    pub claim: Option<Claim>,
+}
+
+/// A node's claim on a secret's rotation (see [`Store::claim_rotation`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    /// The secret's internal id.
+    pub uid: String,
+    /// The claiming node's id.
+    pub owner: String,
+    /// Fencing token: bumped every time the claim changes hands, so a node that lost its
+    /// claim cannot write under it.
+    pub fence: i64,
+}
+
+/// A change made through the store, announced to every node sharing it (see
+/// [`Store::changes`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A secret was inserted or updated to `revision` (`Some`), or deleted (`None`).
+    Secret {
+        /// Internal id.
+        uid: String,
+        /// The revision it now has; `None` when deleted.
+        revision: Option<i64>,
+    },
+    /// A server-wide value was stored, replaced or deleted.
+    Meta {
+        /// Its key.
+        key: String,
+    },
+    /// Notices may have been lost (the listening connection dropped and came back): every
+    /// cached copy of stored state must be dropped.
+    Resync,
 }
 
 /// The order of a listing (ListSecrets' `SortBy`); ties are broken by the internal id.
@@ -210,7 +261,8 @@ pub enum Lookup<'a> {
     Uid(&'a str),
 }
 
-/// Persistent storage of secrets. Implementations: SQLite (embedded); PostgreSQL follows.
+/// Persistent storage of secrets. Implementations: [`SqliteStore`] (embedded) and
+/// [`PostgresStore`] (shared by several nodes).
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// A secret with its versions' metadata, read in one snapshot.
@@ -275,6 +327,10 @@ pub trait Store: Send + Sync + 'static {
     }
     /// Ids of secrets whose scheduled deletion time is at or before `now_ms`.
     async fn due_for_purge(&self, now_ms: i64) -> Result<Vec<String>>;
+    /// Deletes a secret and its versions only if it is still scheduled for deletion at or
+    /// before `now_ms` (a RestoreSecret that committed since [`Store::due_for_purge`] keeps
+    /// it); returns whether it was deleted.
+    async fn delete_if_due(&self, uid: &str, now_ms: i64) -> Result<bool>;
     /// Records the day of a read on the secret and the version (no revision bump).
     async fn record_access(&self, uid: &str, version_id: &str, day_ms: i64) -> Result<()>;
     /// A server-wide value.
@@ -304,4 +360,30 @@ pub trait Store: Send + Sync + 'static {
     async fn list_history(&self, secret_uid: &str, limit: i64) -> Result<Vec<String>>;
     /// Whether the backend answers (for `/health`).
     async fn ping(&self) -> Result<()>;
+    /// Claims the rotation of secret `uid` for `owner` for `lease_ms` milliseconds of the
+    /// store's own clock (so nodes' clocks need not agree). Succeeds when nobody holds the
+    /// claim, its lease has expired, or `owner` holds it already (the lease is extended
+    /// and the fence kept); a claim taken from nobody or from an expired holder gets the
+    /// previous fence plus one. `None` while another owner's lease runs, or when the secret
+    /// does not exist (a claim row lives only as long as its secret).
+    async fn claim_rotation(&self, uid: &str, owner: &str, lease_ms: i64) -> Result<Option<Claim>>;
+    /// Extends a claim for `lease_ms` from now if it is still held (same owner and
+    /// fence, even if its lease ran out meanwhile and nobody took it); false if lost.
+    async fn renew_claim(&self, claim: &Claim, lease_ms: i64) -> Result<bool>;
+    /// Gives up a claim if still held (the next claim of the secret keeps counting fences).
+    async fn release_claim(&self, claim: &Claim) -> Result<()>;
+    /// The current revision of secret `uid`, `None` if it does not exist: how a node
+    /// sharing the store with others checks a cached copy before serving it.
+    async fn revision(&self, uid: &str) -> Result<Option<i64>> {
+        Ok(self
+            .find("", Lookup::Uid(uid))
+            .await?
+            .map(|r| r.row.revision))
+    }
+    /// Changes made through this store by any node, for invalidating caches. `None` when
+    /// the store has no other writers than this process (embedded SQLite), whose own
+    /// writes its caches already see.
+    fn changes(&self) -> Option<tokio::sync::broadcast::Receiver<Change>> {
+        None
+    }
 }

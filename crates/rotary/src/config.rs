@@ -28,9 +28,17 @@ pub struct ServeArgs {
     /// Account id in ARNs, 12 digits [default: 000000000000].
     #[arg(long, env = "ROTARY_ACCOUNT_ID")]
     pub account_id: Option<String>,
-    /// Store URL: `sqlite://PATH` [default: sqlite://DATA_DIR/rotary.db].
+    /// Store URL: `sqlite://PATH`, or `postgres://USER[:PASSWORD]@HOST[:PORT]/DB[?sslmode=..]`
+    /// for several nodes over one PostgreSQL database [default: sqlite://DATA_DIR/rotary.db].
     #[arg(long, env = "ROTARY_STORE")]
     pub store: Option<String>,
+    /// Connections this node opens to a PostgreSQL store [default: 16].
+    #[arg(long, env = "ROTARY_STORE_POOL_SIZE")]
+    pub store_pool_size: Option<u32>,
+    /// This node's name in rotation claims and logs, unique among the nodes sharing a store
+    /// [default: the host name and a random suffix].
+    #[arg(long, env = "ROTARY_NODE_ID")]
+    pub node_id: Option<String>,
     /// Master key file, mode 0600; several nodes may share one [default: DATA_DIR/master.key].
     #[arg(long, env = "ROTARY_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
@@ -103,6 +111,11 @@ pub struct RotationArgs {
     /// Rotations run at once [default: 8].
     #[arg(long, env = "ROTARY_ROTATION_CONCURRENCY")]
     pub rotation_concurrency: Option<usize>,
+    /// Over a shared (PostgreSQL) store: how long a node's claim on a running rotation lasts
+    /// unless renewed, i.e. how soon another node takes over the rotations of a node that
+    /// died [default: 30].
+    #[arg(long, env = "ROTARY_ROTATION_CLAIM_LEASE_SECONDS")]
+    pub rotation_claim_lease_seconds: Option<u64>,
     /// URL POSTed (JSON, signed) when a rotation fails.
     #[arg(long, env = "ROTARY_ROTATION_WEBHOOK_URL")]
     pub rotation_webhook_url: Option<String>,
@@ -160,6 +173,8 @@ struct FileConfig {
     region: Option<String>,
     account_id: Option<String>,
     store: Option<String>,
+    store_pool_size: Option<u32>,
+    node_id: Option<String>,
     master_key_file: Option<PathBuf>,
     log_format: Option<String>,
     public_url: Option<String>,
@@ -168,6 +183,7 @@ struct FileConfig {
     rotation_retry_base_seconds: Option<u64>,
     rotation_retry_cap_seconds: Option<u64>,
     rotation_concurrency: Option<usize>,
+    rotation_claim_lease_seconds: Option<u64>,
     rotation_webhook_url: Option<String>,
     rotation_webhook_on_success: Option<bool>,
     signing_key_file: Option<PathBuf>,
@@ -207,7 +223,14 @@ pub struct Config {
     pub listen: SocketAddr,
     pub region: String,
     pub account_id: String,
+    /// The SQLite file (when `postgres_url` is not set).
     pub store_path: PathBuf,
+    /// The PostgreSQL store's URL, when the store is PostgreSQL.
+    pub postgres_url: Option<String>,
+    /// Connections to a PostgreSQL store.
+    pub store_pool_size: u32,
+    /// This node's id in rotation claims.
+    pub node_id: String,
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub public_url: String,
@@ -217,6 +240,8 @@ pub struct Config {
     pub rotation_retry_base: std::time::Duration,
     pub rotation_retry_cap: std::time::Duration,
     pub rotation_concurrency: usize,
+    /// Lease of a rotation claim over a shared store.
+    pub rotation_claim_lease: std::time::Duration,
     pub rotation_webhook_url: Option<String>,
     pub rotation_webhook_on_success: bool,
     pub signing_key_file: PathBuf,
@@ -304,9 +329,23 @@ impl Config {
         if account_id.len() != 12 || !account_id.chars().all(|c| c.is_ascii_digit()) {
             bail!("--account-id {account_id:?} must be 12 digits");
         }
-        let store_path = match args.store.or(file.store) {
-            None => data_dir.join("rotary.db"),
-            Some(url) => store_path(&url)?,
+        let (store_path, postgres_url) = match args.store.or(file.store) {
+            None => (data_dir.join("rotary.db"), None),
+            Some(url) => match store_url(&url)? {
+                StoreUrl::Sqlite(path) => (path, None),
+                StoreUrl::Postgres(url) => (data_dir.join("rotary.db"), Some(url)),
+            },
+        };
+        let store_pool_size = args.store_pool_size.or(file.store_pool_size).unwrap_or(16);
+        if !(1..=1000).contains(&store_pool_size) {
+            bail!("--store-pool-size {store_pool_size} must be between 1 and 1000");
+        }
+        let node_id = match args.node_id.or(file.node_id) {
+            Some(id) if id.is_empty() || id.len() > 128 => {
+                bail!("--node-id must have 1 to 128 characters")
+            }
+            Some(id) => id,
+            None => default_node_id(),
         };
         let master_key_file = args
             .master_key_file
@@ -366,6 +405,15 @@ impl Config {
             },
         )?;
         let secs = std::time::Duration::from_secs;
+        let rotation_claim_lease = secs(
+            args.rotation
+                .rotation_claim_lease_seconds
+                .or(file.rotation_claim_lease_seconds)
+                .unwrap_or(30),
+        );
+        if !(1..=3600).contains(&rotation_claim_lease.as_secs()) {
+            bail!("--rotation-claim-lease-seconds must be between 1 and 3600");
+        }
         let rotation_max_attempts = args
             .rotation
             .rotation_max_attempts
@@ -449,6 +497,9 @@ impl Config {
             region,
             account_id,
             store_path,
+            postgres_url,
+            store_pool_size,
+            node_id,
             master_key_file,
             log_format,
             public_url,
@@ -457,6 +508,7 @@ impl Config {
             rotation_retry_base,
             rotation_retry_cap,
             rotation_concurrency,
+            rotation_claim_lease,
             rotation_webhook_url,
             rotation_webhook_on_success,
             signing_key_file,
@@ -562,17 +614,39 @@ fn resolve_limits(args: LimitArgs, file: LimitArgs) -> anyhow::Result<rotary_ser
     })
 }
 
-fn store_path(url: &str) -> anyhow::Result<PathBuf> {
+/// Where the store is.
+#[derive(Debug, PartialEq, Eq)]
+enum StoreUrl {
+    Sqlite(PathBuf),
+    Postgres(String),
+}
+
+fn store_url(url: &str) -> anyhow::Result<StoreUrl> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             bail!("--store {url:?} names no file");
         }
-        return Ok(Path::new(path).to_path_buf());
+        return Ok(StoreUrl::Sqlite(Path::new(path).to_path_buf()));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("--store: PostgreSQL is not supported yet; use sqlite://PATH");
+        return Ok(StoreUrl::Postgres(url.to_owned()));
     }
-    bail!("--store {url:?} must be sqlite://PATH")
+    // The URL may hold a password: name only its scheme.
+    let scheme = url.split_once("://").map_or("", |(s, _)| s);
+    bail!("--store must be sqlite://PATH or postgres://USER@HOST/DB, not a {scheme:?} URL")
+}
+
+/// The host name and a random suffix: unique per process.
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_default();
+    let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
+    if host.is_empty() {
+        format!("node-{suffix}")
+    } else {
+        format!("{host}-{suffix}")
+    }
 }
 
 #[cfg(test)]

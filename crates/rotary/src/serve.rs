@@ -20,7 +20,7 @@ use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
 use rotary_server::authz::Authorizer;
 use rotary_server::iam::Iam;
 use rotary_server::{AppState, BodyLimits, Metrics, MetricsAccess, TlsFiles};
-use rotary_store::{SqliteStore, Store};
+use rotary_store::{PgStoreOptions, PostgresStore, SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
 
@@ -154,6 +154,91 @@ async fn root_keys(
     }
 }
 
+/// Opens the configured store: the SQLite file, or the PostgreSQL database that several
+/// nodes share.
+async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+    let refuse_newer = |what: &str, e: rotary_store::Error| -> anyhow::Error {
+        keycheck::ConfigError(format!("{what}: {e}")).into()
+    };
+    if let Some(url) = &config.postgres_url {
+        let options = PgStoreOptions {
+            max_connections: config.store_pool_size,
+            ..PgStoreOptions::default()
+        };
+        let store = match PostgresStore::open(url, options).await {
+            Err(e @ rotary_store::Error::NewerSchema { .. }) => {
+                return Err(refuse_newer("the PostgreSQL store", e))
+            }
+            // The URL may carry a password: never print it.
+            r => r.context("opening the PostgreSQL store (--store)")?,
+        };
+        tracing::info!(node_id = %config.node_id, "Serving from the shared PostgreSQL store");
+        return Ok(Arc::new(store));
+    }
+    let store = match SqliteStore::open(&config.store_path).await {
+        Err(e @ rotary_store::Error::NewerSchema { .. }) => {
+            return Err(refuse_newer(&config.store_path.display().to_string(), e))
+        }
+        r => r.with_context(|| format!("opening store {}", config.store_path.display()))?,
+    };
+    fsperm::secure_store_file(&config.store_path)?;
+    Ok(Arc::new(store))
+}
+
+/// Over a store shared with other nodes: applies their changes to this node's copies of
+/// server-wide state (users and keys, rotation functions, the test clock). Secrets and KMS
+/// keys are the service's own ([`SecretsService::watch_changes`]).
+fn watch_shared_state(
+    store: &Arc<dyn Store>,
+    iam: Arc<Iam>,
+    registry: Arc<FunctionRegistry>,
+    test_clock: Option<Arc<OffsetClock>>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    use rotary_store::Change;
+    use tokio::sync::broadcast::error::RecvError;
+    let mut changes = store.changes()?;
+    let store = store.clone();
+    Some(tokio::spawn(async move {
+        loop {
+            let change = match changes.recv().await {
+                Ok(c) => c,
+                Err(RecvError::Lagged(_)) => Change::Resync,
+                Err(RecvError::Closed) => return,
+            };
+            let (all, key) = match &change {
+                Change::Meta { key } => (false, key.as_str()),
+                Change::Resync => (true, ""),
+                Change::Secret { .. } => continue,
+            };
+            if all || Iam::is_iam_key(key) {
+                if let Err(e) = iam.reload().await {
+                    tracing::warn!(error = %e, "Reloading users and access keys failed");
+                }
+            }
+            if all || FunctionRegistry::is_function_key(key) {
+                if let Err(e) = registry.reload().await {
+                    tracing::warn!(error = %e, "Reloading rotation functions failed");
+                }
+            }
+            if let Some(clock) = test_clock
+                .as_ref()
+                .filter(|_| all || key == TEST_CLOCK_META)
+            {
+                match store.get_meta(TEST_CLOCK_META).await {
+                    Ok(Some(v)) => {
+                        if let Some(ms) = std::str::from_utf8(&v).ok().and_then(|v| v.parse().ok())
+                        {
+                            clock.set_offset_ms(ms);
+                        }
+                    }
+                    Ok(None) => {}
+                    Err(e) => tracing::warn!(error = %e, "Reading the test clock failed"),
+                }
+            }
+        }
+    }))
+}
+
 /// Runs the server until SIGINT or SIGTERM.
 pub async fn run(config: Config) -> anyhow::Result<()> {
     // Bind first: a port that is taken must fail the start before anything is created or
@@ -181,15 +266,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             &config.signing_key_file,
         ],
     )?;
-    let store: Arc<dyn Store> = Arc::new(match SqliteStore::open(&config.store_path).await {
-        Err(e @ rotary_store::Error::NewerSchema { .. }) => {
-            return Err(
-                keycheck::ConfigError(format!("{}: {e}", config.store_path.display())).into(),
-            )
-        }
-        r => r.with_context(|| format!("opening store {}", config.store_path.display()))?,
-    });
-    fsperm::secure_store_file(&config.store_path)?;
+    let store = open_store(&config).await?;
     let (master, created) = keycheck::open_master_key(
         &config.master_key_file,
         store.as_ref(),
@@ -233,6 +310,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .await
     .map_err(|e| anyhow::anyhow!("opening the secrets service: {e}"))?;
     let service = Arc::new(service);
+    let _change_watch = service.watch_changes();
 
     let keys = root_keys(&config, store.as_ref(), &keyring).await?;
     let iam = Arc::new(
@@ -279,6 +357,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .map_err(|e| anyhow::anyhow!("opening the audit log: {e}"))?;
+    let _shared_watch =
+        watch_shared_state(&store, iam.clone(), registry.clone(), test_clock.clone());
     let engine = RotationEngine::new(
         service.clone(),
         registry,
@@ -300,6 +380,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }),
             http_signing_key: signing_key.to_vec(),
             audit: Some(audit.clone()),
+            node_id: config.node_id.clone(),
+            claim_lease: config.rotation_claim_lease,
         },
     );
 

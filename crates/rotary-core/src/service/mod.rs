@@ -10,7 +10,7 @@ mod write;
 use std::sync::Arc;
 
 use rotary_crypto::{Keyring, SecretBytes, WrappedKey};
-use rotary_store::{Lookup, SealedRecord, Store};
+use rotary_store::{Change, Lookup, SealedRecord, Store};
 use rotary_wire::{api_error, ApiError};
 
 use crate::arn;
@@ -133,8 +133,23 @@ pub struct SecretsService {
     pub(crate) rotation_wakeup: Arc<tokio::sync::Notify>,
     /// Parsed secrets and their sealed values (see [`crate::cache`]).
     pub(crate) cache: SecretCache,
+    /// Whether other nodes write to the store too (it announces changes): a cached secret
+    /// is then served only after its revision is checked against the store.
+    shared: bool,
     /// Writes to one secret queue here instead of racing on its revision.
     write_queues: Vec<tokio::sync::Mutex<()>>,
+}
+
+tokio::task_local! {
+    /// The rotation claim the current task writes under (the rotation driver's task): its
+    /// writes to the claimed secret are fenced by it.
+    static CLAIM: rotary_store::Claim;
+}
+
+/// Runs `fut` with every write it makes to the claim's secret fenced by `claim`: once
+/// another node has taken the rotation over, those writes fail instead of landing.
+pub async fn with_claim<F: std::future::Future>(claim: rotary_store::Claim, fut: F) -> F::Output {
+    CLAIM.scope(claim, fut).await
 }
 
 /// Stripes of the per-secret write queues.
@@ -162,11 +177,13 @@ impl SecretsService {
         config: ServiceConfig,
     ) -> Result<Self, ApiError> {
         let namespace = format!("{}:{}", config.account_id, config.region);
+        let shared = store.changes().is_some();
         let svc = Self {
             store,
             keyring,
             clock,
             cache: SecretCache::new(config.read_cache_bytes),
+            shared,
             config,
             namespace,
             rotation_wakeup: Arc::new(tokio::sync::Notify::new()),
@@ -174,19 +191,80 @@ impl SecretsService {
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
         };
-        for (key, sealed) in svc
+        svc.load_kms_keys().await?;
+        svc.ensure_kms_key(DEFAULT_KMS_KEY).await?;
+        Ok(svc)
+    }
+
+    /// Applies changes announced by the store (made by any node sharing it) to this node's
+    /// caches: a secret's cached copy older than the announced revision is dropped, a KMS key
+    /// is (re)loaded, and everything is dropped when notices may have been lost. `None`
+    /// when the store has no other writers.
+    pub fn watch_changes(self: &Arc<Self>) -> Option<tokio::task::JoinHandle<()>> {
+        use tokio::sync::broadcast::error::RecvError;
+        let mut rx = self.store.changes()?;
+        let weak = Arc::downgrade(self);
+        Some(tokio::spawn(async move {
+            loop {
+                let change = match rx.recv().await {
+                    Ok(c) => c,
+                    Err(RecvError::Lagged(_)) => Change::Resync,
+                    Err(RecvError::Closed) => return,
+                };
+                let Some(svc) = weak.upgrade() else { return };
+                svc.apply_change(change).await;
+            }
+        }))
+    }
+
+    async fn apply_change(&self, change: Change) {
+        match change {
+            Change::Secret {
+                uid,
+                revision: Some(revision),
+            } => {
+                self.cache.invalidate_below(&uid, revision);
+            }
+            Change::Secret {
+                uid,
+                revision: None,
+            } => self.cache.invalidate(&uid),
+            Change::Meta { key } => {
+                if let Some(name) = key.strip_prefix(KMS_META_PREFIX) {
+                    if let Err(e) = self.load_kms_key(name).await {
+                        tracing::warn!(error = %e, key = name, "Reloading a KMS key failed");
+                    }
+                }
+            }
+            Change::Resync => {
+                self.cache.clear();
+                if let Err(e) = self.load_kms_keys().await {
+                    tracing::warn!(error = %e, "Reloading the KMS keys failed");
+                }
+            }
+        }
+    }
+
+    /// Loads every KMS key in the store into the keyring.
+    async fn load_kms_keys(&self) -> Result<(), ApiError> {
+        for (key, sealed) in self
             .store
             .list_meta(KMS_META_PREFIX)
             .await
             .map_err(internal)?
         {
             let name = key[KMS_META_PREFIX.len()..].to_owned();
-            svc.keyring
+            self.keyring
                 .load(&WrappedKey { name, sealed })
                 .map_err(internal)?;
         }
-        svc.ensure_kms_key(DEFAULT_KMS_KEY).await?;
-        Ok(svc)
+        Ok(())
+    }
+
+    /// Whether other nodes share the store (it announces their changes): rotations are then
+    /// claimed in the store before they run.
+    pub fn is_shared(&self) -> bool {
+        self.shared
     }
 
     /// The store (for health checks).
@@ -257,9 +335,33 @@ impl SecretsService {
     /// Finds a secret with its sealed values, from the read cache or the store.
     pub(crate) async fn load(&self, id: &str) -> Result<Option<Arc<CachedSecret>>, ApiError> {
         if let Some(hit) = self.cache.get(id) {
-            return Ok(Some(hit));
+            if !self.shared {
+                return Ok(Some(hit));
+            }
+            // Another node may have written since the copy was cached and its notice may
+            // still be on the way: one indexed lookup of the revision makes the read see
+            // every write acknowledged before it (the copy still saves the decode and the
+            // ciphertext reads).
+            let uid = &hit.secret.row.uid;
+            let ticket = self.cache.ticket();
+            let current = self.store.revision(uid).await.map_err(internal)?;
+            if current == Some(hit.secret.row.revision) {
+                return Ok(Some(hit));
+            }
+            self.cache.invalidate(uid);
+            return self.load_stored(id, ticket).await;
         }
         let ticket = self.cache.ticket();
+        self.load_stored(id, ticket).await
+    }
+
+    /// Reads a secret from the store and caches it unless a write invalidated anything
+    /// since `ticket`.
+    async fn load_stored(
+        &self,
+        id: &str,
+        ticket: crate::cache::FillTicket,
+    ) -> Result<Option<Arc<CachedSecret>>, ApiError> {
         let sealed = if id.starts_with("arn:") {
             self.find_arn(id).await?
         } else {
@@ -419,7 +521,11 @@ impl SecretsService {
                                 .map(|c| (id.clone(), c))
                         })
                         .collect();
-                    let update = secret.into_update(changed_at).map_err(internal)?;
+                    let mut update = secret.into_update(changed_at).map_err(internal)?;
+                    update.claim = CLAIM
+                        .try_with(Clone::clone)
+                        .ok()
+                        .filter(|c| c.uid == update.row.uid);
                     match self.store.update(&update).await {
                         Ok(()) => {
                             let rec = rotary_store::SecretRecord {
@@ -437,6 +543,14 @@ impl SecretsService {
                         // Changed elsewhere: the cached copy is old.
                         Err(rotary_store::Error::Conflict(_)) => {
                             self.cache.invalidate(&cached.secret.row.uid);
+                        }
+                        Err(rotary_store::Error::ClaimLost(uid)) => {
+                            self.cache.invalidate(&uid);
+                            tracing::warn!(secret_uid = %uid, "The rotation was taken over by another node; this node's write was not made");
+                            return Err(api_error!(
+                                InternalServiceError,
+                                "The rotation of this secret was taken over by another node."
+                            ));
                         }
                         Err(e) => {
                             self.cache.invalidate(&cached.secret.row.uid);
@@ -481,7 +595,9 @@ impl SecretsService {
             .await
             .map_err(internal)?
             .ok_or_else(ApiError::internal)?;
-        self.open_value(&secret.row.arn, token, &sealed).map(Some)
+        self.open_value(&secret.row.arn, token, &sealed)
+            .await
+            .map(Some)
     }
 
     /// Seals a value for a version of `arn` under KMS key `kms`.
@@ -498,19 +614,42 @@ impl SecretsService {
         })
     }
 
-    /// Opens a sealed value of a version of `arn`.
-    pub(crate) fn open_value(
+    /// Opens a sealed value of a version of `arn`. A KMS key this node has not loaded yet
+    /// (created by another node sharing the store) is loaded from the store first.
+    pub(crate) async fn open_value(
         &self,
         arn: &str,
         version_id: &str,
         sealed: &[u8],
     ) -> Result<SecretBytes, ApiError> {
-        self.keyring
-            .open(&value_aad(arn, version_id), sealed)
-            .map_err(|e| {
-                tracing::error!(error = %e, arn, version_id, "Opening a secret value failed");
-                api_error!(DecryptionFailure, "{}", msg::DECRYPTION_FAILURE)
-            })
+        let aad = value_aad(arn, version_id);
+        let mut opened = self.keyring.open(&aad, sealed);
+        if opened.is_err() {
+            if let Ok(name) = Keyring::key_name(sealed) {
+                if !self.keyring.contains(name) {
+                    self.load_kms_key(name).await?;
+                    opened = self.keyring.open(&aad, sealed);
+                }
+            }
+        }
+        opened.map_err(|e| {
+            tracing::error!(error = %e, arn, version_id, "Opening a secret value failed");
+            api_error!(DecryptionFailure, "{}", msg::DECRYPTION_FAILURE)
+        })
+    }
+
+    /// Loads (or reloads) the KMS key `name` from the store, if it is stored.
+    async fn load_kms_key(&self, name: &str) -> Result<(), ApiError> {
+        let key = format!("{KMS_META_PREFIX}{name}");
+        if let Some(sealed) = self.store.get_meta(&key).await.map_err(internal)? {
+            self.keyring
+                .load(&WrappedKey {
+                    name: name.to_owned(),
+                    sealed,
+                })
+                .map_err(internal)?;
+        }
+        Ok(())
     }
 
     /// Purges secrets whose recovery window has ended; returns how many.
@@ -522,7 +661,11 @@ impl SecretsService {
             .map_err(internal)?;
         let mut n = 0;
         for uid in due {
-            if self.delete_stored(&uid).await? {
+            // Only what is still due: a RestoreSecret that committed since the listing
+            // (on any node) keeps its secret.
+            let deleted = self.store.delete_if_due(&uid, self.now()).await;
+            self.cache.invalidate(&uid);
+            if deleted.map_err(write_failed)? {
                 tracing::info!(secret_uid = %uid, "Purged a secret whose recovery window ended");
                 n += 1;
             }

@@ -111,7 +111,9 @@ impl SecretsService {
                 &read
             }
         };
-        let plain = self.open_value(&secret.row.arn, &v.version_id, sealed)?;
+        let plain = self
+            .open_value(&secret.row.arn, &v.version_id, sealed)
+            .await?;
         let (secret_string, secret_binary) = match Plain::unframe(plain.expose()) {
             Some(Plain::Text(s)) => (Some(Sensitive::new(s.to_owned())), None),
             Some(Plain::Binary(b)) => (None, Some(Blob::new(b.to_vec()))),

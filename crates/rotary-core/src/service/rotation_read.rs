@@ -110,7 +110,9 @@ impl SecretsService {
                 &read
             }
         };
-        let plain = self.open_value(&secret.row.arn, &row.version_id, sealed)?;
+        let plain = self
+            .open_value(&secret.row.arn, &row.version_id, sealed)
+            .await?;
         Ok(match Plain::unframe(plain.expose()) {
             Some(Plain::Text(s)) => Some(StoredValue::Text(Sensitive::new(s.to_owned()))),
             Some(Plain::Binary(b)) => Some(StoredValue::Binary(Blob::new(b.to_vec()))),

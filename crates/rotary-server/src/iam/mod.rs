@@ -457,6 +457,22 @@ impl Iam {
         Ok(iam)
     }
 
+    /// Reloads every user, group and key from the store: how a change made by another node
+    /// sharing the store reaches this one. Waits for this node's own writes to finish.
+    pub async fn reload(&self) -> Result<(), IamError> {
+        let _write = self.write.lock().await;
+        let state = self.load().await?;
+        *self.state.write() = state;
+        Ok(())
+    }
+
+    /// Whether a server-wide store key holds IAM state (users, groups, keys).
+    pub fn is_iam_key(key: &str) -> bool {
+        [USER_PREFIX, GROUP_PREFIX, KEY_PREFIX]
+            .iter()
+            .any(|p| key.starts_with(p))
+    }
+
     /// Uses `clock` for creation dates (the server's test clock, or a test's).
     pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;

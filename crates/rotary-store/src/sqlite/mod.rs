@@ -15,8 +15,9 @@ use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 mod writer;
 use writer::{Write, Writer};
 
+use crate::sql::{self, Bind, Dialect, Sql};
 use crate::{
-    Error, ListKey, ListOrder, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
+    Claim, Error, ListOrder, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
     SecretUpdate, Store, VersionRow, VersionWrite,
 };
 
@@ -73,7 +74,7 @@ impl SqliteStore {
         if let Some(found) = found.filter(|&v| v > known) {
             return Err(Error::NewerSchema { found, known });
         }
-        migrator.run(&mut conn).await?;
+        migrator.run_direct(&mut conn).await?;
         let writer = Writer::spawn(conn);
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
@@ -146,44 +147,6 @@ async fn find_in(
 /// name index.
 const DENSE_PREFIX: i64 = 1000;
 
-/// A bound parameter of a query built at run time.
-enum Bind {
-    Int(i64),
-    Text(String),
-}
-
-/// Appends "`col` starts with `prefix`" as an index range where the prefix allows it.
-fn push_prefix(sql: &mut String, binds: &mut Vec<Bind>, col: &str, prefix: &str) {
-    match prefix_upper_bound(prefix) {
-        Some(upper) => {
-            sql.push_str(&format!("({col} >= ? AND {col} < ?)"));
-            binds.push(Bind::Text(prefix.to_owned()));
-            binds.push(Bind::Text(upper));
-        }
-        None => {
-            sql.push_str(&format!("substr({col}, 1, ?) = ?"));
-            binds.push(Bind::Int(prefix.chars().count() as i64));
-            binds.push(Bind::Text(prefix.to_owned()));
-        }
-    }
-}
-
-/// The smallest string above every string that starts with `prefix`, for ASCII prefixes
-/// (SQLite compares text bytewise); `None` where a range cannot be formed.
-fn prefix_upper_bound(prefix: &str) -> Option<String> {
-    let last = *prefix.as_bytes().last()?;
-    if !prefix.is_ascii() || last >= 0x7f {
-        return None;
-    }
-    let mut upper = prefix[..prefix.len() - 1].to_owned();
-    upper.push(char::from(last + 1));
-    Some(upper)
-}
-
-fn stages_json(stages: &[String]) -> String {
-    serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_owned())
-}
-
 async fn upsert_version(conn: &mut SqliteConnection, uid: &str, v: &VersionWrite) -> Result<()> {
     sqlx::query(
         "INSERT INTO versions (secret_uid, version_id, seq, created_ms, last_accessed_ms, \
@@ -197,7 +160,7 @@ async fn upsert_version(conn: &mut SqliteConnection, uid: &str, v: &VersionWrite
     .bind(v.row.seq)
     .bind(v.row.created_ms)
     .bind(v.row.last_accessed_ms)
-    .bind(stages_json(&v.row.stages))
+    .bind(crate::sql::stages_json(&v.row.stages))
     .bind(&v.row.kms_key_id)
     .bind(&v.ciphertext)
     .execute(&mut *conn)
@@ -264,7 +227,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete(&self, uid: &str) -> Result<bool> {
-        self.writer.write(Write::Delete(uid.to_owned())).await
+        self.writer.changed(Write::Delete(uid.to_owned())).await
     }
 
     async fn list(&self, namespace: &str) -> Result<Vec<SecretRecord>> {
@@ -301,47 +264,20 @@ impl Store for SqliteStore {
     }
 
     async fn list_page(&self, q: &ListQuery) -> Result<Vec<SecretRecord>> {
-        let key = match q.order {
-            ListOrder::Created => "created_ms",
-            ListOrder::Name => "name",
-            ListOrder::LastChanged => "last_changed_ms",
-            ListOrder::LastAccessed => "COALESCE(last_accessed_ms, -1)",
-        };
-        let (cmp, dir) = if q.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        let mut sql = format!("SELECT {SECRET_COLS} FROM secrets WHERE namespace = ?");
-        let mut binds: Vec<Bind> = vec![Bind::Text(q.namespace.clone())];
-        if !q.include_deleted {
-            sql.push_str(" AND deleted_ms IS NULL");
-        }
-        if let Some((after, uid)) = &q.after {
-            sql.push_str(&format!(" AND ({key}, uid) {cmp} (?, ?)"));
-            binds.push(match after {
-                ListKey::Int(i) => Bind::Int(*i),
-                ListKey::Str(s) => Bind::Text(s.clone()),
-            });
-            binds.push(Bind::Text(uid.clone()));
-        }
         // A name prefix narrows through the name index, then the matches are sorted: good
         // when few names match. When many do, scanning the sort order's index and testing
         // names (`+name` keeps SQLite off the name index) stops after one page instead.
         let name_col = if q.order != ListOrder::Name && !q.name_prefixes.is_empty() {
-            let mut probe = String::from(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM secrets WHERE namespace = ? AND (",
+            let mut probe = Sql::new(
+                Dialect::Sqlite,
+                "SELECT COUNT(*) FROM (SELECT 1 FROM secrets WHERE namespace = ",
             );
-            let mut probe_binds = vec![Bind::Text(q.namespace.clone())];
-            for (i, p) in q.name_prefixes[0].iter().enumerate() {
-                if i > 0 {
-                    probe.push_str(" OR ");
-                }
-                push_prefix(&mut probe, &mut probe_binds, "name", p);
-            }
-            probe.push_str(&format!(") LIMIT {DENSE_PREFIX})"));
-            let mut pq = sqlx::query_scalar::<_, i64>(&probe);
-            for b in &probe_binds {
+            probe.bind(Bind::Text(q.namespace.clone()));
+            probe.push(" AND ");
+            probe.push_prefix_group("name", &q.name_prefixes[0]);
+            probe.push(&format!(" LIMIT {DENSE_PREFIX})"));
+            let mut pq = sqlx::query_scalar::<_, i64>(&probe.text);
+            for b in &probe.binds {
                 pq = match b {
                     Bind::Int(i) => pq.bind(*i),
                     Bind::Text(s) => pq.bind(s.as_str()),
@@ -355,28 +291,9 @@ impl Store for SqliteStore {
         } else {
             "name"
         };
-        for group in &q.name_prefixes {
-            sql.push_str(" AND (");
-            for (i, p) in group.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(" OR ");
-                }
-                push_prefix(&mut sql, &mut binds, name_col, p);
-            }
-            sql.push(')');
-        }
-        for group in &q.tag_key_prefixes {
-            sql.push_str(" AND uid IN (SELECT secret_uid FROM secret_tags WHERE ");
-            for (i, p) in group.iter().enumerate() {
-                if i > 0 {
-                    sql.push_str(" OR ");
-                }
-                push_prefix(&mut sql, &mut binds, "key", p);
-            }
-            sql.push(')');
-        }
-        sql.push_str(&format!(" ORDER BY {key} {dir}, uid {dir} LIMIT ?"));
-        binds.push(Bind::Int(q.limit));
+        let Sql {
+            text: sql, binds, ..
+        } = sql::list_page(Dialect::Sqlite, SECRET_COLS, q, name_col);
 
         let mut tx = self.reader.begin().await?;
         let mut query = sqlx::query(&sql);
@@ -428,6 +345,15 @@ impl Store for SqliteStore {
         .await?)
     }
 
+    async fn delete_if_due(&self, uid: &str, now_ms: i64) -> Result<bool> {
+        self.writer
+            .changed(Write::DeleteIfDue {
+                uid: uid.to_owned(),
+                now_ms,
+            })
+            .await
+    }
+
     async fn record_access(&self, uid: &str, version_id: &str, day_ms: i64) -> Result<()> {
         self.writer
             .write(Write::RecordAccess {
@@ -448,7 +374,7 @@ impl Store for SqliteStore {
 
     async fn put_meta_if_absent(&self, key: &str, value: &[u8]) -> Result<bool> {
         self.writer
-            .write(Write::PutMetaIfAbsent(key.to_owned(), value.to_vec()))
+            .changed(Write::PutMetaIfAbsent(key.to_owned(), value.to_vec()))
             .await
     }
 
@@ -467,19 +393,28 @@ impl Store for SqliteStore {
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        let rows =
-            sqlx::query("SELECT key, value FROM meta WHERE substr(key, 1, ?) = ? ORDER BY key")
-                .bind(prefix.len() as i64)
-                .bind(prefix)
-                .fetch_all(&self.reader)
-                .await?;
+        let mut q = Sql::new(Dialect::Sqlite, "SELECT key, value FROM meta WHERE ");
+        if prefix.is_empty() {
+            q.push("1");
+        } else {
+            q.push_prefix("key", prefix);
+        }
+        q.push(" ORDER BY key");
+        let mut query = sqlx::query(&q.text);
+        for b in &q.binds {
+            query = match b {
+                Bind::Int(i) => query.bind(*i),
+                Bind::Text(s) => query.bind(s.as_str()),
+            };
+        }
+        let rows = query.fetch_all(&self.reader).await?;
         rows.iter()
             .map(|r| Ok((r.try_get("key")?, r.try_get("value")?)))
             .collect()
     }
 
     async fn delete_meta(&self, key: &str) -> Result<bool> {
-        self.writer.write(Write::DeleteMeta(key.to_owned())).await
+        self.writer.changed(Write::DeleteMeta(key.to_owned())).await
     }
 
     async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
@@ -525,6 +460,34 @@ impl Store for SqliteStore {
     async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.reader).await?;
         Ok(())
+    }
+
+    async fn claim_rotation(&self, uid: &str, owner: &str, lease_ms: i64) -> Result<Option<Claim>> {
+        let done = self
+            .writer
+            .write(Write::Claim {
+                uid: uid.to_owned(),
+                owner: owner.to_owned(),
+                lease_ms,
+            })
+            .await?;
+        Ok(match done {
+            writer::Done::Claimed(c) => c,
+            writer::Done::Changed(_) => None,
+        })
+    }
+
+    async fn renew_claim(&self, claim: &Claim, lease_ms: i64) -> Result<bool> {
+        self.writer
+            .changed(Write::Renew(claim.clone(), lease_ms))
+            .await
+    }
+
+    async fn release_claim(&self, claim: &Claim) -> Result<()> {
+        self.writer
+            .changed(Write::Release(claim.clone()))
+            .await
+            .map(drop)
     }
 }
 

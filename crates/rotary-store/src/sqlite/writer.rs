@@ -12,7 +12,7 @@ use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Error, Result, SecretRow, SecretUpdate, VersionWrite};
+use crate::{Claim, Error, Result, SecretRow, SecretUpdate, VersionWrite};
 
 /// Writes that wait for one commit at most.
 const MAX_BATCH: usize = 256;
@@ -25,6 +25,11 @@ pub(super) enum Write {
     Insert(SecretRow, Vec<VersionWrite>),
     Update(SecretUpdate),
     Delete(String),
+    /// Deletes a secret only if its deletion date is still at or before `now_ms`.
+    DeleteIfDue {
+        uid: String,
+        now_ms: i64,
+    },
     RecordAccess {
         uid: String,
         version_id: String,
@@ -39,10 +44,36 @@ pub(super) enum Write {
         started_ms: i64,
         record: String,
     },
+    /// Claims a rotation for `lease_ms` of the store's clock.
+    Claim {
+        uid: String,
+        owner: String,
+        lease_ms: i64,
+    },
+    /// Extends a claim that is still held.
+    Renew(Claim, i64),
+    /// Gives up a claim that is still held.
+    Release(Claim),
 }
 
-/// What a write answers: whether it changed a row, where the operation says.
-pub(super) type Done = bool;
+/// What a write answers.
+#[derive(Debug)]
+pub(super) enum Done {
+    /// Whether it changed a row, where the operation says.
+    Changed(bool),
+    /// The claim a [`Write::Claim`] got, if any.
+    Claimed(Option<Claim>),
+}
+
+impl Done {
+    /// Whether the write changed a row (a claim counts when it was granted).
+    pub(super) fn changed(self) -> bool {
+        match self {
+            Self::Changed(b) => b,
+            Self::Claimed(c) => c.is_some(),
+        }
+    }
+}
 
 type Job = (Write, oneshot::Sender<Result<Done>>);
 
@@ -62,6 +93,15 @@ impl Writer {
 
     /// Queues a write and waits until it is durable (or failed).
     pub(super) async fn write(&self, w: Write) -> Result<Done> {
+        self.send(w).await
+    }
+
+    /// Queues a write and answers whether it changed a row.
+    pub(super) async fn changed(&self, w: Write) -> Result<bool> {
+        self.send(w).await.map(Done::changed)
+    }
+
+    async fn send(&self, w: Write) -> Result<Done> {
         let (reply, answer) = oneshot::channel();
         self.tx
             .send((w, reply))
@@ -198,10 +238,15 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
                     .await
                     .map_err(broken)?;
             }
-            Ok(true)
+            Ok(Done::Changed(true))
         }
         Write::Update(update) => {
             let row = &update.row;
+            if let Some(claim) = &update.claim {
+                if !claim_held(conn, claim).await.map_err(broken)? {
+                    return Err(Failed::Refused(Error::ClaimLost(claim.uid.clone())));
+                }
+            }
             let done = sqlx::query(
                 "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, \
                  last_accessed_ms = ?, deleted_ms = ?, rotation_due_ms = ?, revision = ?, \
@@ -236,25 +281,25 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
                     .await
                     .map_err(broken)?;
             }
-            Ok(true)
+            Ok(Done::Changed(true))
         }
-        Write::Delete(uid) => {
-            for sql in [
-                "DELETE FROM versions WHERE secret_uid = ?",
-                "DELETE FROM rotation_history WHERE secret_uid = ?",
-            ] {
-                sqlx::query(sql)
-                    .bind(uid)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(broken)?;
+        Write::Delete(uid) => delete_secret(conn, uid).await.map(Done::Changed),
+        Write::DeleteIfDue { uid, now_ms } => {
+            // Checked and deleted under the one write lock: a RestoreSecret that committed
+            // before this keeps the secret.
+            let due: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM secrets WHERE uid = ? AND deleted_ms IS NOT NULL \
+                 AND deleted_ms <= ?",
+            )
+            .bind(uid)
+            .bind(now_ms)
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(broken)?;
+            if due.is_none() {
+                return Ok(Done::Changed(false));
             }
-            let n = sqlx::query("DELETE FROM secrets WHERE uid = ?")
-                .bind(uid)
-                .execute(&mut *conn)
-                .await
-                .map_err(broken)?;
-            Ok(n.rows_affected() == 1)
+            delete_secret(conn, uid).await.map(Done::Changed)
         }
         Write::RecordAccess {
             uid,
@@ -277,7 +322,7 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
             .execute(&mut *conn)
             .await
             .map_err(broken)?;
-            Ok(true)
+            Ok(Done::Changed(true))
         }
         Write::PutMetaIfAbsent(key, value) => {
             let r =
@@ -287,7 +332,7 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
                     .execute(&mut *conn)
                     .await
                     .map_err(broken)?;
-            Ok(r.rows_affected() == 1)
+            Ok(Done::Changed(r.rows_affected() == 1))
         }
         Write::PutMetas(entries) => {
             for (key, value) in entries {
@@ -301,7 +346,7 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
                 .await
                 .map_err(broken)?;
             }
-            Ok(true)
+            Ok(Done::Changed(true))
         }
         Write::DeleteMeta(key) => {
             let r = sqlx::query("DELETE FROM meta WHERE key = ?")
@@ -309,7 +354,7 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
                 .execute(&mut *conn)
                 .await
                 .map_err(broken)?;
-            Ok(r.rows_affected() == 1)
+            Ok(Done::Changed(r.rows_affected() == 1))
         }
         Write::PutHistory {
             id,
@@ -328,7 +373,156 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
             .execute(&mut *conn)
             .await
             .map_err(broken)?;
-            Ok(true)
+            Ok(Done::Changed(true))
+        }
+        Write::Claim {
+            uid,
+            owner,
+            lease_ms,
+        } => claim(conn, uid, owner, *lease_ms)
+            .await
+            .map(Done::Claimed)
+            .map_err(broken),
+        Write::Renew(claim, lease_ms) => {
+            let r = sqlx::query(
+                "UPDATE rotation_claims SET lease_until_ms = ? \
+                 WHERE uid = ? AND owner = ? AND fence = ?",
+            )
+            .bind(now_ms().saturating_add(*lease_ms))
+            .bind(&claim.uid)
+            .bind(&claim.owner)
+            .bind(claim.fence)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+            Ok(Done::Changed(r.rows_affected() == 1))
+        }
+        Write::Release(claim) => {
+            // The row stays (without owner) so that the next claim's fence counts on.
+            let r = sqlx::query(
+                "UPDATE rotation_claims SET owner = '', lease_until_ms = 0 \
+                 WHERE uid = ? AND owner = ? AND fence = ?",
+            )
+            .bind(&claim.uid)
+            .bind(&claim.owner)
+            .bind(claim.fence)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+            Ok(Done::Changed(r.rows_affected() == 1))
         }
     }
+}
+
+/// The store's clock (ms since the epoch): leases are measured on it, so that nodes' clocks
+/// need not agree (with SQLite there is one node).
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// Deletes a secret with its versions, history and claim; returns whether it existed.
+async fn delete_secret(conn: &mut SqliteConnection, uid: &str) -> Result<bool, Failed> {
+    for sql in [
+        "DELETE FROM versions WHERE secret_uid = ?",
+        "DELETE FROM rotation_history WHERE secret_uid = ?",
+        "DELETE FROM rotation_claims WHERE uid = ?",
+    ] {
+        sqlx::query(sql)
+            .bind(uid)
+            .execute(&mut *conn)
+            .await
+            .map_err(broken)?;
+    }
+    let n = sqlx::query("DELETE FROM secrets WHERE uid = ?")
+        .bind(uid)
+        .execute(&mut *conn)
+        .await
+        .map_err(broken)?;
+    Ok(n.rows_affected() == 1)
+}
+
+/// Whether `claim` is still the secret's (same owner and fence; an expired lease that
+/// nobody took over still counts).
+async fn claim_held(conn: &mut SqliteConnection, claim: &Claim) -> Result<bool> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM rotation_claims WHERE uid = ? AND owner = ? AND fence = ?",
+    )
+    .bind(&claim.uid)
+    .bind(&claim.owner)
+    .bind(claim.fence)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(held.is_some())
+}
+
+/// Claims a secret's rotation for `owner` (see [`crate::Store::claim_rotation`]); `None`
+/// while another owner's lease runs or when the secret does not exist.
+async fn claim(
+    conn: &mut SqliteConnection,
+    uid: &str,
+    owner: &str,
+    lease_ms: i64,
+) -> Result<Option<Claim>> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM secrets WHERE uid = ?")
+        .bind(uid)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let now = now_ms();
+    let until = now.saturating_add(lease_ms);
+    let current: Option<(String, i64, i64)> =
+        sqlx::query_as("SELECT owner, fence, lease_until_ms FROM rotation_claims WHERE uid = ?")
+            .bind(uid)
+            .fetch_optional(&mut *conn)
+            .await?;
+    let fence = match current {
+        None => {
+            sqlx::query(
+                "INSERT INTO rotation_claims (uid, owner, fence, lease_until_ms) \
+                 VALUES (?, ?, 1, ?)",
+            )
+            .bind(uid)
+            .bind(owner)
+            .bind(until)
+            .execute(&mut *conn)
+            .await?;
+            1
+        }
+        // Held by `owner` already: extend the lease, keep the fence.
+        Some((held_by, fence, _)) if held_by == owner && !owner.is_empty() => {
+            sqlx::query("UPDATE rotation_claims SET lease_until_ms = ? WHERE uid = ?")
+                .bind(until)
+                .bind(uid)
+                .execute(&mut *conn)
+                .await?;
+            fence
+        }
+        // Another owner's lease still runs.
+        Some((held_by, _, lease_until)) if !held_by.is_empty() && lease_until > now => {
+            return Ok(None)
+        }
+        // Released or expired: taken over with the next fence.
+        Some((_, fence, _)) => {
+            sqlx::query(
+                "UPDATE rotation_claims SET owner = ?, fence = ?, lease_until_ms = ? \
+                 WHERE uid = ?",
+            )
+            .bind(owner)
+            .bind(fence + 1)
+            .bind(until)
+            .bind(uid)
+            .execute(&mut *conn)
+            .await?;
+            fence + 1
+        }
+    };
+    Ok(Some(Claim {
+        uid: uid.to_owned(),
+        owner: owner.to_owned(),
+        fence,
+    }))
 }
