@@ -11,9 +11,12 @@
 //! Secret values are only rendered into the answer of an explicit reveal (never cached) and
 //! are never logged.
 
+mod audit;
 mod html;
 mod page;
+mod ratelimit;
 mod session;
+mod tail;
 mod users;
 
 use std::sync::Arc;
@@ -33,6 +36,9 @@ use crate::router::AppState;
 use html::{layout, Who};
 use session::{Session, Sessions, SESSION_COOKIE, SIGNIN_COOKIE};
 
+/// The outcome recorded for a sign-in refused by the rate limit.
+const THROTTLED: &str = "ThrottlingException";
+
 /// Largest console form body.
 const MAX_FORM_BYTES: usize = 1 << 20;
 
@@ -44,6 +50,8 @@ const JS: &str = include_str!("../../assets/console/console.js");
 pub(crate) struct Console {
     app: AppState,
     sessions: Arc<Sessions>,
+    /// Failed sign-ins per client address and per access key id.
+    signin_limits: Arc<ratelimit::SignInLimits>,
 }
 
 /// The console's routes, to merge into the server's router.
@@ -51,6 +59,7 @@ pub(crate) fn routes<S>(app: AppState) -> Router<S> {
     let c = Console {
         app,
         sessions: Arc::new(Sessions::default()),
+        signin_limits: Arc::new(ratelimit::SignInLimits::default()),
     };
     Router::new()
         .route("/console", get(home))
@@ -104,6 +113,31 @@ pub(crate) fn routes<S>(app: AppState) -> Router<S> {
         .route("/console/users", get(users::users))
         .route("/console/user", get(users::user))
         .route("/console/user/key", axum::routing::post(users::update_key))
+        .route(
+            "/console/users/create",
+            axum::routing::post(users::create_user),
+        )
+        .route(
+            "/console/user/delete",
+            axum::routing::post(users::delete_user),
+        )
+        .route(
+            "/console/user/key/create",
+            axum::routing::post(users::create_key),
+        )
+        .route(
+            "/console/user/key/delete",
+            axum::routing::post(users::delete_key),
+        )
+        .route(
+            "/console/user/policy",
+            axum::routing::post(users::put_policy),
+        )
+        .route(
+            "/console/user/policy/delete",
+            axum::routing::post(users::delete_policy),
+        )
+        .route("/console/audit", get(audit::audit))
         .with_state(c)
 }
 
@@ -309,6 +343,72 @@ impl Console {
         })
     }
 
+    /// Authorizes one of Rotary's own actions that the console answers itself
+    /// (`rotary:<op>` on `*`, e.g. `rotary:QueryAuditLog`) for the session's principal, with
+    /// the same policy evaluation as the API, and writes its audit record (with the denial
+    /// reason when refused). With a fail-closed audit log, an action that cannot be audited
+    /// is refused.
+    async fn authorize_own(&self, cx: &Cx, op: &str) -> Result<(), ApiFail> {
+        let info = crate::authz::RequestInfo {
+            source_ip: cx.conn.map(|c| c.peer.ip()),
+            secure_transport: cx.conn.is_some_and(|c| c.tls),
+            now: time::OffsetDateTime::now_utc(),
+        };
+        let decision = self
+            .app
+            .authorizer
+            .authorize(
+                &cx.sess.principal,
+                crate::authz::Action::Rotary(op, "*"),
+                b"{}",
+                &info,
+            )
+            .await;
+        let outcome = match &decision {
+            Ok(_) => rotary_core::audit::Outcome::Allowed,
+            Err(_) => rotary_core::audit::Outcome::Denied,
+        };
+        let mut rec = rotary_core::audit::AuditRecord::new(
+            now_ms(),
+            uuid::Uuid::new_v4().to_string(),
+            format!("rotary:{op}"),
+            outcome,
+        )
+        .principal(cx.sess.principal.arn.clone())
+        .access_key(cx.sess.principal.access_key_id.clone())
+        .user_agent(cx.user_agent.clone());
+        if let Some(conn) = cx.conn {
+            rec = rec.source(conn.peer.ip().to_string());
+        }
+        if let Err(d) = &decision {
+            rec = rec.denied_by(d.audit.clone());
+        }
+        if !self.audit(rec).await {
+            return Err(ApiFail {
+                status: StatusCode::INTERNAL_SERVER_ERROR,
+                code: "InternalServiceError".to_owned(),
+                message: "The request cannot be audited, so it was refused.".to_owned(),
+            });
+        }
+        decision.map(|_| ()).map_err(|d| ApiFail {
+            status: StatusCode::FORBIDDEN,
+            code: "AccessDeniedException".to_owned(),
+            message: d.error.message().to_owned(),
+        })
+    }
+
+    /// Writes a record the console makes itself (sign-in, its own actions). `false` when
+    /// the log is fail-closed and the write failed: the action must then be refused.
+    async fn audit(&self, rec: rotary_core::audit::AuditRecord) -> bool {
+        match self.app.audit.record(rec).await {
+            Err(e) if self.app.audit.fail_closed() => {
+                tracing::error!(error = %e, "Writing a console audit record failed; the action is refused");
+                false
+            }
+            _ => true,
+        }
+    }
+
     /// A page that only says what went wrong.
     fn fail(&self, cx: &Cx, title: &str, f: &ApiFail, back: Option<&str>) -> Response {
         html::page(
@@ -323,6 +423,12 @@ impl Console {
             ),
         )
     }
+}
+
+/// Now, in milliseconds since the Unix epoch (the audit record's time).
+fn now_ms() -> i64 {
+    i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
+        .unwrap_or(i64::MAX)
 }
 
 fn internal() -> ApiFail {
@@ -436,26 +542,35 @@ async fn signin(State(c): State<Console>, req: Request) -> Response {
     }
     let akid = form.text("access_key_id").unwrap_or_default();
     let secret = form.get("secret_access_key").unwrap_or_default();
-    // Long-lived keys only: temporary (session-token) credentials are for functions.
-    let principal = c
-        .app
-        .credentials
-        .lookup(akid)
-        .filter(|cred| cred.session_token.is_none())
-        .filter(|cred| session::same(cred.secret_access_key.expose(), secret))
-        .map(|cred| cred.principal);
     let conn = parts.extensions.get::<ConnInfo>().copied();
     let valid_akid =
         !akid.is_empty() && akid.len() <= 128 && akid.bytes().all(|b| b.is_ascii_alphanumeric());
-    let outcome = if principal.is_some() {
-        rotary_core::audit::Outcome::Allowed
-    } else {
-        rotary_core::audit::Outcome::AuthenticationFailed
+    // Only well-formed key ids are counted, so junk ids cannot fill the limiter's table.
+    let limit_key = if valid_akid { akid } else { "" };
+    let addr = conn.map(|c| c.peer.ip());
+    let now = std::time::Instant::now();
+    // A locked address or key id is refused before the secret is even compared; otherwise
+    // the comparison's failure or success is counted at once.
+    let attempt = c.signin_limits.attempt(addr, limit_key, now, || {
+        // Long-lived keys only: temporary (session-token) credentials are for functions.
+        c.app
+            .credentials
+            .lookup(akid)
+            .filter(|cred| cred.session_token.is_none())
+            .filter(|cred| session::same(cred.secret_access_key.expose(), secret))
+            .map(|cred| cred.principal)
+    });
+    let (principal, locked) = match attempt {
+        Ok(p) => (p, None),
+        Err(wait) => (None, Some(wait)),
     };
-    let now_ms = i64::try_from(time::OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000)
-        .unwrap_or(i64::MAX);
+    let outcome = match (&principal, locked) {
+        (Some(_), _) => rotary_core::audit::Outcome::Allowed,
+        (None, Some(_)) => rotary_core::audit::Outcome::Error(THROTTLED.to_owned()),
+        (None, None) => rotary_core::audit::Outcome::AuthenticationFailed,
+    };
     let mut rec = rotary_core::audit::AuditRecord::new(
-        now_ms,
+        now_ms(),
         uuid::Uuid::new_v4().to_string(),
         "console:SignIn".to_owned(),
         outcome,
@@ -470,15 +585,25 @@ async fn signin(State(c): State<Console>, req: Request) -> Response {
     if let Some(conn) = conn {
         rec = rec.source(conn.peer.ip().to_string());
     }
-    if let Err(e) = c.app.audit.record(rec).await {
-        if c.app.audit.fail_closed() {
-            tracing::error!(error = %e, "Writing the audit record of a console sign-in failed; the sign-in is refused");
-            return signin_response(
-                &parts,
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Some("The sign-in cannot be audited, so it was refused."),
-            );
-        }
+    if !c.audit(rec).await {
+        return signin_response(
+            &parts,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Some("The sign-in cannot be audited, so it was refused."),
+        );
+    }
+    if let Some(wait) = locked {
+        tracing::info!(source = ?addr, "Console sign-in refused: too many failed attempts");
+        let minutes = wait.as_secs().div_ceil(60).max(1);
+        return signin_response(
+            &parts,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some(&format!(
+                "Too many failed sign-ins from this address or with this access key ID. \
+                 Sign-in is refused for {minutes} more minute{}; try again later.",
+                if minutes == 1 { "" } else { "s" }
+            )),
+        );
     }
     let Some(principal) = principal else {
         return signin_response(

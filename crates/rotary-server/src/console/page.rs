@@ -112,6 +112,154 @@ const SORTS: [(&str, &str); 3] = [
     ("last-accessed-date", "Last accessed"),
 ];
 
+/// Rotation statuses the list filters on and shows, in the order shown.
+const STATUSES: [&str; 5] = [
+    "Enabled",
+    "Disabled",
+    "Overdue",
+    "Failing",
+    "Scheduled for deletion",
+];
+
+/// Entries of ListSecrets asked for per call while a status filter is on: one call reads
+/// this many secrets, so the filter fills a page with few calls when matches are rare.
+const FILTER_CHUNK: i64 = 100;
+/// Most ListSecrets calls one filtered page makes; past them the page shows what it found
+/// and a "Continue" link, so a rare status over 100k secrets never makes one slow request.
+const MAX_CHUNKS: usize = 40;
+
+/// Every rotation status of a list entry, with its CSS class: the primary one (Enabled,
+/// Disabled or Scheduled for deletion), then Overdue and Failing when they apply.
+/// `failing` holds the ARNs whose last rotation failed or is being retried.
+fn statuses(
+    v: &Value,
+    now: f64,
+    failing: &std::collections::HashSet<String>,
+) -> Vec<(&'static str, &'static str)> {
+    let mut out = vec![match rotation_status(v, now) {
+        ("Overdue", _) => ("Enabled", "good"),
+        other => other,
+    }];
+    if rotation_status(v, now).0 == "Overdue" {
+        out.push(("Overdue", "bad"));
+    }
+    if failing.contains(s(v, "ARN")) {
+        out.push(("Failing", "bad"));
+    }
+    out
+}
+
+/// Where a page of the list starts: the ListSecrets `NextToken` of the chunk it starts in
+/// (`None`: the first chunk) and how many of that chunk's entries earlier pages showed or
+/// passed over.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct Cursor {
+    token: Option<String>,
+    skip: usize,
+}
+
+/// One ListSecrets answer: its entries and the `NextToken` after them.
+struct Chunk {
+    entries: Vec<Value>,
+    next: Option<String>,
+}
+
+/// A page of the list.
+#[derive(Debug, Default)]
+struct ListPage {
+    rows: Vec<Value>,
+    /// Where the next page starts; `None` when the listing ended.
+    next: Option<Cursor>,
+    /// Entries read (matching or not).
+    scanned: usize,
+    /// The page is not full because the chunk budget ran out (not because the listing
+    /// ended): `next` continues the search.
+    partial: bool,
+}
+
+/// Reads chunks from `start` with `fetch` until `page` entries pass `keep`, the listing
+/// ends, or `max_chunks` chunks were read. A page that fills in the middle of a chunk
+/// continues, on the next page, with the rest of that chunk (same token, larger `skip`), so
+/// no match is lost or shown twice.
+async fn filtered_page<F, Fut>(
+    start: Cursor,
+    page: usize,
+    max_chunks: usize,
+    mut fetch: F,
+    keep: impl Fn(&Value) -> bool,
+) -> Result<ListPage, ApiFail>
+where
+    F: FnMut(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<Chunk, ApiFail>>,
+{
+    let mut cur = start;
+    let mut out = ListPage::default();
+    for _ in 0..max_chunks {
+        let chunk = fetch(cur.token.clone()).await?;
+        let len = chunk.entries.len();
+        for (i, e) in chunk.entries.into_iter().enumerate().skip(cur.skip) {
+            out.scanned += 1;
+            if !keep(&e) {
+                continue;
+            }
+            out.rows.push(e);
+            if out.rows.len() >= page {
+                out.next = if i + 1 < len {
+                    Some(Cursor {
+                        token: cur.token,
+                        skip: i + 1,
+                    })
+                } else {
+                    chunk.next.map(|t| Cursor {
+                        token: Some(t),
+                        skip: 0,
+                    })
+                };
+                return Ok(out);
+            }
+        }
+        match chunk.next {
+            Some(t) => {
+                cur = Cursor {
+                    token: Some(t),
+                    skip: 0,
+                }
+            }
+            None => return Ok(out),
+        }
+    }
+    out.next = Some(cur);
+    out.partial = true;
+    Ok(out)
+}
+
+/// The ARNs of secrets whose rotation is failing: the last attempt failed, or it failed and
+/// is being retried (the compliance report's `LastRotationFailed` and `RotationFailing`).
+async fn failing_arns(c: &Console, cx: &Cx) -> Result<std::collections::HashSet<String>, ApiFail> {
+    let report = c.call(cx, "rotary.GetComplianceReport", &json!({})).await?;
+    Ok(report
+        .get("Secrets")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter(|sec| {
+                    sec.get("Findings")
+                        .and_then(Value::as_array)
+                        .is_some_and(|f| {
+                            f.iter().any(|x| {
+                                matches!(
+                                    x.get("Check").and_then(Value::as_str),
+                                    Some("RotationFailing" | "LastRotationFailed")
+                                )
+                            })
+                        })
+                })
+                .map(|sec| s(sec, "ARN").to_owned())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
 pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response {
     let (cx, f) = tri!(c.get(req));
     let query = f.text("q").unwrap_or_default();
@@ -128,47 +276,98 @@ pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response 
     } else {
         "asc"
     };
-    let status_filter = f.get("status").unwrap_or_default();
-    let mut body = json!({
-        "MaxResults": PAGE_SIZE,
-        "SortBy": sort,
-        "SortOrder": order,
-        "IncludePlannedDeletion": true,
-    });
-    if !query.is_empty() {
-        body["Filters"] = json!([{ "Key": field, "Values": [query] }]);
-    }
-    if let Some(t) = f.text("next") {
-        body["NextToken"] = json!(t);
-    }
+    let status_filter = f
+        .get("status")
+        .filter(|v| STATUSES.contains(v))
+        .unwrap_or_default();
+    let start = Cursor {
+        token: f.text("next").map(str::to_owned),
+        skip: f
+            .text("skip")
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+            .min(FILTER_CHUNK as usize),
+    };
     let base = format!(
-        "/console/secrets?q={}&field={}&status={}",
+        "/console/secrets?q={}&field={}&status={}&sort={sort}&order={order}",
         q(query),
         field,
         q(status_filter)
     );
-    let list = match c.call(&cx, "secretsmanager.ListSecrets", &body).await {
-        Ok(v) => v,
-        Err(e) => return c.fail(&cx, "Secrets", &e, None),
-    };
+    // Failing is known from the compliance report; without permission for it the list
+    // still shows the other statuses.
+    let failing = failing_arns(&c, &cx).await;
+    let failing_set = failing.as_ref().cloned().unwrap_or_default();
     let now = now_secs();
-    let entries: Vec<&Value> = list
-        .get("SecretList")
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter(|e| status_filter.is_empty() || rotation_status(e, now).0 == status_filter)
-                .collect()
-        })
-        .unwrap_or_default();
-    let next = list.get("NextToken").and_then(Value::as_str);
+    // Without a status filter a page is one ListSecrets call; with one, chunks of
+    // FILTER_CHUNK are read until the page is full.
+    let chunk_size = if status_filter.is_empty() {
+        PAGE_SIZE
+    } else {
+        FILTER_CHUNK
+    };
+    let fetch = |token: Option<String>| {
+        let mut body = json!({
+            "MaxResults": chunk_size,
+            "SortBy": sort,
+            "SortOrder": order,
+            "IncludePlannedDeletion": true,
+        });
+        if !query.is_empty() {
+            body["Filters"] = json!([{ "Key": field, "Values": [query] }]);
+        }
+        if let Some(t) = token {
+            body["NextToken"] = json!(t);
+        }
+        let (c, cx) = (&c, &cx);
+        async move {
+            let v = c.call(cx, "secretsmanager.ListSecrets", &body).await?;
+            Ok(Chunk {
+                entries: v
+                    .get("SecretList")
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default(),
+                next: v
+                    .get("NextToken")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+            })
+        }
+    };
+    let keep = |e: &Value| {
+        status_filter.is_empty()
+            || statuses(e, now, &failing_set)
+                .iter()
+                .any(|(st, _)| *st == status_filter)
+    };
+    let listed =
+        match filtered_page(start.clone(), PAGE_SIZE as usize, MAX_CHUNKS, fetch, keep).await {
+            Ok(p) => p,
+            Err(e) => return c.fail(&cx, "Secrets", &e, None),
+        };
+    let next_link = listed.next.as_ref().map(|n| {
+        let mut l = base.clone();
+        if let Some(t) = &n.token {
+            l.push_str(&format!("&next={}", q(t)));
+        }
+        if n.skip > 0 {
+            l.push_str(&format!("&skip={}", n.skip));
+        }
+        l
+    });
     let sort_link = |key: &str| {
         let o = if sort == key && order == "asc" {
             "desc"
         } else {
             "asc"
         };
-        format!("{base}&sort={key}&order={o}")
+        format!(
+            "/console/secrets?q={}&field={}&status={}&sort={key}&order={o}",
+            q(query),
+            field,
+            q(status_filter)
+        )
     };
     let aria = |key: &str| {
         (sort == key).then_some(if order == "asc" {
@@ -177,6 +376,7 @@ pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response 
             "descending"
         })
     };
+    let entries = &listed.rows;
     ok_page(
         &cx,
         "Secrets",
@@ -193,16 +393,35 @@ pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response 
                 }
                 label for="status" { "Rotation status" }
                 select id="status" name="status" {
-                    @for (k, t) in [("", "Any"), ("Enabled", "Enabled"), ("Disabled", "Disabled"), ("Overdue", "Overdue"), ("Scheduled for deletion", "Scheduled for deletion")] {
-                        option value=(k) selected[k == status_filter] { (t) }
+                    option value="" selected[status_filter.is_empty()] { "Any" }
+                    @for k in STATUSES {
+                        option value=(k) selected[k == status_filter] { (k) }
                     }
                 }
                 input type="hidden" name="sort" value=(sort);
                 input type="hidden" name="order" value=(order);
                 button type="submit" { "Search" }
             }
+            @if let Err(e) = &failing {
+                @if status_filter == "Failing" {
+                    (e.alert())
+                } @else {
+                    p.muted { "The Failing status needs permission for rotary:GetComplianceReport; it is not shown." }
+                }
+            }
+            @if listed.partial {
+                div.alert.ok role="status" id="partial" {
+                    "Searched " (listed.scanned) " secrets and found " (entries.len()) " with rotation status "
+                    (status_filter) " so far. "
+                    @if let Some(l) = &next_link { a href=(l) rel="next" { "Continue searching" } }
+                }
+            }
             table.list id="secrets" {
-                caption { "Secrets (" (entries.len()) " on this page; the rotation status filter applies to this page)" }
+                caption {
+                    "Secrets (" (entries.len()) " on this page"
+                    @if !status_filter.is_empty() { ", rotation status " (status_filter) }
+                    ")"
+                }
                 thead { tr {
                     @for (key, title) in SORTS.iter().take(1) {
                         th scope="col" aria-sort=[aria(key)] { a href=(sort_link(key)) { (title) } }
@@ -215,14 +434,18 @@ pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response 
                     th scope="col" data-client-sort="text" { button.link type="button" { "Next rotation" } }
                 } }
                 tbody {
-                    @for e in &entries {
-                        @let (status, class) = rotation_status(e, now);
+                    @for e in entries {
                         tr {
                             td { a href=(secret_link(s(e, "Name"))) { (s(e, "Name")) } }
                             td { (s(e, "Description")) }
                             td { (date(e.get("LastChangedDate"))) }
                             td { (day(e.get("LastAccessedDate"))) }
-                            td { span.(class) { (status) } }
+                            td data-status {
+                                @for (i, (status, class)) in statuses(e, now, &failing_set).into_iter().enumerate() {
+                                    @if i > 0 { " " }
+                                    span.(class) { (status) }
+                                }
+                            }
                             td { (date(e.get("NextRotationDate"))) }
                         }
                     }
@@ -232,11 +455,11 @@ pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response 
                 }
             }
             nav.pages aria-label="Pages" {
-                @if f.text("next").is_some() {
-                    a href=(format!("{base}&sort={sort}&order={order}")) { "First page" }
+                @if start != Cursor::default() {
+                    a href=(base) { "First page" }
                 }
-                @if let Some(n) = next {
-                    a href=(format!("{base}&sort={sort}&order={order}&next={}", q(n))) rel="next" { "Next page" }
+                @if let (Some(l), false) = (&next_link, listed.partial) {
+                    a href=(l) rel="next" { "Next page" }
                 }
             }
         },
@@ -1403,6 +1626,9 @@ pub(super) async fn dashboard(State(c): State<Console>, req: Request) -> Respons
         Ok(v) => v,
         Err(e) => return c.fail(&cx, "Dashboard", &e, None),
     };
+    // Read from the audit log's rotation-step records; shown to whoever may read the
+    // compliance report, which already names every secret and its rotation state.
+    let recent = super::audit::recent_rotations(&c).await;
     let secrets = report
         .get("Secrets")
         .and_then(Value::as_array)
@@ -1435,6 +1661,7 @@ pub(super) async fn dashboard(State(c): State<Console>, req: Request) -> Respons
                     li { a href=(format!("#{check}")) { strong { (with(check).len()) } " " (title) } }
                 }
             }
+            (super::audit::recent_section(&recent))
             @for (check, title) in CHECKS {
                 @let list = with(check);
                 section aria-labelledby=(check) {
@@ -1575,6 +1802,101 @@ mod tests {
         assert_eq!(
             rotation_status(&json!({"DeletedDate": 1.0}), 10.0).0,
             "Scheduled for deletion"
+        );
+    }
+
+    /// A listing of `n` entries served in chunks of `size`, with `Failing` on every
+    /// `every`-th one; counts the chunks fetched.
+    fn listing(n: usize, size: usize) -> impl Fn(Option<String>) -> Result<Chunk, ApiFail> {
+        move |token: Option<String>| {
+            let from: usize = token.map_or(0, |t| t.parse().unwrap());
+            let to = (from + size).min(n);
+            Ok(Chunk {
+                entries: (from..to).map(|i| json!({ "Name": i })).collect(),
+                next: (to < n).then(|| to.to_string()),
+            })
+        }
+    }
+
+    fn run_page(
+        n: usize,
+        every: usize,
+        start: Cursor,
+        max_chunks: usize,
+        fetched: &std::cell::Cell<usize>,
+    ) -> ListPage {
+        let list = listing(n, 10);
+        let fetch = |t: Option<String>| {
+            fetched.set(fetched.get() + 1);
+            std::future::ready(list(t))
+        };
+        let keep = |e: &Value| (e["Name"].as_u64().unwrap() as usize).is_multiple_of(every);
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(filtered_page(start, 4, max_chunks, fetch, keep))
+            .unwrap_or_else(|_| panic!("fetch failed"))
+    }
+
+    fn names(p: &ListPage) -> Vec<u64> {
+        p.rows.iter().map(|e| e["Name"].as_u64().unwrap()).collect()
+    }
+
+    #[test]
+    fn filtered_pages_fill_across_chunks_without_loss_or_repeat() {
+        let fetched = std::cell::Cell::new(0);
+        // Matches every 7th of 100 entries (0, 7, …, 98): 15 of them, pages of 4.
+        let mut all = Vec::new();
+        let mut cur = Cursor::default();
+        loop {
+            let p = run_page(100, 7, cur.clone(), 50, &fetched);
+            assert!(!p.partial);
+            let got = names(&p);
+            match p.next {
+                Some(n) => {
+                    // Never a short page with a "next" link.
+                    assert_eq!(got.len(), 4, "{got:?}");
+                    all.extend(got);
+                    cur = n;
+                }
+                None => {
+                    all.extend(got);
+                    break;
+                }
+            }
+        }
+        assert_eq!(all, (0..100).step_by(7).collect::<Vec<u64>>());
+    }
+
+    #[test]
+    fn filtered_page_stops_at_the_chunk_budget_with_a_continue_cursor() {
+        let fetched = std::cell::Cell::new(0);
+        // One match in 1000 entries, chunks of 10, at most 3 chunks per page.
+        let p = run_page(1000, 500, Cursor::default(), 3, &fetched);
+        assert_eq!(names(&p), vec![0]);
+        assert!(p.partial);
+        assert_eq!(p.scanned, 30);
+        assert_eq!(fetched.get(), 3);
+        assert_eq!(
+            p.next,
+            Some(Cursor {
+                token: Some("30".into()),
+                skip: 0
+            })
+        );
+    }
+
+    #[test]
+    fn statuses_show_overdue_and_failing_next_to_enabled() {
+        let failing: std::collections::HashSet<String> = ["arn:f".to_owned()].into();
+        let e = json!({"ARN": "arn:f", "RotationEnabled": true, "NextRotationDate": 5.0});
+        assert_eq!(
+            statuses(&e, 10.0, &failing),
+            vec![("Enabled", "good"), ("Overdue", "bad"), ("Failing", "bad")]
+        );
+        assert_eq!(
+            statuses(&json!({"ARN": "arn:x"}), 10.0, &failing),
+            vec![("Disabled", "muted")]
         );
     }
 
