@@ -15,6 +15,7 @@ file. What must hold:
 from __future__ import annotations
 
 import json
+import socket
 import sys
 import threading
 import time
@@ -48,6 +49,67 @@ def _client(url):
                       connect_timeout=5, read_timeout=60))
 
 
+class RoundRobin:
+    """A TCP load balancer in front of the nodes: each new connection goes to the next live
+    node. The nodes' --public-url points here, so rotation functions' calls are spread over
+    the nodes like behind a real load balancer."""
+
+    def __init__(self):
+        self.port = lib.free_port()
+        self.backends: list[int] = []
+        self.hits: dict[int, int] = {}
+        self._next = 0
+        self._sock = socket.create_server(("127.0.0.1", self.port))
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self._sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client):
+        upstream = None
+        for _ in range(len(self.backends)):
+            port = self.backends[self._next % len(self.backends)]
+            self._next += 1
+            try:
+                upstream = socket.create_connection(("127.0.0.1", port), timeout=2)
+                upstream.settimeout(None)
+                self.hits[port] = self.hits.get(port, 0) + 1
+                break
+            except OSError:
+                continue
+        if upstream is None:
+            client.close()
+            return
+
+        def pump(src, dst):
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for sock in (src, dst):
+                    try:
+                        sock.shutdown(socket.SHUT_RDWR)
+                    except OSError:
+                        pass
+
+        threading.Thread(target=pump, args=(upstream, client), daemon=True).start()
+        pump(client, upstream)
+
+    def close(self):
+        self._sock.close()
+
+
 class Cluster:
     def __init__(self, base: Path):
         self.base = base
@@ -58,6 +120,7 @@ class Cluster:
         shared = base / "shared"
         shared.mkdir(mode=0o700)
         self.master_key = shared / "master.key"
+        self.lb = RoundRobin()
         self.nodes: list[lib.Server] = []
         for i in range(N_NODES):
             self.nodes.append(lib.Server(base / f"node{i}", name=f"node{i}", args=[
@@ -66,11 +129,13 @@ class Cluster:
                 "--node-id", f"node{i}",
                 "--rotation-claim-lease-seconds", str(LEASE_SECONDS),
                 "--test-clock",
+                "--public-url", self.lb.url,
             ]))
         # The first node creates the master key; the others open the same file.
         self.nodes[0].start()
         for n in self.nodes[1:]:
             n.start()
+        self.lb.backends = [n.port for n in self.nodes]
         for n in self.nodes:
             Rotary(n)  # installs the function fixtures in each node's function dir
 
@@ -85,6 +150,7 @@ class Cluster:
             n.stop()
         self.pg.stop()
         self.pg.destroy()
+        self.lb.close()
 
 
 @pytest.fixture(scope="module")
@@ -98,6 +164,32 @@ def _restart_dead(cluster):
     for n in cluster.nodes:
         if not n.alive():
             n.start()
+    cluster.lb.backends = [n.port for n in cluster.nodes]
+
+
+def test_rotation_functions_calls_are_accepted_by_every_node(cluster):
+    """A step's temporary credentials are issued by the node running the rotation; the
+    function's calls go through the load balancer to any node, which must accept them."""
+    markers = lib.function_writable_dir("cluster-lb")
+    rot = Rotary(cluster.nodes[0])
+    fn = f"cl-lb-{uuid.uuid4().hex[:8]}"
+    arn = rot.create_function(fn, Command=python_command(), TimeoutSeconds=60,
+                              Env={"MARKER_DIR": str(markers)})
+    sm = _client(cluster.nodes[0].url)
+    cluster.lb.hits.clear()
+    for i in range(3):
+        name = lib.unique_name(f"cl-lb{i}")
+        orig = sm.create_secret(Name=name, SecretString=json.dumps(
+            {"username": "app", "password": "orig"}))["VersionId"]
+        token = sm.rotate_secret(SecretId=name, RotationLambdaARN=arn,
+                                 RotationRules={"AutomaticallyAfterDays": 30})["VersionId"]
+        rec = rot.wait_outcome(name, token, timeout=60)
+        assert rec["Outcome"] == "Succeeded", rec
+        st = {k: sorted(v) for k, v in sm.describe_secret(SecretId=name)[
+            "VersionIdsToStages"].items()}
+        assert st == {orig: ["AWSPREVIOUS"], token: ["AWSCURRENT"]}, st
+    # The functions' calls reached more than one node.
+    assert len([p for p, n in cluster.lb.hits.items() if n > 0]) >= 2, cluster.lb.hits
 
 
 def test_writes_on_one_node_are_read_on_the_others(cluster):

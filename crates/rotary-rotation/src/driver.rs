@@ -161,6 +161,26 @@ impl RotationEngine {
         (akid, secret, token)
     }
 
+    /// Over a shared store: publishes the step's credentials (just put in this node's table)
+    /// for the other nodes, valid for the step's timeout and a minute more.
+    async fn share_session(&self, akid: &str, timeout: Duration) {
+        let Some(share) = &self.config.sessions else {
+            return;
+        };
+        let Some(credential) = rotary_auth::CredentialSource::lookup(&*self.credentials, akid)
+        else {
+            return;
+        };
+        let lifetime =
+            i64::try_from((timeout + Duration::from_secs(60)).as_millis()).unwrap_or(i64::MAX);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        share
+            .publish(akid, &credential, now.saturating_add(lifetime))
+            .await;
+    }
+
     /// The value of version `version_id` of `arn`, opened once per run (see [`Opened`]),
     /// without recording an access. `None` if it has no value (yet).
     async fn version_value(
@@ -430,6 +450,7 @@ impl RotationEngine {
                         env.push(("AWS_ACCESS_KEY_ID".to_owned(), akid.clone()));
                         env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), secret));
                         env.push(("AWS_SESSION_TOKEN".to_owned(), session));
+                        self.share_session(&akid, *timeout).await;
                         Some(akid)
                     } else {
                         None
@@ -442,6 +463,9 @@ impl RotationEngine {
                     let r = f.invoke(&inv).await;
                     if let Some(akid) = akid {
                         self.credentials.remove(&akid);
+                        if let Some(share) = &self.config.sessions {
+                            share.revoke(&akid).await;
+                        }
                     }
                     r
                 }

@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub audit: Option<Arc<rotary_core::audit::AuditLog>>,
     /// This node's id in rotation claims (over a shared store).
     pub node_id: String,
+    /// Over a shared store: where a step's temporary credentials are published so that a
+    /// function's calls reach any node (behind a load balancer), not only the issuing one.
+    pub sessions: Option<Arc<dyn SessionShare>>,
     /// How long a rotation claim lasts unless renewed (renewed every third of it while the
     /// rotation runs): how soon another node takes over the rotations of a node that died.
     pub claim_lease: Duration,
@@ -58,8 +61,20 @@ impl Default for EngineConfig {
             audit: None,
             node_id: uuid::Uuid::new_v4().to_string(),
             claim_lease: DEFAULT_CLAIM_LEASE,
+            sessions: None,
         }
     }
+}
+
+/// Publishes a rotation step's temporary credentials to the other nodes sharing the store
+/// (implemented by the server, which holds the master key that seals them there).
+#[async_trait::async_trait]
+pub trait SessionShare: Send + Sync + std::fmt::Debug {
+    /// Makes `credential` (access key id `akid`) valid on every node until `expires_ms`
+    /// (the system clock's milliseconds).
+    async fn publish(&self, akid: &str, credential: &rotary_auth::Credential, expires_ms: i64);
+    /// Withdraws it (the step ended).
+    async fn revoke(&self, akid: &str);
 }
 
 /// How long a rotation claim lasts unless renewed.

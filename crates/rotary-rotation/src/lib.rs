@@ -23,5 +23,5 @@ pub mod history;
 pub mod registry;
 pub mod webhook;
 
-pub use engine::{EngineConfig, RotationEngine};
+pub use engine::{EngineConfig, RotationEngine, SessionShare};
 pub use registry::FunctionRegistry;

@@ -483,3 +483,21 @@ fn sweep_stale_dirs() {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn with_database_replaces_only_the_database() {
+        assert_eq!(
+            with_database("postgres://u:p@h:5432/postgres?sslmode=require", "t_1"),
+            "postgres://u:p@h:5432/t_1?sslmode=require"
+        );
+        assert_eq!(with_database("postgres://h", "t_1"), "postgres://h/t_1");
+        assert_eq!(
+            with_database("postgresql://h:1/", "t_1"),
+            "postgresql://h:1/t_1"
+        );
+    }
+}

@@ -29,7 +29,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the server.
-    Serve(config::ServeArgs),
+    Serve(Box<config::ServeArgs>),
     /// Check and read the audit log in a data directory (offline: no server needed).
     #[command(subcommand)]
     Audit(cli::audit::AuditCommand),
@@ -169,7 +169,7 @@ fn main() -> ExitCode {
         Command::Backup(args) => backup::backup(args),
         Command::Restore(args) => backup::restore(args),
         Command::Serve(args) => {
-            let config = match config::Config::resolve(args) {
+            let config = match config::Config::resolve(*args) {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("rotary: {e:#}");

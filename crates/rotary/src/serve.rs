@@ -357,6 +357,12 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         },
     )
     .map_err(|e| anyhow::anyhow!("opening the audit log: {e}"))?;
+    let shared_sessions = service.is_shared().then(|| {
+        Arc::new(SharedSessions {
+            store: store.clone(),
+            keyring: keyring.clone(),
+        })
+    });
     let _shared_watch =
         watch_shared_state(&store, iam.clone(), registry.clone(), test_clock.clone());
     let engine = RotationEngine::new(
@@ -382,6 +388,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             audit: Some(audit.clone()),
             node_id: config.node_id.clone(),
             claim_lease: config.rotation_claim_lease,
+            sessions: shared_sessions
+                .clone()
+                .map(|s| s as Arc<dyn rotary_rotation::SessionShare>),
         },
     );
 
@@ -400,6 +409,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         credentials: Arc::new(KeyChain {
             table: credentials.clone(),
             iam: iam.clone(),
+            sessions: shared_sessions.clone(),
         }),
         metrics: Arc::new(Metrics::default()),
         region: config.region.clone(),
@@ -646,10 +656,12 @@ fn function_policy(config: &Config) -> anyhow::Result<ExecPolicy> {
     Ok(ExecPolicy::new(dir, isolation))
 }
 
-/// Access keys: the root key and rotation sessions (in memory), then users' keys.
+/// Access keys: the root key and rotation sessions (in memory), then users' keys, then
+/// (over a shared store) rotation sessions issued by other nodes.
 struct KeyChain {
     table: Arc<CredentialTable>,
     iam: Arc<Iam>,
+    sessions: Option<Arc<SharedSessions>>,
 }
 
 impl rotary_auth::CredentialSource for KeyChain {
@@ -657,5 +669,133 @@ impl rotary_auth::CredentialSource for KeyChain {
         self.table
             .lookup(access_key_id)
             .or_else(|| self.iam.lookup(access_key_id))
+            .or_else(|| {
+                self.sessions
+                    .as_ref()
+                    .filter(|_| access_key_id.starts_with("ASIA"))
+                    .and_then(|s| s.lookup_blocking(access_key_id))
+            })
+    }
+}
+
+/// Rotation steps' temporary credentials in the shared store, sealed under the master key,
+/// so that a function's call that a load balancer sends to another node is accepted there.
+#[derive(Clone)]
+struct SharedSessions {
+    store: Arc<dyn Store>,
+    keyring: Arc<Keyring>,
+}
+
+impl std::fmt::Debug for SharedSessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedSessions")
+    }
+}
+
+/// A published session, as sealed in the store.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct SessionRecord {
+    secret: String,
+    token: String,
+    account_id: String,
+    arn: String,
+    session_name: String,
+    scope: Vec<String>,
+    expires_ms: i64,
+}
+
+const SESSION_META_PREFIX: &str = "session:";
+
+fn session_label(akid: &str) -> Vec<u8> {
+    format!("rotary-session:{akid}").into_bytes()
+}
+
+fn unix_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl SharedSessions {
+    /// Reads a session published by another node. Credential lookup is synchronous (it
+    /// runs inside SigV4 verification), so this blocks the worker thread on one indexed
+    /// read; only access key ids of the session form that no table knows get here.
+    fn lookup_blocking(&self, akid: &str) -> Option<rotary_auth::Credential> {
+        let handle = tokio::runtime::Handle::try_current().ok()?;
+        if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
+            return None;
+        }
+        let key = format!("{SESSION_META_PREFIX}{akid}");
+        let sealed = tokio::task::block_in_place(|| handle.block_on(self.store.get_meta(&key)))
+            .map_err(|e| tracing::warn!(error = %e, "Reading a shared rotation session failed"))
+            .ok()??;
+        let json = self
+            .keyring
+            .master()
+            .unwrap(&session_label(akid), &sealed)
+            .ok()?;
+        let rec: SessionRecord = serde_json::from_slice(json.expose()).ok()?;
+        if rec.expires_ms <= unix_ms() {
+            return None;
+        }
+        Some(rotary_auth::Credential {
+            secret_access_key: SecretKey::new(rec.secret),
+            session_token: Some(rec.token),
+            principal: rotary_auth::Principal {
+                account_id: rec.account_id,
+                arn: rec.arn,
+                access_key_id: akid.to_owned(),
+                kind: rotary_auth::PrincipalKind::Session {
+                    session_name: rec.session_name,
+                    scope: rec.scope,
+                },
+            },
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl rotary_rotation::SessionShare for SharedSessions {
+    async fn publish(&self, akid: &str, credential: &rotary_auth::Credential, expires_ms: i64) {
+        let rotary_auth::PrincipalKind::Session {
+            session_name,
+            scope,
+        } = &credential.principal.kind
+        else {
+            return;
+        };
+        let rec = SessionRecord {
+            secret: credential.secret_access_key.expose().to_owned(),
+            token: credential.session_token.clone().unwrap_or_default(),
+            account_id: credential.principal.account_id.clone(),
+            arn: credential.principal.arn.clone(),
+            session_name: session_name.clone(),
+            scope: scope.clone(),
+            expires_ms,
+        };
+        let sealed = serde_json::to_vec(&rec)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| Ok(self.keyring.master().wrap(&session_label(akid), &json)?));
+        let result = match sealed {
+            Ok(sealed) => self
+                .store
+                .put_meta(&format!("{SESSION_META_PREFIX}{akid}"), &sealed)
+                .await
+                .map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "Publishing a rotation session to the other nodes failed");
+        }
+    }
+
+    async fn revoke(&self, akid: &str) {
+        if let Err(e) = self
+            .store
+            .delete_meta(&format!("{SESSION_META_PREFIX}{akid}"))
+            .await
+        {
+            tracing::warn!(error = %e, "Withdrawing a rotation session failed");
+        }
     }
 }

@@ -141,6 +141,8 @@ async fn run(
             }
         }
     }
+    // The listener's connection first: closing the pool waits for every connection.
+    drop(listener);
     pool.close().await;
 }
 

@@ -1,4 +1,4 @@
-//! SQLite-only tests: group commit and cancellation. What every backend must do is in
+//! SQLite-only tests: group commit. What every backend must do is in
 //! the conformance suite (`tests/it/conformance.rs`).
 
 use super::*;
@@ -31,61 +31,6 @@ fn version(id: &str, seq: i64, stages: &[&str], ct: Option<&[u8]>) -> VersionWri
             has_value: ct.is_some(),
         },
         ciphertext: ct.map(|c| c.to_vec()),
-    }
-}
-
-/// Polls `f` `polls` times (letting SQLite's worker thread run in between), then drops it:
-/// a request whose client went away mid-read.
-async fn cancel_after<F: std::future::Future>(f: F, polls: usize) {
-    let mut f = std::pin::pin!(f);
-    for _ in 0..polls {
-        let ready =
-            std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_ready())).await;
-        if ready {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_micros(20)).await;
-    }
-}
-
-#[tokio::test]
-async fn cancelled_reads_leave_no_snapshot_behind() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = SqliteStore::open(&dir.path().join("db.sqlite"))
-        .await
-        .unwrap();
-    let ns = "000000000000:us-east-1";
-    s.insert(
-        &row("u1", "a"),
-        &[version("v1", 1, &["AWSCURRENT"], Some(b"ct1"))],
-    )
-    .await
-    .unwrap();
-    // Cancel reads at every point of their progress, on every pooled connection.
-    for polls in 1..200 {
-        cancel_after(s.list(ns), polls).await;
-        cancel_after(s.find(ns, Lookup::Name("a")), polls).await;
-        cancel_after(s.find_sealed(ns, Lookup::Name("a")), polls).await;
-    }
-    let mut next = row("u1", "a");
-    next.revision = 2;
-    s.update(&SecretUpdate {
-        row: next,
-        upsert_versions: vec![version("v2", 2, &["AWSCURRENT"], Some(b"ct2"))],
-        delete_versions: vec![],
-        claim: None,
-    })
-    .await
-    .unwrap();
-    // Every connection of the read pool sees the write.
-    for _ in 0..32 {
-        let listed = s.list(ns).await.unwrap();
-        assert_eq!(listed[0].row.revision, 2);
-        let found = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
-        assert_eq!(found.row.revision, 2);
-        assert_eq!(found.versions.len(), 2);
-        let sealed = s.find_sealed(ns, Lookup::Uid("u1")).await.unwrap().unwrap();
-        assert_eq!(sealed.values.len(), 2);
     }
 }
 

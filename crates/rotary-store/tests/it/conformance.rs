@@ -45,6 +45,7 @@ matrix!(
     list_page_sorts_pages_and_narrows_in_the_query,
     list_page_with_a_dense_name_prefix_keeps_the_order,
     acknowledged_writes_survive_reopening,
+    cancelled_reads_leave_no_snapshot_behind,
     a_store_newer_than_the_binary_is_refused,
 );
 
@@ -387,17 +388,17 @@ async fn claims_are_leased_and_fenced(b: &dyn Backend) {
     );
 
     // A claims; B is refused while A's lease runs; A re-claims and keeps its fence.
-    let a = s.claim_rotation("u1", "A", 400).await.unwrap().unwrap();
+    let a = s.claim_rotation("u1", "A", 1500).await.unwrap().unwrap();
     assert_eq!((a.uid.as_str(), a.owner.as_str(), a.fence), ("u1", "A", 1));
-    assert_eq!(s.claim_rotation("u1", "B", 400).await.unwrap(), None);
+    assert_eq!(s.claim_rotation("u1", "B", 1500).await.unwrap(), None);
     assert_eq!(
-        s.claim_rotation("u1", "A", 400).await.unwrap(),
+        s.claim_rotation("u1", "A", 1500).await.unwrap(),
         Some(a.clone())
     );
-    assert!(s.renew_claim(&a, 400).await.unwrap());
+    assert!(s.renew_claim(&a, 1500).await.unwrap());
 
     // After A's lease runs out, B takes over with the next fence; A's renewal then fails.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     let b_claim = s.claim_rotation("u1", "B", 60_000).await.unwrap().unwrap();
     assert_eq!((b_claim.owner.as_str(), b_claim.fence), ("B", 2));
     assert!(!s.renew_claim(&a, 60_000).await.unwrap());
@@ -775,6 +776,66 @@ async fn acknowledged_writes_survive_reopening(b: &dyn Backend) {
     // A second open over the same data works alongside.
     let again = b.open().await;
     assert_eq!(again.list(NS).await.unwrap().len(), 200);
+}
+
+/// Polls `f` `polls` times (letting the driver's I/O run in between), then drops it: a
+/// request whose client went away mid-read.
+async fn cancel_after<F: std::future::Future>(f: F, polls: usize) {
+    let mut f = std::pin::pin!(f);
+    for _ in 0..polls {
+        let ready =
+            std::future::poll_fn(|cx| std::task::Poll::Ready(f.as_mut().poll(cx).is_ready())).await;
+        if ready {
+            return;
+        }
+        tokio::time::sleep(Duration::from_micros(20)).await;
+    }
+}
+
+async fn cancelled_reads_leave_no_snapshot_behind(b: &dyn Backend) {
+    let s = b.open().await;
+    s.insert(
+        &row("u1", "a"),
+        &[version("v1", 1, &["AWSCURRENT"], Some(b"ct1"))],
+    )
+    .await
+    .unwrap();
+    let page = ListQuery {
+        namespace: NS.into(),
+        order: ListOrder::Name,
+        descending: false,
+        after: None,
+        include_deleted: false,
+        name_prefixes: vec![vec!["a".into()]],
+        tag_key_prefixes: vec![],
+        limit: 10,
+    };
+    // Cancel reads at every point of their progress, on every pooled connection.
+    for polls in 1..150 {
+        cancel_after(s.list(NS), polls).await;
+        cancel_after(s.find(NS, Lookup::Name("a")), polls).await;
+        cancel_after(s.find_sealed(NS, Lookup::Name("a")), polls).await;
+        cancel_after(s.list_page(&page), polls).await;
+    }
+    let mut next = row("u1", "a");
+    next.revision = 2;
+    s.update(&SecretUpdate {
+        upsert_versions: vec![version("v2", 2, &["AWSCURRENT"], Some(b"ct2"))],
+        ..update(next)
+    })
+    .await
+    .unwrap();
+    // Every pooled connection sees the write.
+    for _ in 0..32 {
+        let listed = s.list(NS).await.unwrap();
+        assert_eq!(listed[0].row.revision, 2);
+        let found = s.find(NS, Lookup::Name("a")).await.unwrap().unwrap();
+        assert_eq!(found.row.revision, 2);
+        assert_eq!(found.versions.len(), 2);
+        let sealed = s.find_sealed(NS, Lookup::Uid("u1")).await.unwrap().unwrap();
+        assert_eq!(sealed.values.len(), 2);
+        assert_eq!(s.list_page(&page).await.unwrap()[0].row.revision, 2);
+    }
 }
 
 async fn a_store_newer_than_the_binary_is_refused(b: &dyn Backend) {

@@ -117,13 +117,10 @@ async fn a_write_through_one_node_reaches_the_others_feed() {
             revision: None
         }
     );
-    // The writer's own feed sees its writes too.
+    // The writer's own feed sees its writes too (after older notices still on their way).
     let mut own = writer.changes().unwrap();
     writer.put_meta("x", b"1").await.unwrap();
-    assert_eq!(
-        next_change(&mut own).await,
-        Change::Meta { key: "x".into() }
-    );
+    while next_change(&mut own).await != (Change::Meta { key: "x".into() }) {}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -298,4 +295,45 @@ async fn tls_is_verified_as_the_url_says() {
     tokio::task::spawn_blocking(move || drop(server))
         .await
         .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_store_closes_its_connections_and_feed() {
+    use sqlx::Connection;
+    let db = Postgres::new().await;
+    let s = open(&db.url).await;
+    let mut rx = s.changes().unwrap();
+    s.ping().await.unwrap();
+    let dbname = db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = sqlx::PgConnection::connect(&testing::with_database(&db.url, "postgres"))
+        .await
+        .unwrap();
+    assert!(
+        connections(&mut admin, &dbname).await >= 2,
+        "a query connection and the feed's"
+    );
+    drop(s);
+    // The feed ends: its subscribers see the channel close.
+    let closed = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await;
+    assert!(matches!(
+        closed,
+        Ok(Err(broadcast::error::RecvError::Closed))
+    ));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while connections(&mut admin, &dbname).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "connections left open after drop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Connections open to database `dbname`.
+async fn connections(admin: &mut sqlx::PgConnection, dbname: &str) -> i64 {
+    sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE datname = $1")
+        .bind(dbname)
+        .fetch_one(admin)
+        .await
+        .unwrap()
 }
