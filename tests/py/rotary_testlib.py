@@ -173,8 +173,36 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+_PG = None
+
+
+def _postgres_store_url() -> str:
+    """A fresh database on the suite's throwaway PostgreSQL (started on first use, stopped
+    at exit): how ROTARY_TEST_STORE=postgres runs a suite against the PostgreSQL store."""
+    global _PG
+    import atexit
+
+    from pg_server import PgServer
+
+    if _PG is None:
+        _PG = PgServer(name="store").start()
+
+        def _stop():
+            _PG.stop()
+            _PG.destroy()
+
+        atexit.register(_stop)
+    db = f"rotary_{uuid.uuid4().hex[:12]}"
+    _PG.sql(f'CREATE DATABASE "{db}"')
+    return f"postgres://postgres:{_PG.superuser_password}@127.0.0.1:{_PG.port}/{db}"
+
+
 class Server:
-    """One `rotary serve` process on a data dir. Logs (stderr+stdout) go to log_path."""
+    """One `rotary serve` process on a data dir. Logs (stderr+stdout) go to log_path.
+
+    With ROTARY_TEST_STORE=postgres in the environment, every server without its own
+    `--store` gets a fresh database on a throwaway PostgreSQL instead of its SQLite file
+    (scripts/test runs the core and rotation suites that way too)."""
 
     def __init__(
         self,
@@ -192,6 +220,8 @@ class Server:
         self.ca_bundle = ca_bundle
         self.data_dir = self.base_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if os.environ.get("ROTARY_TEST_STORE") == "postgres" and "--store" not in self.extra_args:
+            self.extra_args += ["--store", _postgres_store_url()]
         self.log_path = self.base_dir / f"{name}.log"
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None

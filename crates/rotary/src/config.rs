@@ -229,8 +229,9 @@ pub struct Config {
     pub postgres_url: Option<String>,
     /// Connections to a PostgreSQL store.
     pub store_pool_size: u32,
-    /// This node's id in rotation claims.
-    pub node_id: String,
+    /// This node's id in rotation claims; `None`: the one kept in the data directory
+    /// ([`node_id`]).
+    pub node_id: Option<String>,
     pub master_key_file: PathBuf,
     pub log_format: LogFormat,
     pub public_url: String,
@@ -344,8 +345,7 @@ impl Config {
             Some(id) if id.is_empty() || id.len() > 128 => {
                 bail!("--node-id must have 1 to 128 characters")
             }
-            Some(id) => id,
-            None => default_node_id(),
+            id => id,
         };
         let master_key_file = args
             .master_key_file
@@ -636,17 +636,32 @@ fn store_url(url: &str) -> anyhow::Result<StoreUrl> {
     bail!("--store must be sqlite://PATH or postgres://USER@HOST/DB, not a {scheme:?} URL")
 }
 
-/// The host name and a random suffix: unique per process.
-fn default_node_id() -> String {
+/// The node id kept in `DATA_DIR/node-id`, made on first start from the host name and a
+/// random suffix. Kept across restarts so that a restarted node resumes the rotations it had
+/// claimed at once instead of waiting for its old claims' leases to run out.
+pub fn node_id(config: &Config) -> anyhow::Result<String> {
+    if let Some(id) = &config.node_id {
+        return Ok(id.clone());
+    }
+    let path = config.data_dir.join("node-id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => return Ok(id.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_owned())
         .unwrap_or_default();
     let suffix = &uuid::Uuid::new_v4().simple().to_string()[..8];
-    if host.is_empty() {
+    let id = if host.is_empty() {
         format!("node-{suffix}")
     } else {
         format!("{host}-{suffix}")
-    }
+    };
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -156,7 +156,7 @@ async fn root_keys(
 
 /// Opens the configured store: the SQLite file, or the PostgreSQL database that several
 /// nodes share.
-async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
+async fn open_store(config: &Config, node_id: &str) -> anyhow::Result<Arc<dyn Store>> {
     let refuse_newer = |what: &str, e: rotary_store::Error| -> anyhow::Error {
         keycheck::ConfigError(format!("{what}: {e}")).into()
     };
@@ -172,7 +172,7 @@ async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn Store>> {
             // The URL may carry a password: never print it.
             r => r.context("opening the PostgreSQL store (--store)")?,
         };
-        tracing::info!(node_id = %config.node_id, "Serving from the shared PostgreSQL store");
+        tracing::info!(node_id, "Serving from the shared PostgreSQL store");
         return Ok(Arc::new(store));
     }
     let store = match SqliteStore::open(&config.store_path).await {
@@ -266,7 +266,8 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
             &config.signing_key_file,
         ],
     )?;
-    let store = open_store(&config).await?;
+    let node_id = crate::config::node_id(&config)?;
+    let store = open_store(&config, &node_id).await?;
     let (master, created) = keycheck::open_master_key(
         &config.master_key_file,
         store.as_ref(),
@@ -386,7 +387,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
                 }),
             http_signing_key: signing_key.to_vec(),
             audit: Some(audit.clone()),
-            node_id: config.node_id.clone(),
+            node_id,
             claim_lease: config.rotation_claim_lease,
             sessions: shared_sessions
                 .clone()
