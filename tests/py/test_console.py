@@ -42,9 +42,9 @@ def page(ctx):
     return ctx.new_page()
 
 
-def shot(page, name):
+def shot(page, name, full_page=True):
     IMG.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(IMG / f"console-{name}.png"), full_page=True)
+    page.screenshot(path=str(IMG / f"console-{name}.png"), full_page=full_page)
 
 
 def sign_in(page, server, akid=lib.ACCESS_KEY, secret=lib.SECRET_KEY):
@@ -480,3 +480,375 @@ def test_users_page_and_deactivating_a_key_ends_its_sessions(server, page, brows
         expect(user_page).to_have_url(server.url + "/console/signin")
     finally:
         other.close()
+
+
+# ------------------------------------------------------------------------------------------
+# Secrets list: rotation status filter over many pages
+# ------------------------------------------------------------------------------------------
+def function_arn(server, name):
+    fns = api(server, "rotary.ListFunctions", {})["Functions"]
+    return next(f["FunctionArn"] for f in fns if f["Name"] == name)
+
+
+def wait_failing(server, arns, timeout=40):
+    """Waits until the compliance report lists every ARN as failing (being retried or
+    failed)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        report = api(server, "rotary.GetComplianceReport", {})
+        failing = {s["ARN"] for s in report["Secrets"]
+                   if any(f["Check"] in ("RotationFailing", "LastRotationFailed")
+                          for f in s["Findings"])}
+        if set(arns) <= failing:
+            return
+        assert time.monotonic() < deadline, f"not failing: {set(arns) - failing}"
+        time.sleep(0.5)
+
+
+def rows_of(page):
+    return page.locator("#secrets tbody tr td:first-child a").all_inner_texts()
+
+
+def test_rotation_status_filter_fills_pages_across_the_listing(server, page):
+    prefix = unique_name("console/page")
+    sm = server.client()
+    names = [f"{prefix}/s{i:03d}" for i in range(130)]
+    arns = {}
+    for n in names:
+        arns[n] = sm.create_secret(Name=n, SecretString='{"username":"u","password":"p0"}',
+                                   ClientRequestToken=lib.new_token())["ARN"]
+    generic = function_arn(server, "rotary-generic-password")
+    enabled = names[::13]  # 10 secrets, spread over the listing
+    for n in enabled:
+        sm.rotate_secret(SecretId=n, RotationLambdaARN=generic,
+                         RotationRules={"AutomaticallyAfterDays": 30}, RotateImmediately=False)
+    broken = unique_name("console-page-broken").replace("/", "-")
+    fn = api(server, "rotary.CreateFunction", {"Name": broken, "Url": "http://127.0.0.1:9/"})
+    failing = [names[5], names[77]]
+    for n in failing:
+        sm.rotate_secret(SecretId=n, RotationLambdaARN=fn["FunctionArn"],
+                         RotationRules={"AutomaticallyAfterDays": 30})
+    wait_failing(server, [arns[n] for n in failing])
+    disabled = [n for n in names if n not in enabled and n not in failing]
+
+    sign_in(page, server)
+
+    def search(status):
+        page.goto(server.url + "/console/secrets")
+        page.get_by_label("Search").fill(prefix)
+        page.get_by_label("in", exact=True).select_option("name")
+        page.get_by_label("Rotation status").select_option(status)
+        page.get_by_role("button", name="Search").click()
+
+    # 118 Disabled secrets: full pages of 25 while more follow, each secret once.
+    search("Disabled")
+    seen = []
+    pages = 0
+    while True:
+        pages += 1
+        got = rows_of(page)
+        nxt = page.get_by_role("link", name="Next page")
+        if nxt.count():
+            assert len(got) == 25, got
+            seen += got
+            nxt.click()
+        else:
+            seen += got
+            break
+    assert seen == disabled and pages == 5, (len(seen), pages)
+
+    # 12 Enabled secrets (10 + the 2 failing ones) are spread over two ListSecrets chunks:
+    # one page holds them all, with no "Next page".
+    search("Enabled")
+    assert rows_of(page) == sorted(enabled + failing)
+    expect(page.get_by_role("link", name="Next page")).to_have_count(0)
+
+    # Failing: the two secrets whose function cannot be reached, with the status shown.
+    search("Failing")
+    assert rows_of(page) == failing
+    for n in failing:
+        expect(page.locator("#secrets tr", has_text=n).locator("[data-status]")).to_contain_text(
+            "Failing")
+    shot(page, "secrets-failing")
+    search("Overdue")
+    assert rows_of(page) == []
+    for n in failing:
+        api(server, "secretsmanager.CancelRotateSecret", {"SecretId": n})
+    api(server, "rotary.DeleteFunction", {"Name": broken, "Force": True})
+
+
+# ------------------------------------------------------------------------------------------
+# Dashboard: rotations of the last 24 hours
+# ------------------------------------------------------------------------------------------
+def test_dashboard_lists_rotations_of_the_last_24_hours(server, page):
+    name = unique_name("console/recent")
+    sm = server.client()
+    sm.create_secret(Name=name, SecretString='{"username":"u","password":"p0"}',
+                     ClientRequestToken=lib.new_token())
+    sm.rotate_secret(SecretId=name, RotationLambdaARN=function_arn(server, "rotary-generic-password"),
+                     RotationRules={"AutomaticallyAfterDays": 30})
+    deadline = time.monotonic() + 30
+    while "LastRotatedDate" not in sm.describe_secret(SecretId=name):
+        assert time.monotonic() < deadline, "the rotation did not finish"
+        time.sleep(0.3)
+    sign_in(page, server)
+    page.goto(server.url + "/console/dashboard")
+    recent = page.locator("#recent")
+    expect(recent.get_by_role("heading", name="Rotations in the last 24 hours")).to_be_visible()
+    row = page.locator("#recent-rotations tr", has_text=name)
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("Succeeded")
+    expect(row).to_contain_text("UTC")
+    ok = int(page.locator("[data-count=succeeded] strong").inner_text())
+    assert ok >= 1
+    row.get_by_role("link", name=name).click()
+    expect(page.get_by_role("heading", name=f"Secret {name}")).to_be_visible()
+    page.goto(server.url + "/console/dashboard")
+    shot(page, "dashboard-rotations", full_page=False)
+    sm.cancel_rotate_secret(SecretId=name)
+
+
+# ------------------------------------------------------------------------------------------
+# Audit log
+# ------------------------------------------------------------------------------------------
+def test_audit_page_shows_a_reveal_filters_and_pages(server, page, browser):
+    name = unique_name("console/audited")
+    api(server, "secretsmanager.CreateSecret", {"Name": name, "SecretString": "audited-value-7",
+                                                "ClientRequestToken": lib.new_token()})
+    sign_in(page, server)
+    page.goto(server.url + f"/console/secret?id={name}")
+    page.get_by_role("button", name="Retrieve secret value").click()
+    expect(page.locator("#secret-value")).to_contain_text("audited-value-7")
+    page.get_by_role("link", name="Audit log").click()
+    expect(page.get_by_role("heading", name="Audit log")).to_be_visible()
+    page.get_by_label("Operation").fill("GetSecretValue")
+    page.get_by_label("Secret").fill(name)
+    page.get_by_role("button", name="Filter").click()
+    rows = page.locator("#audit tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("secretsmanager:GetSecretValue")
+    expect(rows.first).to_contain_text(name)
+    expect(rows.first).to_contain_text("Allowed")
+    expect(rows.first).to_contain_text(f"arn:aws:iam::{lib.ACCOUNT}:root")
+    assert "audited-value-7" not in page.content()
+    shot(page, "audit")
+    # Other filters narrow it down to nothing (Enter in a field submits the filters).
+    page.get_by_label("Outcome").fill("Denied")
+    page.get_by_label("Outcome").press("Enter")
+    expect(page.locator("#audit")).to_contain_text("No records match.")
+    page.get_by_label("Outcome").fill("")
+    page.get_by_label("From (UTC)").fill("2000-01-01T00:00")
+    page.get_by_label("Until (UTC)").fill("2000-01-02T00:00")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("#audit")).to_contain_text("No records match.")
+    # Unfiltered, the log spans pages of 50, newest first, none repeated.
+    sm = server.client()
+    for _ in range(60):
+        sm.describe_secret(SecretId=name)
+    page.goto(server.url + "/console/audit")
+    first = page.locator("#audit tbody tr small").all_inner_texts()
+    assert len(first) == 50
+    page.get_by_role("link", name="Older records").click()
+    second = page.locator("#audit tbody tr small").all_inner_texts()
+    seq = [int(t.split()[0][1:]) for t in first + second]
+    assert seq == sorted(seq, reverse=True) and len(set(seq)) == len(seq), seq
+    assert seq[49] - seq[50] >= 1
+
+    # A user without rotary:QueryAuditLog sees access denied, and the refusal is audited.
+    user = unique_name("console-noaudit").replace("/", "-")
+    akid, secret = make_user(server, user, {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:ListSecrets",
+                       "Resource": "*"}]})
+    other = browser.new_context()
+    try:
+        p2 = other.new_page()
+        sign_in(p2, server, akid, secret)
+        with p2.expect_response(lambda r: "/console/audit" in r.url) as resp:
+            p2.goto(server.url + "/console/audit")
+        assert resp.value.status == 403
+        expect(p2.get_by_role("alert")).to_contain_text("Access denied.")
+        expect(p2.get_by_role("alert")).to_contain_text("rotary:QueryAuditLog")
+        assert p2.locator("#audit").count() == 0
+    finally:
+        other.close()
+    rec = wait_for_audit(server, lambda r: r.get("Operation") == "rotary:QueryAuditLog"
+                         and r.get("AccessKeyId") == akid)
+    assert rec["Outcome"] == "Denied", rec
+
+
+# ------------------------------------------------------------------------------------------
+# Users, keys and policies
+# ------------------------------------------------------------------------------------------
+def test_admin_creates_a_user_policy_and_key_that_works_with_boto3(server, page, browser):
+    secret_name = unique_name("console/for-new-user")
+    api(server, "secretsmanager.CreateSecret", {"Name": secret_name, "SecretString": "for-bob",
+                                                "ClientRequestToken": lib.new_token()})
+    user = unique_name("console-bob").replace("/", "-")
+    sign_in(page, server)
+    page.get_by_role("link", name="Users").click()
+    page.get_by_label("New user name").fill(user)
+    page.get_by_label("New user name").press("Enter")
+    expect(page.get_by_role("status")).to_contain_text("User created.")
+    expect(page.get_by_role("heading", name=f"User {user}")).to_be_visible()
+    # Attach an inline policy: a malformed one is refused with the engine's reason.
+    page.get_by_text("Attach an inline policy").click()
+    page.get_by_label("Policy name").fill("read")
+    page.get_by_label("Policy document (JSON)").fill('{"Version": "2012-10-17", "Statement": [')
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("alert")).to_contain_text("MalformedPolicyDocument")
+    page.get_by_role("link", name="Back").click()
+    page.get_by_text("Attach an inline policy").click()
+    page.get_by_label("Policy name").fill("read")
+    page.get_by_label("Policy document (JSON)").fill(json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                       "Resource": "*"}]}))
+    page.get_by_role("button", name="Save policy").click()
+    expect(page.get_by_role("status")).to_contain_text("Policy saved.")
+    expect(page.locator("main")).to_contain_text("secretsmanager:GetSecretValue")
+
+    # Create a key: its secret is shown once, with a warning.
+    with page.expect_response(lambda r: r.url.endswith("/console/user/key/create")) as resp:
+        page.get_by_role("button", name="Create access key").click()
+    assert resp.value.headers["cache-control"] == "no-store"
+    box = page.locator("#new-key")
+    expect(box).to_contain_text("shown only this once")
+    akid = box.locator("[data-new-key-id]").inner_text()
+    secret = box.locator("[data-new-key-secret]").inner_text()
+    assert akid.startswith("AKIA") and len(secret) == 40
+    shot(page, "user-new-key")
+    page.goto(server.url + f"/console/user?name={user}")
+    expect(page.locator("#keys")).to_contain_text(akid)
+    assert secret not in page.content()
+
+    # The key works with boto3, within the policy.
+    bob = server.client(access_key=akid, secret_key=secret)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            assert bob.get_secret_value(SecretId=secret_name)["SecretString"] == "for-bob"
+            break
+        except Exception:  # noqa: BLE001 - the key may take a moment to be known
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    lib.expect_error(lambda: bob.list_secrets(), "AccessDeniedException")
+
+    # The new user is not an administrator: the users pages say access denied, and a
+    # create-user POST (with a good CSRF token) is refused too.
+    other = browser.new_context()
+    try:
+        p2 = other.new_page()
+        sign_in(p2, server, akid, secret)
+        p2.goto(server.url + "/console/users")
+        expect(p2.get_by_role("alert")).to_contain_text("Access denied.")
+        p2.goto(server.url + f"/console/user?name={user}")
+        expect(p2.get_by_role("alert")).to_contain_text("Access denied.")
+        r = other.request.post(server.url + "/console/users/create",
+                               form={"csrf": csrf_of(p2), "name": user + "-x"}, max_redirects=0)
+        assert r.status == 403 and "Access denied." in r.text()
+    finally:
+        other.close()
+    assert lib.raw_call(server.url, "rotary.GetUser",
+                        json.dumps({"UserName": user + "-x"})).status == 400
+
+    # Deactivate, then delete the key: boto3 calls with it are refused.
+    page.locator("#keys tr", has_text=akid).get_by_role("button", name="Deactivate").click()
+    expect(page.get_by_role("status")).to_contain_text("Access key updated.")
+    lib.expect_error(lambda: bob.get_secret_value(SecretId=secret_name),
+                     "UnrecognizedClientException")
+    page.locator("#keys tr", has_text=akid).get_by_role("button", name="Delete").click()
+    expect(page.get_by_role("status")).to_contain_text("Access key deleted.")
+    expect(page.locator("#keys")).not_to_contain_text(akid)
+    # Detach the policy, delete the user.
+    page.get_by_role("button", name="Detach policy read").click()
+    expect(page.get_by_role("status")).to_contain_text("Policy removed.")
+    page.get_by_role("button", name="Delete user").click()
+    expect(page.get_by_role("status")).to_contain_text("User deleted.")
+    # Each action is the IAM API's own audit record, as the root key through the console.
+    for op in ("rotary:CreateUser", "rotary:PutUserPolicy", "rotary:CreateAccessKey",
+               "rotary:DeleteAccessKey", "rotary:DeleteUser"):
+        rec = wait_for_audit(server, lambda r, op=op: r.get("Operation") == op
+                             and r.get("UserAgent", "").startswith("rotary-console")
+                             and r.get("Outcome") == "Allowed")
+        assert rec["PrincipalArn"] == f"arn:aws:iam::{lib.ACCOUNT}:root", rec
+    assert secret not in (server.data_dir / "audit.log").read_text()
+
+
+# ------------------------------------------------------------------------------------------
+# Sign-in rate limiting
+# ------------------------------------------------------------------------------------------
+def signin_from(server, source_ip, akid, secret):
+    """Signs in over plain HTTP from `source_ip` (another loopback address, so the server
+    sees another client); returns the status of the POST."""
+    import http.client
+    import re
+    import urllib.parse
+
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10,
+                                      source_address=(source_ip, 0))
+    try:
+        conn.request("GET", "/console/signin")
+        r = conn.getresponse()
+        html = r.read().decode()
+        cookie = r.getheader("Set-Cookie").split(";")[0]
+        token = re.search(r'name="csrf" value="([0-9a-f]+)"', html).group(1)
+        body = urllib.parse.urlencode({"csrf": token, "access_key_id": akid,
+                                       "secret_access_key": secret})
+        conn.request("POST", "/console/signin", body=body, headers={
+            "Content-Type": "application/x-www-form-urlencoded", "Cookie": cookie})
+        r = conn.getresponse()
+        text = r.read().decode()
+        return r.status, text
+    finally:
+        conn.close()
+
+
+def test_sign_in_is_refused_after_five_failures(own_server, browser):
+    srv = own_server
+    user = "console-limited"
+    akid, secret = make_user(srv, user)
+    c = browser.new_context()
+    try:
+        page = c.new_page()
+        page.goto(srv.url + "/console/signin")
+        for _ in range(5):
+            page.get_by_label("Access key ID").fill(akid)
+            page.get_by_label("Secret access key").fill("wrong-secret")
+            with page.expect_response(lambda r: r.request.method == "POST") as resp:
+                page.get_by_role("button", name="Sign in").click()
+            assert resp.value.status == 401
+        # The sixth attempt is refused even with the right secret.
+        page.get_by_label("Access key ID").fill(akid)
+        page.get_by_label("Secret access key").fill(secret)
+        with page.expect_response(lambda r: r.request.method == "POST") as resp:
+            page.get_by_role("button", name="Sign in").click()
+        assert resp.value.status == 429
+        expect(page.get_by_role("alert")).to_contain_text("Too many failed sign-ins")
+        assert not [x for x in c.cookies() if x["name"] == "rotary_console"]
+        shot(page, "signin-limited")
+        # The address is locked for any key.
+        page.get_by_label("Access key ID").fill(lib.ACCESS_KEY)
+        page.get_by_label("Secret access key").fill(lib.SECRET_KEY)
+        with page.expect_response(lambda r: r.request.method == "POST") as resp:
+            page.get_by_role("button", name="Sign in").click()
+        assert resp.value.status == 429
+    finally:
+        c.close()
+    # Another client address signs in with its own key; the locked key id stays refused.
+    status, _ = signin_from(srv, "127.0.0.2", lib.ACCESS_KEY, lib.SECRET_KEY)
+    assert status == 303
+    status, text = signin_from(srv, "127.0.0.2", akid, secret)
+    assert status == 429 and "Too many failed sign-ins" in text
+    # The API is not affected: the key still signs requests.
+    lib.expect_error(srv.client(access_key=akid, secret_key=secret).list_secrets,
+                     "AccessDeniedException")
+    # The refusals are audited, never with a secret.
+    recs = [json.loads(x) for x in (srv.data_dir / "audit.log").read_text().splitlines()]
+    signins = [r for r in recs if r["Operation"] == "console:SignIn"]
+    outcomes = [r["Outcome"] for r in signins if r.get("AccessKeyId") == akid]
+    assert outcomes == ["AuthenticationFailed"] * 5 + ["ThrottlingException"] * 2, outcomes
+    assert any(r["Outcome"] == "Allowed" and r.get("SourceAddress") == "127.0.0.2"
+               for r in signins)
+    log = (srv.data_dir / "audit.log").read_text()
+    assert secret not in log and "wrong-secret" not in log
