@@ -743,6 +743,16 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    async fn revision(&self, uid: &str) -> Result<Option<i64>> {
+        // One indexed lookup, checked before every cache hit: no transaction needed.
+        Ok(
+            sqlx::query_scalar("SELECT revision FROM secrets WHERE uid = $1")
+                .bind(uid)
+                .fetch_optional(&self.pool)
+                .await?,
+        )
+    }
+
     async fn claim_rotation(&self, uid: &str, owner: &str, lease_ms: i64) -> Result<Option<Claim>> {
         // One statement: a first claim inserts fence 1; otherwise the row is locked and
         // taken when it is `owner`'s (fence kept), released, or expired (fence + 1). Racing

@@ -155,6 +155,9 @@ async fn insert_find_update_delete(b: &dyn Backend) {
     let rec = s.find(NS, Lookup::Name("a")).await.unwrap().unwrap();
     assert_eq!(rec.versions.len(), 1);
     assert_eq!(s.read_ciphertext("u1", "v1").await.unwrap(), None);
+    // The revision a node checks a cached copy against.
+    assert_eq!(s.revision("u1").await.unwrap(), Some(4));
+    assert_eq!(s.revision("zz").await.unwrap(), None);
 
     s.record_access("u1", "v2", 86_400_000).await.unwrap();
     let listed = s.list(NS).await.unwrap();
@@ -166,6 +169,7 @@ async fn insert_find_update_delete(b: &dyn Backend) {
 
     assert!(s.delete("u1").await.unwrap());
     assert!(!s.delete("u1").await.unwrap());
+    assert_eq!(s.revision("u1").await.unwrap(), None);
     assert!(s.find(NS, Lookup::Name("a")).await.unwrap().is_none());
     assert_eq!(s.read_ciphertext("u1", "v2").await.unwrap(), None);
     // The name is free again.
