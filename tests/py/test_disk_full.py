@@ -58,6 +58,11 @@ def test_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk):
         err = errors[-1]
         assert err["Error"]["Code"] == "InternalServiceError", err
         assert err["Error"]["Message"].startswith(FULL), err
+        # The server's error line carries the request id the client got, so the two can be
+        # matched.
+        rid = err["ResponseMetadata"]["RequestId"]
+        lines = [ln for ln in srv.log_tail(400).splitlines() if rid in ln]
+        assert any("refused by the store" in ln for ln in lines), srv.log_tail(20)
         # A refused write changed nothing.
         with pytest.raises(ClientError) as e:
             sm.put_secret_value(SecretId="kept", SecretString="while full")

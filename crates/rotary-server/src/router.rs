@@ -240,8 +240,21 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
 /// console for the principal its session signed in as, which then goes through the same
 /// authorization, audit, metrics and dispatch as a signed request.
 pub(crate) async fn run(st: &AppState, req: Request, session: Option<&Principal>) -> Response {
-    let started = Instant::now();
+    use tracing::Instrument;
     let request_id = uuid::Uuid::new_v4().to_string();
+    // Every line logged while the request runs (an internal error's, deep in the service or
+    // the store) carries the id the client got in `x-amzn-RequestId`.
+    let span = tracing::info_span!("request", request_id = %request_id);
+    run_as(st, req, session, request_id).instrument(span).await
+}
+
+async fn run_as(
+    st: &AppState,
+    req: Request,
+    session: Option<&Principal>,
+    request_id: String,
+) -> Response {
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
     let target = parts
         .headers
