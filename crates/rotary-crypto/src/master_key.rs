@@ -90,6 +90,34 @@ impl MasterKey {
         }
     }
 
+    /// A key from 32 bytes the caller already holds: a key read from a file, or one derived
+    /// from a passphrase to seal the key file with.
+    pub fn from_bytes(bytes: Zeroizing<[u8; 32]>) -> Self {
+        Self(bytes)
+    }
+
+    /// Seals another master key with AAD `label` (nonce ‖ ciphertext), so that a key file can
+    /// be stored encrypted under a passphrase-derived key without its bytes leaving this type.
+    pub fn wrap_key(&self, label: &[u8], key: &MasterKey) -> Result<Vec<u8>> {
+        seal(&self.0, label, key.0.as_ref())
+    }
+
+    /// Opens what [`MasterKey::wrap_key`] sealed with the same label.
+    pub fn unwrap_key(&self, label: &[u8], sealed: &[u8]) -> Result<MasterKey> {
+        let plain = open(&self.0, label, sealed)?;
+        let arr: [u8; 32] = plain
+            .expose()
+            .try_into()
+            .map_err(|_| Error::Decrypt("the sealed key is not 32 bytes"))?;
+        Ok(Self(Zeroizing::new(arr)))
+    }
+
+    /// Whether two keys are the same (constant time is not needed: for tests and checks on
+    /// keys the process already holds).
+    pub fn same_as(&self, other: &MasterKey) -> bool {
+        self.0.as_ref() == other.0.as_ref()
+    }
+
     /// Seals `plaintext` (a key or credential) with AAD `label`: nonce ‖ ciphertext.
     pub fn wrap(&self, label: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
         seal(&self.0, label, plaintext)
@@ -149,6 +177,20 @@ mod tests {
         assert_eq!(k2.unwrap(b"label", &sealed).unwrap().expose(), b"payload");
         assert!(k2.unwrap(b"other", &sealed).is_err());
         assert!(MasterKey::create(&p).is_err());
+    }
+
+    #[test]
+    fn wrap_key_round_trip() {
+        let kek = MasterKey::from_bytes(Zeroizing::new([7u8; 32]));
+        let key = MasterKey::generate();
+        let sealed = kek.wrap_key(b"l", &key).unwrap();
+        assert!(kek.unwrap_key(b"l", &sealed).unwrap().same_as(&key));
+        assert!(kek.unwrap_key(b"m", &sealed).is_err());
+        let other = MasterKey::from_bytes(Zeroizing::new([8u8; 32]));
+        assert!(other.unwrap_key(b"l", &sealed).is_err());
+        // A sealed value of the wrong length is refused.
+        let short = kek.wrap(b"l", b"short").unwrap();
+        assert!(kek.unwrap_key(b"l", &short).is_err());
     }
 
     #[test]

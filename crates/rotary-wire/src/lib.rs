@@ -12,13 +12,17 @@
 //! - Every error body is `{"__type", "Message"}`, built by serde, never by `format!`.
 //! - Members with no value are omitted from responses, never sent as `null`.
 
+pub mod decode;
 pub mod dto;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod operation;
 pub mod sensitive;
 pub mod timestamp;
 pub mod validate;
 
+pub use decode::decode_request;
 pub use error::{ApiError, ErrorCode};
 pub use operation::Operation;
 pub use sensitive::{Blob, Sensitive};

@@ -42,6 +42,11 @@ pub struct ServeArgs {
     /// Master key file, mode 0600; several nodes may share one [default: DATA_DIR/master.key].
     #[arg(long, env = "ROTARY_MASTER_KEY_FILE")]
     pub master_key_file: Option<PathBuf>,
+    /// File (mode 0600) holding the passphrase of a sealed master key file; a trailing
+    /// newline is ignored [default: the ROTARY_MASTER_KEY_PASSPHRASE variable, else a prompt
+    /// when standard input is a terminal].
+    #[arg(long, env = "ROTARY_MASTER_KEY_PASSPHRASE_FILE")]
+    pub master_key_passphrase_file: Option<PathBuf>,
     /// Log format: `text` or `json` [default: text].
     #[arg(long, env = "ROTARY_LOG_FORMAT")]
     pub log_format: Option<String>,
@@ -176,6 +181,7 @@ struct FileConfig {
     store_pool_size: Option<u32>,
     node_id: Option<String>,
     master_key_file: Option<PathBuf>,
+    master_key_passphrase_file: Option<PathBuf>,
     log_format: Option<String>,
     public_url: Option<String>,
     read_cache_mib: Option<u64>,
@@ -233,6 +239,8 @@ pub struct Config {
     /// ([`node_id`]).
     pub node_id: Option<String>,
     pub master_key_file: PathBuf,
+    /// The passphrase file of a sealed master key file.
+    pub master_key_passphrase_file: Option<PathBuf>,
     pub log_format: LogFormat,
     pub public_url: String,
     /// Budget of the read cache in bytes (0: off).
@@ -277,7 +285,12 @@ impl Config {
     /// Files a sandboxed rotation function must not see besides the data directory, the
     /// keys and the store: key material and configuration given by path.
     pub fn sandbox_hidden_paths(&self) -> Vec<PathBuf> {
-        self.tls.iter().map(|t| t.key.clone()).collect()
+        // The passphrase file too: functions must not read what opens the master key.
+        self.tls
+            .iter()
+            .map(|t| t.key.clone())
+            .chain(self.master_key_passphrase_file.clone())
+            .collect()
     }
 }
 
@@ -501,6 +514,9 @@ impl Config {
             store_pool_size,
             node_id,
             master_key_file,
+            master_key_passphrase_file: args
+                .master_key_passphrase_file
+                .or(file.master_key_passphrase_file),
             log_format,
             public_url,
             read_cache_bytes: read_cache_mib << 20,

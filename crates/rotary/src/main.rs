@@ -9,6 +9,7 @@ mod config;
 mod fsperm;
 mod keycheck;
 mod masterkey;
+mod passphrase;
 mod serve;
 
 use std::process::ExitCode;
@@ -53,41 +54,56 @@ enum Command {
 #[derive(Debug, Subcommand)]
 enum MasterKeyCommand {
     /// Re-wrap everything the master key seals under a new key; the old key file is kept as
-    /// KEYFILE.old and no longer opens the data.
-    Rotate {
-        /// The data directory [default: ./rotary-data].
-        #[arg(long, env = "ROTARY_DATA_DIR", default_value = "rotary-data")]
-        data_dir: std::path::PathBuf,
-        /// The key file [default: DATA_DIR/master.key].
-        #[arg(long, env = "ROTARY_MASTER_KEY_FILE")]
-        master_key_file: Option<std::path::PathBuf>,
-    },
+    /// KEYFILE.old and no longer opens the data. A sealed key file stays sealed, with the
+    /// same passphrase.
+    Rotate(KeyFileArgs),
+    /// Seal the key file with a passphrase (Argon2id + AES-256-GCM), replacing it
+    /// atomically; the server then needs the passphrase to start. At a prompt it is asked
+    /// twice.
+    Seal(KeyFileArgs),
+    /// Turn a sealed key file back into a plain one (32 bytes, mode 0600).
+    Unseal(KeyFileArgs),
+    /// Check that the passphrase opens the sealed key file: exit 0 if it does, 2 if not.
+    UnsealTest(KeyFileArgs),
+}
+
+/// Which key file a `master-key` command works on, and its passphrase.
+#[derive(Debug, clap::Args)]
+struct KeyFileArgs {
+    /// The data directory [default: ./rotary-data].
+    #[arg(long, env = "ROTARY_DATA_DIR", default_value = "rotary-data")]
+    data_dir: std::path::PathBuf,
+    /// The key file [default: DATA_DIR/master.key].
+    #[arg(long, visible_alias = "key-file", env = "ROTARY_MASTER_KEY_FILE")]
+    master_key_file: Option<std::path::PathBuf>,
+    /// File (mode 0600) holding the key file's passphrase; a trailing newline is ignored
+    /// [default: the ROTARY_MASTER_KEY_PASSPHRASE variable, else a prompt at a terminal].
+    #[arg(long, env = "ROTARY_MASTER_KEY_PASSPHRASE_FILE")]
+    master_key_passphrase_file: Option<std::path::PathBuf>,
+}
+
+impl KeyFileArgs {
+    fn key_file(&self) -> std::path::PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
+    fn passphrase(&self) -> passphrase::Passphrase {
+        passphrase::Passphrase::new(self.master_key_passphrase_file.clone())
+    }
 }
 
 fn master_key(cmd: MasterKeyCommand) -> ExitCode {
-    let MasterKeyCommand::Rotate {
-        data_dir,
-        master_key_file,
-    } = cmd;
-    let key = master_key_file.unwrap_or_else(|| data_dir.join("master.key"));
-    let store = data_dir.join("rotary.db");
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(r) => r,
-        Err(e) => {
-            eprintln!("rotary: starting the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+    let result = match cmd {
+        MasterKeyCommand::Rotate(args) => rotate_master_key(&args),
+        MasterKeyCommand::Seal(args) => seal_master_key(&args),
+        MasterKeyCommand::Unseal(args) => unseal_master_key(&args),
+        MasterKeyCommand::UnsealTest(args) => unseal_test_master_key(&args),
     };
-    match runtime.block_on(masterkey::rotate(&store, &key)) {
-        Ok(n) => {
-            println!(
-                "Rotated the master key: {n} sealed values re-wrapped; {} is the new key, the old one is {} (it no longer opens the data: remove it once the new key is backed up).",
-                key.display(),
-                masterkey::sibling(&key, ".old").display()
-            );
+    match result {
+        Ok(message) => {
+            println!("{message}");
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -98,6 +114,125 @@ fn master_key(cmd: MasterKeyCommand) -> ExitCode {
                 ExitCode::from(1)
             }
         }
+    }
+}
+
+fn rotate_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    let key = args.key_file();
+    let store = args.data_dir.join("rotary.db");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    let (n, sealed) = runtime.block_on(masterkey::rotate(&store, &key, &args.passphrase()))?;
+    Ok(format!(
+        "Rotated the master key: {n} sealed values re-wrapped; {} is the new key{}, the old one is {} (it no longer opens the data: remove it once the new key is backed up).",
+        key.display(),
+        if sealed { " (sealed with the same passphrase)" } else { "" },
+        masterkey::sibling(&key, ".old").display()
+    ))
+}
+
+/// The passphrase for a sealed key file, or a configuration error saying how to give one.
+fn required_passphrase(
+    source: &passphrase::Passphrase,
+    confirm: bool,
+) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
+    source.get(confirm)?.ok_or_else(|| {
+        keycheck::ConfigError(format!(
+            "no passphrase given: use --master-key-passphrase-file (or \
+             ROTARY_MASTER_KEY_PASSPHRASE_FILE), or {}, or run at a terminal to be asked",
+            passphrase::PASSPHRASE_ENV
+        ))
+        .into()
+    })
+}
+
+fn seal_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    use passphrase::{KdfParams, KeyFile, SealedKey};
+    let path = args.key_file();
+    let key = match passphrase::read_key_file(&path)? {
+        KeyFile::Plain(key) => key,
+        KeyFile::Sealed(_) => {
+            return Err(keycheck::ConfigError(format!(
+                "{} is already sealed; to change the passphrase, run `rotary master-key unseal` \
+                 then `seal` again",
+                path.display()
+            ))
+            .into())
+        }
+    };
+    let pass = required_passphrase(&args.passphrase(), true)?;
+    passphrase::check_new_passphrase(&pass)?;
+    let contents = SealedKey::seal(&key, &pass, KdfParams::DEFAULT)?;
+    // Open what is about to replace the only copy of the key before replacing it.
+    let reopened = match passphrase::read_key_file_bytes(&contents)? {
+        KeyFile::Sealed(sealed) => sealed.open(&pass)?,
+        KeyFile::Plain(_) => None,
+    };
+    if !reopened.is_some_and(|k| k.same_as(&key)) {
+        anyhow::bail!(
+            "the sealed key did not open again; {} is unchanged",
+            path.display()
+        );
+    }
+    passphrase::replace_file(&path, &contents)?;
+    let mut message = format!(
+        "Sealed the master key in {} (Argon2id, {} MiB, {} passes). The server now needs the \
+         passphrase to start: --master-key-passphrase-file, {} or a terminal prompt.",
+        path.display(),
+        KdfParams::DEFAULT.memory_kib / 1024,
+        KdfParams::DEFAULT.iterations,
+        passphrase::PASSPHRASE_ENV
+    );
+    let old = masterkey::sibling(&path, ".old");
+    if matches!(passphrase::read_key_file(&old), Ok(KeyFile::Plain(_))) {
+        message.push_str(&format!(
+            "\nNote: {} (from an earlier rotation) is still a plain key; remove it if it is \
+             not needed to open older backups.",
+            old.display()
+        ));
+    }
+    Ok(message)
+}
+
+fn unseal_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    let path = args.key_file();
+    let sealed = sealed_key_file(&path)?;
+    let pass = required_passphrase(&args.passphrase(), false)?;
+    let key = sealed
+        .open(&pass)?
+        .ok_or_else(|| passphrase::wrong_passphrase(&path))?;
+    passphrase::replace_with_plain_key(&path, &key)?;
+    Ok(format!(
+        "Unsealed the master key in {}: it is a plain key file again (mode 0600), and the \
+         server starts without a passphrase.",
+        path.display()
+    ))
+}
+
+fn unseal_test_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    let path = args.key_file();
+    let sealed = sealed_key_file(&path)?;
+    let pass = required_passphrase(&args.passphrase(), false)?;
+    sealed
+        .open(&pass)?
+        .ok_or_else(|| passphrase::wrong_passphrase(&path))?;
+    Ok(format!(
+        "The passphrase opens the sealed master key in {}.",
+        path.display()
+    ))
+}
+
+/// The sealed key in `path`, or a configuration error when it is a plain key file.
+fn sealed_key_file(path: &std::path::Path) -> anyhow::Result<passphrase::SealedKey> {
+    match passphrase::read_key_file(path)? {
+        passphrase::KeyFile::Sealed(sealed) => Ok(sealed),
+        passphrase::KeyFile::Plain(_) => Err(keycheck::ConfigError(format!(
+            "{} is not sealed: it is a plain key file (seal it with `rotary master-key seal`)",
+            path.display()
+        ))
+        .into()),
     }
 }
 

@@ -16,6 +16,10 @@
 //! When a crash falls between 2 and 3, `rotary serve` finds that `KEYFILE` does not open the
 //! data (or is missing) and says that `KEYFILE.new` does (see [`crate::keycheck`]).
 //! `KEYFILE.old` stays until the operator removes it; it no longer opens the data.
+//!
+//! A key file sealed with a passphrase ([`crate::passphrase`]) stays sealed: the new key is
+//! sealed with the same passphrase and Argon2id costs (and a fresh salt) before it is
+//! written, so no step puts a key in clear on disk.
 
 use std::path::{Path, PathBuf};
 
@@ -25,6 +29,7 @@ use rotary_crypto::MasterKey;
 use rotary_store::{SqliteStore, Store};
 
 use crate::keycheck::{self, ConfigError, KEY_CHECK_META};
+use crate::passphrase::{self, KeyFile, Passphrase, SealedKey};
 use crate::serve::{ROOT_CREDENTIALS_LABEL, ROOT_CREDENTIALS_META};
 
 /// `KEYFILE` with `suffix` appended (`master.key.new`).
@@ -35,8 +40,12 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 }
 
 /// Rotates the master key of the store at `store_path`, whose key is `key_path`. Returns the
-/// number of values re-wrapped.
-pub async fn rotate(store_path: &Path, key_path: &Path) -> anyhow::Result<usize> {
+/// number of values re-wrapped and whether the key file is sealed.
+pub async fn rotate(
+    store_path: &Path,
+    key_path: &Path,
+    passphrase: &Passphrase,
+) -> anyhow::Result<(usize, bool)> {
     if !store_path.exists() {
         bail!(ConfigError(format!(
             "no store at {}: nothing to re-key",
@@ -49,12 +58,24 @@ pub async fn rotate(store_path: &Path, key_path: &Path) -> anyhow::Result<usize>
     // The current key must open the data (this also refuses a missing key file).
     let (old, _) = keycheck::open_master_key(
         key_path,
+        passphrase,
         &store,
         ROOT_CREDENTIALS_META,
         ROOT_CREDENTIALS_LABEL,
     )
     .await?;
     let new = MasterKey::generate();
+    // A sealed key file: the new one is sealed too, with the passphrase that opened the old
+    // one (already read, so no second prompt).
+    let sealed_new = match passphrase::read_key_file(key_path)? {
+        KeyFile::Plain(_) => None,
+        KeyFile::Sealed(sealed) => {
+            let pass = passphrase
+                .get(false)?
+                .ok_or_else(|| passphrase::wrong_passphrase(key_path))?;
+            Some(SealedKey::seal(&new, &pass, sealed.params)?)
+        }
+    };
     let mut entries = Vec::new();
     for (key, value) in store.list_meta("").await? {
         if let Some(v) = rewrap(&key, &value, &old, &new)? {
@@ -70,14 +91,17 @@ pub async fn rotate(store_path: &Path, key_path: &Path) -> anyhow::Result<usize>
         )));
     }
     let _ = std::fs::remove_file(&new_path);
-    write_key(&new_path, &new)?;
+    match &sealed_new {
+        None => write_key(&new_path, &new)?,
+        Some(contents) => passphrase::save_new_sealed(&new_path, contents)?,
+    }
     store.put_metas(&entries).await?; // the commit point
     std::fs::rename(key_path, &old_path)
         .with_context(|| format!("renaming {} to {}", key_path.display(), old_path.display()))?;
     std::fs::rename(&new_path, key_path)
         .with_context(|| format!("renaming {} to {}", new_path.display(), key_path.display()))?;
     sync_dir(key_path)?;
-    Ok(entries.len())
+    Ok((entries.len(), sealed_new.is_some()))
 }
 
 /// The re-wrapped form of one metadata value, or `None` when the master key does not seal it.
@@ -148,7 +172,8 @@ fn write_key(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
     sync_dir(path)
 }
 
-fn sync_dir(file: &Path) -> anyhow::Result<()> {
+/// Syncs the directory holding `file`, so a rename or a new file survives a crash.
+pub fn sync_dir(file: &Path) -> anyhow::Result<()> {
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())

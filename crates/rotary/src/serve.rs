@@ -268,13 +268,17 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )?;
     let node_id = crate::config::node_id(&config)?;
     let store = open_store(&config, &node_id).await?;
+    // Read only if the key file is sealed; zeroized when dropped after the key is open.
+    let passphrase = crate::passphrase::Passphrase::new(config.master_key_passphrase_file.clone());
     let (master, created) = keycheck::open_master_key(
         &config.master_key_file,
+        &passphrase,
         store.as_ref(),
         ROOT_CREDENTIALS_META,
         ROOT_CREDENTIALS_LABEL,
     )
     .await?;
+    drop(passphrase);
     if created {
         tracing::info!(path = %config.master_key_file.display(), "Created a new master key");
     }

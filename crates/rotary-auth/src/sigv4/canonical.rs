@@ -142,6 +142,20 @@ pub(crate) fn payload_hash(req: &RequestParts<'_>) -> Result<String, AuthError> 
     }
 }
 
+/// Every `signed` header (lower case) must be in the request. Headers only, so `precheck`
+/// runs it too, before the key lookup, as the verifier does.
+pub(crate) fn check_signed_headers_exist(
+    req: &RequestParts<'_>,
+    signed: &[String],
+) -> Result<(), AuthError> {
+    match signed.iter().find(|name| req.first_header(name).is_none()) {
+        Some(name) => Err(AuthError::incomplete(format!(
+            "'{name}' is named as a SignedHeader, but it does not exist in the HTTP request."
+        ))),
+        None => Ok(()),
+    }
+}
+
 /// The canonical request over exactly the `signed` headers (lower case, sorted).
 ///
 /// Fails if a signed header is absent from the request.
@@ -157,13 +171,9 @@ pub(crate) fn canonical_request(
     out.push(b'\n');
     out.extend_from_slice(canonical_query(req.query).as_bytes());
     out.push(b'\n');
+    check_signed_headers_exist(req, signed)?;
     for name in signed {
-        let mut values = req.header_values(name).peekable();
-        if values.peek().is_none() {
-            return Err(AuthError::incomplete(format!(
-                "'{name}' is named as a SignedHeader, but it does not exist in the HTTP request."
-            )));
-        }
+        let values = req.header_values(name);
         out.extend_from_slice(name.as_bytes());
         out.push(b':');
         push_header_values(&mut out, values);

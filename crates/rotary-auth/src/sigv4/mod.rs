@@ -17,6 +17,8 @@
 mod canonical;
 mod credential;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 mod parse;
 mod precheck;
 mod verify;

@@ -3,19 +3,20 @@
 //! An unauthenticated client must not make the server buffer a request body. [`precheck`]
 //! runs, in the verifier's order, every check that looks at headers only: the
 //! `Authorization` header's shape, the `X-Amz-Date` format and clock skew, the headers that
-//! must be signed, the algorithm, the credential scope (region, service, terminator, day) and
-//! whether the access key is known. A request failing any of them gets the same error that
+//! must be signed, the algorithm, the credential scope (region, service, terminator, day),
+//! whether every signed header is present and whether the access key is known. A request failing any of them gets the same error that
 //! [`Verifier::verify`](super::Verifier::verify) would give it; one that passes is still
 //! fully verified, body hash and signature included, once the body is read.
 //!
 //! The one difference: the verifier computes the body hash (and so can report a body that
-//! does not match `x-amz-content-sha256`) before it looks the access key up; here an unknown
-//! key is reported first, since the body is not read yet.
+//! does not match `x-amz-content-sha256`) before the checks that follow it (every signed
+//! header present, the access key known); here those are reported first, since the body is
+//! not read yet.
 
 use time::OffsetDateTime;
 
 use super::verify::{check_scope, check_signed_headers, check_skew, Strictness};
-use super::{header, parse, AuthError, CredentialSource, RequestParts};
+use super::{canonical, header, parse, AuthError, CredentialSource, RequestParts};
 
 /// Checks everything about `req` that does not need its body, for a server of `region` and
 /// `service`, at `now`. `req.body` is ignored (pass an empty slice).
@@ -55,6 +56,10 @@ pub fn precheck(
 
     let scope = parse::credential(auth.credential)?;
     check_scope(&scope, &amz_date, region, service)?;
+
+    // The verifier builds the canonical request, which needs every signed header, before it
+    // looks the key up; so an unknown key must not hide a missing signed header here either.
+    canonical::check_signed_headers_exist(req, &signed)?;
 
     if creds.lookup(scope.access_key_id).is_none() {
         return Err(AuthError::unrecognized());
@@ -166,5 +171,21 @@ mod tests {
             let e = run(auth, date).unwrap_err();
             assert_eq!(e.code, code, "{auth:?} {date}: {e}");
         }
+    }
+
+    // See: #12 (found by the `sigv4` fuzz target; input in fuzz/regressions/sigv4/).
+    #[test]
+    fn issue_12_missing_signed_header_is_reported_before_an_unknown_key() {
+        let auth = "AWS4-HMAC-SHA256 Credential=NOBODY/20251106/us-east-1/secretsmanager/aws4_request, SignedHeaders=content-type;host;my-header2;x-amz-date;x-amz-target, Signature=00";
+        let e = run(Some(auth), "20251106T132608Z").unwrap_err();
+        assert_eq!(e.code, AuthErrorCode::IncompleteSignature);
+        assert_eq!(
+            e.message,
+            "'my-header2' is named as a SignedHeader, but it does not exist in the HTTP request."
+        );
+        // With a known key too: the request is not worth reading.
+        let auth = auth.replace("NOBODY", "AKIDEXAMPLE");
+        let e = run(Some(&auth), "20251106T132608Z").unwrap_err();
+        assert_eq!(e.code, AuthErrorCode::IncompleteSignature);
     }
 }

@@ -229,7 +229,7 @@ pub(super) fn check_signed_headers(
     Ok(())
 }
 
-fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
+pub(super) fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     let mut mac = match HmacSha256::new_from_slice(key) {
         Ok(mac) => mac,
         // HMAC is defined for keys of every length; `new_from_slice` cannot fail for it.
