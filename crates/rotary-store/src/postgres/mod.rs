@@ -95,6 +95,10 @@ impl PostgresStore {
     /// `sslcert`, `sslkey`), applies migrations under an advisory lock (so that several
     /// nodes starting at once migrate once), and starts listening for changes.
     pub async fn open(url: &str, options: PgStoreOptions) -> Result<Self> {
+        // sqlx's TLS uses rustls' process-wide provider, which rustls cannot choose by
+        // itself when a build enables more than one (ring here, aws-lc-rs for other crates):
+        // name ring, unless the process installed one already.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let connect = PgConnectOptions::from_str(url)?;
         migrate(&connect, options.connect_timeout).await?;
         let pool = PgPoolOptions::new()
