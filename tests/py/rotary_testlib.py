@@ -337,7 +337,9 @@ class Server:
 
 
 def make_client(url: str, validate: bool = True, access_key: str = ACCESS_KEY,
-                secret_key: str = SECRET_KEY, region: str = REGION):
+                secret_key: str = SECRET_KEY, region: str = REGION, pool: int = 10,
+                read_timeout: int = 30):
+    """`pool`: connections kept for concurrent calls (tests calling from many threads)."""
     return boto3.session.Session().client(
         "secretsmanager",
         endpoint_url=url,
@@ -348,7 +350,8 @@ def make_client(url: str, validate: bool = True, access_key: str = ACCESS_KEY,
             retries={"max_attempts": 1},
             parameter_validation=validate,
             connect_timeout=5,
-            read_timeout=30,
+            read_timeout=read_timeout,
+            max_pool_connections=pool,
         ),
     )
 

@@ -23,9 +23,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
 import pytest
-from botocore.config import Config
 from botocore.exceptions import ClientError, EndpointConnectionError
 
 import rotary_testlib as lib
@@ -42,11 +40,7 @@ THREADS = 16
 
 
 def _client(url):
-    return boto3.session.Session().client(
-        "secretsmanager", endpoint_url=url, region_name=lib.REGION,
-        aws_access_key_id=lib.ACCESS_KEY, aws_secret_access_key=lib.SECRET_KEY,
-        config=Config(retries={"max_attempts": 1}, max_pool_connections=THREADS * 2,
-                      connect_timeout=5, read_timeout=60))
+    return lib.make_client(url, pool=THREADS * 2, read_timeout=60)
 
 
 class RoundRobin:
@@ -236,10 +230,8 @@ def test_kms_key_user_and_function_made_on_one_node_work_on_the_others(cluster):
         "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
                        "Resource": "*"}]})})
     key = iam("CreateAccessKey", {"UserName": user})["AccessKey"]
-    as_user = boto3.session.Session().client(
-        "secretsmanager", endpoint_url=cluster.nodes[2].url, region_name=lib.REGION,
-        aws_access_key_id=key["AccessKeyId"], aws_secret_access_key=key["SecretAccessKey"],
-        config=Config(retries={"max_attempts": 1}))
+    as_user = lib.make_client(cluster.nodes[2].url, access_key=key["AccessKeyId"],
+                              secret_key=key["SecretAccessKey"])
     wait_for(lambda: _works(lambda: as_user.get_secret_value(SecretId=name)), 10,
              "node2 to accept the key created on node0", cluster.logs)
     with pytest.raises(ClientError) as e:
@@ -262,7 +254,6 @@ def _works(call) -> bool:
 
 
 def test_thousand_due_rotations_run_once_across_nodes_with_one_killed(cluster):
-    sm = _client(cluster.nodes[0].url)
     prefix = lib.unique_name("cl-scale")
     names = [f"{prefix}-{i:04d}" for i in range(N_ROTATIONS)]
     clients = [_client(n.url) for n in cluster.nodes]
@@ -366,7 +357,7 @@ def test_node_killed_inside_a_step_has_its_rotation_finished_by_another(cluster)
     owners = cluster.pg.sql("SELECT owner FROM rotation_claims WHERE owner <> ''",
                             dbname="rotary")
     assert len(owners) == 1, owners
-    victim = next(n for n in cluster.nodes if f"--node-id" in n.extra_args
+    victim = next(n for n in cluster.nodes if "--node-id" in n.extra_args
                   and n.extra_args[n.extra_args.index("--node-id") + 1] == owners[0][0])
     victim.kill()
     survivor = Rotary(cluster.alive()[0])

@@ -11,8 +11,6 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import boto3
-from botocore.config import Config
 
 import rotary_testlib as lib
 
@@ -25,11 +23,7 @@ THREADS = 16
 
 
 def _client(url):
-    return boto3.session.Session().client(
-        "secretsmanager", endpoint_url=url, region_name=lib.REGION,
-        aws_access_key_id=lib.ACCESS_KEY, aws_secret_access_key=lib.SECRET_KEY,
-        config=Config(retries={"max_attempts": 1}, max_pool_connections=THREADS * 2,
-                      connect_timeout=5, read_timeout=60))
+    return lib.make_client(url, pool=THREADS * 2, read_timeout=60)
 
 
 def _list_prefix(sm, prefix):

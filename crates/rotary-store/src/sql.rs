@@ -1,7 +1,9 @@
 //! SQL text shared by the backends: the listing query (keyset pagination, prefix pushdown)
 //! is built once here, and each backend keeps only what differs (placeholders, hints).
 
-use crate::{ListKey, ListOrder, ListQuery};
+use sqlx::{ColumnIndex, Decode, Row, Type};
+
+use crate::{Error, ListKey, ListOrder, ListQuery, Result, SecretRow, VersionRow};
 
 /// How a backend spells its query parameters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -175,4 +177,53 @@ pub(crate) fn doc_tags(doc: &str) -> Vec<(String, String)> {
 /// The JSON text of a version's staging labels.
 pub(crate) fn stages_json(stages: &[String]) -> String {
     serde_json::to_string(stages).unwrap_or_else(|_| "[]".to_owned())
+}
+
+/// A `secrets` row (the columns every backend selects by the same names) as a [`SecretRow`].
+pub(crate) fn secret_row<'r, R>(r: &'r R) -> Result<SecretRow>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+{
+    Ok(SecretRow {
+        uid: r.try_get("uid")?,
+        namespace: r.try_get("namespace")?,
+        name: r.try_get("name")?,
+        arn: r.try_get("arn")?,
+        created_ms: r.try_get("created_ms")?,
+        last_changed_ms: r.try_get("last_changed_ms")?,
+        last_accessed_ms: r.try_get("last_accessed_ms")?,
+        deleted_ms: r.try_get("deleted_ms")?,
+        rotation_due_ms: r.try_get("rotation_due_ms")?,
+        revision: r.try_get("revision")?,
+        doc: r.try_get("doc")?,
+    })
+}
+
+/// A `versions` row as its secret's id and a [`VersionRow`].
+pub(crate) fn version_row<'r, R>(r: &'r R) -> Result<(String, VersionRow)>
+where
+    R: Row,
+    &'static str: ColumnIndex<R>,
+    String: Decode<'r, R::Database> + Type<R::Database>,
+    i64: Decode<'r, R::Database> + Type<R::Database>,
+    bool: Decode<'r, R::Database> + Type<R::Database>,
+{
+    let stages: String = r.try_get("stages")?;
+    let stages: Vec<String> = serde_json::from_str(&stages)
+        .map_err(|e| Error::Corrupt(format!("version stages: {e}")))?;
+    Ok((
+        r.try_get("secret_uid")?,
+        VersionRow {
+            version_id: r.try_get("version_id")?,
+            seq: r.try_get("seq")?,
+            created_ms: r.try_get("created_ms")?,
+            last_accessed_ms: r.try_get("last_accessed_ms")?,
+            stages,
+            kms_key_id: r.try_get("kms_key_id")?,
+            has_value: r.try_get("has_value")?,
+        },
+    ))
 }

@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{Connection, Row, Sqlite, SqliteConnection, Transaction};
 
@@ -16,6 +15,7 @@ mod writer;
 use writer::{Write, Writer};
 
 use crate::sql::{self, Bind, Dialect, Sql};
+use crate::sql::{secret_row, version_row};
 use crate::{
     Claim, Error, ListOrder, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
     SecretUpdate, Store, VersionRow, VersionWrite,
@@ -82,40 +82,6 @@ impl SqliteStore {
             .await?;
         Ok(Self { reader, writer })
     }
-}
-
-fn secret_row(r: &SqliteRow) -> Result<SecretRow> {
-    Ok(SecretRow {
-        uid: r.try_get("uid")?,
-        namespace: r.try_get("namespace")?,
-        name: r.try_get("name")?,
-        arn: r.try_get("arn")?,
-        created_ms: r.try_get("created_ms")?,
-        last_changed_ms: r.try_get("last_changed_ms")?,
-        last_accessed_ms: r.try_get("last_accessed_ms")?,
-        deleted_ms: r.try_get("deleted_ms")?,
-        rotation_due_ms: r.try_get("rotation_due_ms")?,
-        revision: r.try_get("revision")?,
-        doc: r.try_get("doc")?,
-    })
-}
-
-fn version_row(r: &SqliteRow) -> Result<(String, VersionRow)> {
-    let stages: String = r.try_get("stages")?;
-    let stages: Vec<String> = serde_json::from_str(&stages)
-        .map_err(|e| Error::Corrupt(format!("version stages: {e}")))?;
-    Ok((
-        r.try_get("secret_uid")?,
-        VersionRow {
-            version_id: r.try_get("version_id")?,
-            seq: r.try_get("seq")?,
-            created_ms: r.try_get("created_ms")?,
-            last_accessed_ms: r.try_get("last_accessed_ms")?,
-            stages,
-            kms_key_id: r.try_get("kms_key_id")?,
-            has_value: r.try_get("has_value")?,
-        },
-    ))
 }
 
 /// Reads a secret and its versions' metadata inside `tx`.
