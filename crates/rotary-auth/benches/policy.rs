@@ -3,6 +3,9 @@
 //! (other actions and resources, each with a tag condition) and the allowing one last, so
 //! every statement is tested.
 
+// criterion_main! generates an undocumented main.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

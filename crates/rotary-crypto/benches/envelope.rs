@@ -1,6 +1,9 @@
 //! Envelope encryption of one secret version (issue #15): `open` is on every
 //! GetSecretValue (unwrap the data key, then decrypt the value), `seal` on every write.
 
+// criterion_main! generates an undocumented main.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

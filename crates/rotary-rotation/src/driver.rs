@@ -173,6 +173,10 @@ impl RotationEngine {
         };
         let lifetime =
             i64::try_from((timeout + Duration::from_secs(60)).as_millis()).unwrap_or(i64::MAX);
+        #[expect(
+            clippy::disallowed_methods,
+            reason = "shared session credentials expire on the wall clock, as SigV4 timestamps do"
+        )]
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));

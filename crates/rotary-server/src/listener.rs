@@ -28,7 +28,7 @@ use crate::tls::TlsFiles;
 
 /// Under connection pressure, connections silent for this long with no request in flight
 /// are closed.
-pub const PRESSURE_MIN_IDLE: Duration = Duration::from_secs(1);
+pub(crate) const PRESSURE_MIN_IDLE: Duration = Duration::from_secs(1);
 /// How long open connections get to finish their requests at shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 /// Pause after a failed `accept` (e.g. out of file descriptors) before the next one.

@@ -347,6 +347,7 @@ pub async fn database_url() -> String {
 /// create databases) and returns its URL (the same URL with the database replaced).
 pub async fn create_database(admin_url: &str) -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
+    #[expect(clippy::disallowed_methods, reason = "only a seed for a unique name")]
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

@@ -1,6 +1,9 @@
 //! JSON 1.1 decode of a GetSecretValue request and encode of its response (issue #15), with
 //! serde_json as the server does.
 
+// criterion_main! generates an undocumented main.
+#![allow(missing_docs)]
+
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};

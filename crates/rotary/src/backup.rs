@@ -40,7 +40,7 @@ const KEY_FILE: &str = "master.key";
 
 /// `rotary backup`
 #[derive(Debug, Args)]
-pub struct BackupArgs {
+pub(crate) struct BackupArgs {
     /// The server's data directory, holding rotary.db.
     #[arg(long, env = "ROTARY_DATA_DIR", default_value = "rotary-data")]
     data_dir: PathBuf,
@@ -58,7 +58,7 @@ pub struct BackupArgs {
 
 /// `rotary restore`
 #[derive(Debug, Args)]
-pub struct RestoreArgs {
+pub(crate) struct RestoreArgs {
     /// A snapshot written by `rotary backup`.
     #[arg(long)]
     from: PathBuf,
@@ -91,12 +91,12 @@ struct Summary {
 }
 
 /// Runs `rotary backup` and returns the exit code.
-pub fn backup(args: BackupArgs) -> ExitCode {
+pub(crate) fn backup(args: BackupArgs) -> ExitCode {
     finish(run_async(backup_inner(args)))
 }
 
 /// Runs `rotary restore` and returns the exit code.
-pub fn restore(args: RestoreArgs) -> ExitCode {
+pub(crate) fn restore(args: RestoreArgs) -> ExitCode {
     finish(run_async(restore_inner(args)))
 }
 

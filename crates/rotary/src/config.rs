@@ -11,7 +11,7 @@ use serde::Deserialize;
 /// Flags of `rotary serve`. Each is also an environment variable and a key of the TOML
 /// config file.
 #[derive(Debug, Clone, Default, Args)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     /// TOML configuration file; its keys are the flag names with `_` for `-`.
     #[arg(long, env = "ROTARY_CONFIG")]
     pub config: Option<PathBuf>,
@@ -102,7 +102,7 @@ pub struct ServeArgs {
 
 /// Flags of the rotation engine.
 #[derive(Debug, Clone, Default, Args)]
-pub struct RotationArgs {
+pub(crate) struct RotationArgs {
     /// Attempts before a rotation is marked failed [default: 5].
     #[arg(long, env = "ROTARY_ROTATION_MAX_ATTEMPTS")]
     pub rotation_max_attempts: Option<u32>,
@@ -131,7 +131,7 @@ pub struct RotationArgs {
 
 /// Flags of the HTTP server: limits and timeouts, TLS, the metrics listener.
 #[derive(Debug, Clone, Default, Args)]
-pub struct HttpArgs {
+pub(crate) struct HttpArgs {
     /// Seconds a client has to send a request's headers (and to finish a TLS handshake)
     /// [default: 10].
     #[arg(long, env = "ROTARY_HEADER_TIMEOUT_SECONDS")]
@@ -215,7 +215,7 @@ struct FileConfig {
 
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -224,7 +224,7 @@ pub enum LogFormat {
 
 /// The resolved, validated configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
+pub(crate) struct Config {
     pub data_dir: PathBuf,
     pub listen: SocketAddr,
     pub region: String,
@@ -276,7 +276,7 @@ pub struct Config {
 
 /// The PEM files of `--tls-cert` and `--tls-key`.
 #[derive(Debug, Clone)]
-pub struct TlsPaths {
+pub(crate) struct TlsPaths {
     pub cert: PathBuf,
     pub key: PathBuf,
 }
@@ -284,7 +284,7 @@ pub struct TlsPaths {
 impl Config {
     /// Files a sandboxed rotation function must not see besides the data directory, the
     /// keys and the store: key material and configuration given by path.
-    pub fn sandbox_hidden_paths(&self) -> Vec<PathBuf> {
+    pub(crate) fn sandbox_hidden_paths(&self) -> Vec<PathBuf> {
         // The passphrase file too: functions must not read what opens the master key.
         self.tls
             .iter()
@@ -308,7 +308,7 @@ fn is_region(r: &str) -> bool {
 
 impl Config {
     /// Applies flags > env (both via clap) > file > defaults, and validates.
-    pub fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
+    pub(crate) fn resolve(args: ServeArgs) -> anyhow::Result<Self> {
         let file = match &args.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
@@ -655,7 +655,7 @@ fn store_url(url: &str) -> anyhow::Result<StoreUrl> {
 /// The node id kept in `DATA_DIR/node-id`, made on first start from the host name and a
 /// random suffix. Kept across restarts so that a restarted node resumes the rotations it had
 /// claimed at once instead of waiting for its old claims' leases to run out.
-pub fn node_id(config: &Config) -> anyhow::Result<String> {
+pub(crate) fn node_id(config: &Config) -> anyhow::Result<String> {
     if let Some(id) = &config.node_id {
         return Ok(id.clone());
     }

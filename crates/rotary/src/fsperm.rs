@@ -12,12 +12,12 @@ use std::path::Path;
 use anyhow::{bail, Context};
 
 /// Mode of the data directory.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of every file in it.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Makes files the process creates from now on private to its user (umask 077).
-pub fn private_umask() {
+pub(crate) fn private_umask() {
     nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
 }
 
@@ -25,7 +25,7 @@ pub fn private_umask() {
 /// `keep` names entries left alone: the function directory, which the sandboxed functions'
 /// user must be able to read, and the key files, which are refused rather than tightened
 /// when loose.
-pub fn secure_data_dir(dir: &Path, keep: &[&Path]) -> anyhow::Result<()> {
+pub(crate) fn secure_data_dir(dir: &Path, keep: &[&Path]) -> anyhow::Result<()> {
     tighten(dir, DIR_MODE)?;
     let entries =
         std::fs::read_dir(dir).with_context(|| format!("reading data dir {}", dir.display()))?;
@@ -47,7 +47,7 @@ pub fn secure_data_dir(dir: &Path, keep: &[&Path]) -> anyhow::Result<()> {
 }
 
 /// Sets a file (and its SQLite `-wal`/`-shm` companions, when they exist) to 0600 when looser.
-pub fn secure_store_file(path: &Path) -> anyhow::Result<()> {
+pub(crate) fn secure_store_file(path: &Path) -> anyhow::Result<()> {
     for suffix in ["", "-wal", "-shm", "-journal"] {
         let mut p = path.as_os_str().to_owned();
         p.push(suffix);
@@ -60,7 +60,7 @@ pub fn secure_store_file(path: &Path) -> anyhow::Result<()> {
 }
 
 /// Refuses a key file that its group or others can read or write.
-pub fn check_key_file(path: &Path, what: &str) -> anyhow::Result<()> {
+pub(crate) fn check_key_file(path: &Path, what: &str) -> anyhow::Result<()> {
     let mode = std::fs::metadata(path)
         .with_context(|| format!("reading {}", path.display()))?
         .permissions()

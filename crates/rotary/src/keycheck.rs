@@ -24,14 +24,14 @@ use rotary_store::Store;
 use crate::passphrase::{self, KdfParams, KeyFile, Passphrase, SealedKey};
 
 /// Store metadata key of the key check.
-pub const KEY_CHECK_META: &str = "master-key-check";
+pub(crate) const KEY_CHECK_META: &str = "master-key-check";
 /// AAD of the key check.
-pub const KEY_CHECK_LABEL: &[u8] = b"rotary-master-key-check";
+pub(crate) const KEY_CHECK_LABEL: &[u8] = b"rotary-master-key-check";
 const KEY_CHECK_TEXT: &[u8] = b"rotary master key check v1";
 
 /// A start-up refusal caused by configuration or files the operator controls (exit 2).
 #[derive(Debug)]
-pub struct ConfigError(pub String);
+pub(crate) struct ConfigError(pub String);
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -44,7 +44,7 @@ impl std::error::Error for ConfigError {}
 /// Opens the master key for `store`, creating it only for a store that holds nothing yet.
 /// Returns the key and whether it was created. `passphrase` is asked only for a sealed key
 /// file (or to create a sealed one when a file or the environment gives it).
-pub async fn open_master_key(
+pub(crate) async fn open_master_key(
     path: &Path,
     passphrase: &Passphrase,
     store: &dyn Store,

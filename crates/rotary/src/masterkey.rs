@@ -33,7 +33,7 @@ use crate::passphrase::{self, KeyFile, Passphrase, SealedKey};
 use crate::serve::{ROOT_CREDENTIALS_LABEL, ROOT_CREDENTIALS_META};
 
 /// `KEYFILE` with `suffix` appended (`master.key.new`).
-pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
+pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     let mut p = path.as_os_str().to_owned();
     p.push(suffix);
     PathBuf::from(p)
@@ -41,7 +41,7 @@ pub fn sibling(path: &Path, suffix: &str) -> PathBuf {
 
 /// Rotates the master key of the store at `store_path`, whose key is `key_path`. Returns the
 /// number of values re-wrapped and whether the key file is sealed.
-pub async fn rotate(
+pub(crate) async fn rotate(
     store_path: &Path,
     key_path: &Path,
     passphrase: &Passphrase,
@@ -173,7 +173,7 @@ fn write_key(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
 }
 
 /// Syncs the directory holding `file`, so a rename or a new file survives a crash.
-pub fn sync_dir(file: &Path) -> anyhow::Result<()> {
+pub(crate) fn sync_dir(file: &Path) -> anyhow::Result<()> {
     if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::File::open(dir)
             .and_then(|d| d.sync_all())

@@ -47,14 +47,14 @@ const MAGIC: &str = "rotary-sealed-master-key v1";
 /// What every version's first line starts with: tells a sealed file from a plain one.
 const MAGIC_PREFIX: &[u8] = b"rotary-sealed-master-key ";
 /// Environment variable holding the passphrase itself.
-pub const PASSPHRASE_ENV: &str = "ROTARY_MASTER_KEY_PASSPHRASE";
+pub(crate) const PASSPHRASE_ENV: &str = "ROTARY_MASTER_KEY_PASSPHRASE";
 /// Passphrases shorter than this are refused when sealing.
 const MIN_PASSPHRASE_CHARS: usize = 8;
 const SALT_LEN: usize = 16;
 
 /// Argon2id cost parameters, stored in each sealed file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct KdfParams {
+pub(crate) struct KdfParams {
     /// Memory in KiB.
     pub memory_kib: u32,
     /// Passes over the memory.
@@ -66,7 +66,7 @@ pub struct KdfParams {
 impl KdfParams {
     /// What `seal` uses: 64 MiB, 3 passes, 1 lane (RFC 9106's second recommended option):
     /// a fraction of a second once per start, costly for anyone guessing passphrases.
-    pub const DEFAULT: Self = Self {
+    pub(crate) const DEFAULT: Self = Self {
         memory_kib: 64 * 1024,
         iterations: 3,
         parallelism: 1,
@@ -89,7 +89,7 @@ impl KdfParams {
 }
 
 /// What a key file holds.
-pub enum KeyFile {
+pub(crate) enum KeyFile {
     /// 32 bytes in clear.
     Plain(MasterKey),
     /// A key sealed under a passphrase.
@@ -98,7 +98,7 @@ pub enum KeyFile {
 
 /// A parsed sealed key file; opening it needs the passphrase.
 #[derive(Debug)]
-pub struct SealedKey {
+pub(crate) struct SealedKey {
     /// The Argon2id costs the file was sealed with.
     pub params: KdfParams,
     salt: Vec<u8>,
@@ -109,7 +109,11 @@ pub struct SealedKey {
 
 impl SealedKey {
     /// Seals `key` under `passphrase` with a fresh salt; returns the file's bytes.
-    pub fn seal(key: &MasterKey, passphrase: &[u8], params: KdfParams) -> anyhow::Result<Vec<u8>> {
+    pub(crate) fn seal(
+        key: &MasterKey,
+        passphrase: &[u8],
+        params: KdfParams,
+    ) -> anyhow::Result<Vec<u8>> {
         let params = params.check().map_err(anyhow::Error::msg)?;
         let mut salt = [0u8; SALT_LEN];
         rand::rngs::OsRng.fill_bytes(&mut salt);
@@ -197,7 +201,7 @@ impl SealedKey {
 
     /// Opens the key, or `None` when the passphrase does not open it (or the file was
     /// changed: AES-GCM cannot tell the two apart).
-    pub fn open(&self, passphrase: &[u8]) -> anyhow::Result<Option<MasterKey>> {
+    pub(crate) fn open(&self, passphrase: &[u8]) -> anyhow::Result<Option<MasterKey>> {
         let kek = derive(passphrase, &self.salt, self.params)?;
         Ok(kek.unwrap_key(self.header.as_bytes(), &self.sealed).ok())
     }
@@ -221,7 +225,7 @@ fn derive(passphrase: &[u8], salt: &[u8], params: KdfParams) -> anyhow::Result<M
 
 /// Reads a key file: plain (exactly 32 bytes) or sealed. The file must be mode 0600 or
 /// stricter. Every failure is a [`ConfigError`] naming the file.
-pub fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
+pub(crate) fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
     let meta = std::fs::metadata(path)
         .map_err(|e| ConfigError(format!("master key file {}: {e}", path.display())))?;
     if meta.permissions().mode() & 0o077 != 0 {
@@ -239,7 +243,7 @@ pub fn read_key_file(path: &Path) -> anyhow::Result<KeyFile> {
 }
 
 /// Parses bytes written by [`SealedKey::seal`] (to check them before they replace a file).
-pub fn read_key_file_bytes(bytes: &[u8]) -> anyhow::Result<KeyFile> {
+pub(crate) fn read_key_file_bytes(bytes: &[u8]) -> anyhow::Result<KeyFile> {
     key_file_from_bytes(Path::new("(new sealed file)"), bytes)
 }
 
@@ -268,7 +272,7 @@ fn key_file_from_bytes(path: &Path, bytes: &[u8]) -> anyhow::Result<KeyFile> {
 /// Opens a key file, asking `passphrase` for the passphrase only when the file is sealed.
 /// A sealed file without a passphrase, or one the passphrase does not open, is a
 /// [`ConfigError`] (exit 2).
-pub fn open_key_file(path: &Path, passphrase: &Passphrase) -> anyhow::Result<MasterKey> {
+pub(crate) fn open_key_file(path: &Path, passphrase: &Passphrase) -> anyhow::Result<MasterKey> {
     match read_key_file(path)? {
         KeyFile::Plain(key) => {
             if passphrase.is_given() {
@@ -297,7 +301,7 @@ pub fn open_key_file(path: &Path, passphrase: &Passphrase) -> anyhow::Result<Mas
 }
 
 /// The refusal for a passphrase that does not open a sealed key file.
-pub fn wrong_passphrase(path: &Path) -> ConfigError {
+pub(crate) fn wrong_passphrase(path: &Path) -> ConfigError {
     ConfigError(format!(
         "the passphrase does not open the sealed master key in {} (wrong passphrase, or the \
          file was changed)",
@@ -308,7 +312,7 @@ pub fn wrong_passphrase(path: &Path) -> ConfigError {
 /// Writes `contents` to `path` atomically: a temporary file beside it (mode 0600), synced,
 /// renamed over `path`, and the directory synced. A crash leaves either the old file or
 /// the new one, never a mix.
-pub fn replace_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn replace_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp = crate::masterkey::sibling(path, ".tmp");
     // A leftover from a crash of an earlier run; it is not the key file.
     let _ = std::fs::remove_file(&tmp);
@@ -328,7 +332,7 @@ pub fn replace_file(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 }
 
 /// Replaces `path` atomically with `key` in clear (32 bytes, mode 0600): `unseal`.
-pub fn replace_with_plain_key(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
+pub(crate) fn replace_with_plain_key(path: &Path, key: &MasterKey) -> anyhow::Result<()> {
     let tmp = crate::masterkey::sibling(path, ".tmp");
     let _ = std::fs::remove_file(&tmp);
     key.save_new(&tmp)?;
@@ -338,7 +342,7 @@ pub fn replace_with_plain_key(path: &Path, key: &MasterKey) -> anyhow::Result<()
 }
 
 /// Writes a new sealed key file at `path` (mode 0600, synced); fails if it exists.
-pub fn save_new_sealed(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn save_new_sealed(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
@@ -354,14 +358,14 @@ pub fn save_new_sealed(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
 /// Where the passphrase comes from, read once and kept (zeroized on drop) so that one
 /// command never asks twice: a file, else `ROTARY_MASTER_KEY_PASSPHRASE`, else a prompt
 /// when standard input is a terminal.
-pub struct Passphrase {
+pub(crate) struct Passphrase {
     file: Option<PathBuf>,
     cached: Mutex<Option<Zeroizing<Vec<u8>>>>,
 }
 
 impl Passphrase {
     /// A source reading `file` when given.
-    pub fn new(file: Option<PathBuf>) -> Self {
+    pub(crate) fn new(file: Option<PathBuf>) -> Self {
         Self {
             file,
             cached: Mutex::new(None),
@@ -369,13 +373,13 @@ impl Passphrase {
     }
 
     /// Whether a file or the environment variable gives a passphrase (no prompt needed).
-    pub fn is_given(&self) -> bool {
+    pub(crate) fn is_given(&self) -> bool {
         self.file.is_some() || std::env::var_os(PASSPHRASE_ENV).is_some()
     }
 
     /// The passphrase, or `None` when no source has one. `confirm`: at a prompt, ask twice
     /// and refuse when the answers differ (for sealing, where a typo would lose the key).
-    pub fn get(&self, confirm: bool) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
+    pub(crate) fn get(&self, confirm: bool) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
         let mut cached = self
             .cached
             .lock()
@@ -393,7 +397,7 @@ impl Passphrase {
     }
 
     /// The passphrase already read, or one a file or the environment gives; never prompts.
-    pub fn get_quietly(&self) -> Option<Zeroizing<Vec<u8>>> {
+    pub(crate) fn get_quietly(&self) -> Option<Zeroizing<Vec<u8>>> {
         if let Ok(cached) = self.cached.lock() {
             if let Some(p) = cached.as_ref() {
                 return Some(p.clone());
@@ -453,7 +457,7 @@ fn prompt(confirm: bool) -> anyhow::Result<Zeroizing<Vec<u8>>> {
 }
 
 /// Refuses a passphrase too short to seal with.
-pub fn check_new_passphrase(pass: &[u8]) -> anyhow::Result<()> {
+pub(crate) fn check_new_passphrase(pass: &[u8]) -> anyhow::Result<()> {
     let chars = String::from_utf8_lossy(pass).chars().count();
     if chars < MIN_PASSPHRASE_CHARS {
         return Err(ConfigError(format!(

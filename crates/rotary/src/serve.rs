@@ -28,14 +28,14 @@ use crate::config::{Config, LogFormat};
 use crate::{fsperm, keycheck};
 
 /// Store metadata key of the sealed root credentials.
-pub const ROOT_CREDENTIALS_META: &str = "root-credentials";
+pub(crate) const ROOT_CREDENTIALS_META: &str = "root-credentials";
 /// AAD of the sealed root credentials.
-pub const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
+pub(crate) const ROOT_CREDENTIALS_LABEL: &[u8] = b"rotary-root-credentials";
 /// How often secrets whose recovery window ended are purged.
 const PURGE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// Sets up logging to stderr.
-pub fn init_tracing(config: &Config) {
+pub(crate) fn init_tracing(config: &Config) {
     let filter = EnvFilter::try_from_env("ROTARY_LOG")
         .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,tower_http=warn"));
     let builder = tracing_subscriber::fmt()
@@ -240,7 +240,7 @@ fn watch_shared_state(
 }
 
 /// Runs the server until SIGINT or SIGTERM.
-pub async fn run(config: Config) -> anyhow::Result<()> {
+pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     // Bind first: a port that is taken must fail the start before anything is created or
     // new root credentials are printed.
     let listener =
@@ -715,6 +715,10 @@ fn session_label(akid: &str) -> Vec<u8> {
     format!("rotary-session:{akid}").into_bytes()
 }
 
+#[expect(
+    clippy::disallowed_methods,
+    reason = "session credentials expire on the wall clock, as SigV4 timestamps do, not the test clock"
+)]
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

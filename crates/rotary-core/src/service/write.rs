@@ -17,9 +17,9 @@ use crate::secret::{sorted, Plain, Secret, SecretDoc, Version};
 use crate::{arn, names};
 
 /// Most versions a secret keeps; unlabelled versions older than a day are pruned past it.
-pub const MAX_VERSIONS: usize = 100;
+pub(super) const MAX_VERSIONS: usize = 100;
 /// Most tags on a secret.
-pub const MAX_TAGS: usize = 50;
+pub(super) const MAX_TAGS: usize = 50;
 
 /// The value of a request, if any; both members at once is an error.
 pub(crate) fn request_value<'a>(

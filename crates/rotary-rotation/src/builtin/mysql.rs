@@ -50,7 +50,7 @@ const SYSTEM_CA_BUNDLES: [&str; 2] = [
 
 /// Rotates a MySQL or MariaDB user's password: the user itself (single user), or, with a
 /// master user, the other of `user` / `user_clone` (alternating users).
-pub struct MysqlRotator {
+pub(super) struct MysqlRotator {
     ops: Arc<dyn SecretOps>,
     alternating: bool,
 }
@@ -213,7 +213,7 @@ impl DbSteps for MysqlRotator {
 impl MysqlRotator {
     /// The function over secret operations; `alternating` selects the alternating-users
     /// strategy.
-    pub fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
+    pub(super) fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
         Self { ops, alternating }
     }
 

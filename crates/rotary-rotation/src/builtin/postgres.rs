@@ -77,7 +77,7 @@ const ENGINES: [&str; 2] = ["postgres", "aurora-postgresql"];
 /// Rotates a PostgreSQL user's password: its own (single user), or alternately that of
 /// `user` and `user_clone`, the clone created on the first rotation by the master user of
 /// `masterarn` and granted the original user's role (alternating users).
-pub struct PostgresRotator {
+pub(super) struct PostgresRotator {
     ops: Arc<dyn SecretOps>,
     alternating: bool,
     /// Built on first TLS use; an error (no crypto provider) is kept and reported per use.
@@ -249,7 +249,7 @@ fn build_tls_config() -> Result<rustls::ClientConfig, String> {
 impl PostgresRotator {
     /// The rotator over secret operations; `alternating` selects the alternating-users
     /// strategy.
-    pub fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
+    pub(super) fn new(ops: Arc<dyn SecretOps>, alternating: bool) -> Self {
         Self {
             ops,
             alternating,

@@ -42,7 +42,7 @@ const TIMEOUT: Duration = Duration::from_secs(5);
 const PROBE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Rotates the password of the Redis ACL user named in the secret.
-pub struct RedisRotator {
+pub(super) struct RedisRotator {
     ops: Arc<dyn SecretOps>,
 }
 
@@ -150,7 +150,7 @@ impl DbSteps for RedisRotator {
 
 impl RedisRotator {
     /// The function over secret operations.
-    pub fn new(ops: Arc<dyn SecretOps>) -> Self {
+    pub(super) fn new(ops: Arc<dyn SecretOps>) -> Self {
         Self { ops }
     }
 

@@ -74,7 +74,7 @@ impl SignInLimits {
     /// is not run); otherwise runs `check` (the credential comparison) and counts its
     /// failure (`None`) or clears the key id's count on success. The table stays locked
     /// while `check` runs, so concurrent attempts cannot all pass before a lock is set.
-    pub fn attempt<P>(
+    pub(super) fn attempt<P>(
         &self,
         addr: Option<IpAddr>,
         key_id: &str,

@@ -38,7 +38,7 @@ impl Session {
     }
 
     /// Whether `token` is this session's CSRF token (constant time).
-    pub fn csrf_ok(&self, token: Option<&str>) -> bool {
+    pub(super) fn csrf_ok(&self, token: Option<&str>) -> bool {
         token.is_some_and(|t| same(t, &self.csrf))
     }
 }
@@ -63,7 +63,7 @@ pub(super) struct Sessions {
 
 impl Sessions {
     /// Starts a session for `principal`; returns its id.
-    pub fn create(&self, principal: Principal) -> String {
+    pub(super) fn create(&self, principal: Principal) -> String {
         let now = Instant::now();
         let id = random_token();
         let s = Session {
@@ -90,7 +90,7 @@ impl Sessions {
     }
 
     /// The live session with this id (its idle timer restarts), or `None`.
-    pub fn get(&self, id: &str) -> Option<Session> {
+    pub(super) fn get(&self, id: &str) -> Option<Session> {
         let now = Instant::now();
         let mut map = self.map.lock();
         let s = map.get_mut(id)?;
@@ -103,7 +103,7 @@ impl Sessions {
     }
 
     /// Ends a session.
-    pub fn remove(&self, id: &str) {
+    pub(super) fn remove(&self, id: &str) {
         self.map.lock().remove(id);
     }
 }

@@ -35,7 +35,7 @@ pub(super) enum Scan {
 
 impl Scan {
     /// The offset a further scan continues before, if any records remain.
-    pub fn resume(self) -> Option<u64> {
+    pub(super) fn resume(self) -> Option<u64> {
         match self {
             Scan::Start => None,
             Scan::Stopped(o) | Scan::Budget(o) => Some(o),

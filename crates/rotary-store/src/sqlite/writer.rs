@@ -416,6 +416,10 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
 
 /// The store's clock (ms since the epoch): leases are measured on it, so that nodes' clocks
 /// need not agree (with SQLite there is one node).
+#[expect(
+    clippy::disallowed_methods,
+    reason = "the store has no Rotary clock; leases are wall-clock durations"
+)]
 fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -8,11 +8,11 @@ use rotary_store::{
 };
 
 /// The namespace every test uses.
-pub const NS: &str = "000000000000:us-east-1";
+pub(crate) const NS: &str = "000000000000:us-east-1";
 
 /// A store's data that can be opened, dropped and opened again.
 #[async_trait]
-pub trait Backend: Send + Sync {
+pub(crate) trait Backend: Send + Sync {
     /// Opens a store over the backend's data (again after a drop: a restart).
     async fn open(&self) -> Arc<dyn Store>;
     /// Records a migration newer than any this binary has, as a newer Rotary would.
@@ -22,12 +22,12 @@ pub trait Backend: Send + Sync {
 }
 
 /// One SQLite file in a temp dir.
-pub struct Sqlite {
+pub(crate) struct Sqlite {
     dir: tempfile::TempDir,
 }
 
 impl Sqlite {
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self {
             dir: tempfile::tempdir().unwrap(),
         }
@@ -64,12 +64,12 @@ impl Backend for Sqlite {
 }
 
 /// A fresh database on the test PostgreSQL.
-pub struct Postgres {
+pub(crate) struct Postgres {
     pub url: String,
 }
 
 impl Postgres {
-    pub async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Self {
             url: rotary_store::testing::database_url().await,
         }
@@ -107,7 +107,7 @@ impl Backend for Postgres {
 }
 
 /// A secret row with defaults.
-pub fn row(uid: &str, name: &str) -> SecretRow {
+pub(crate) fn row(uid: &str, name: &str) -> SecretRow {
     SecretRow {
         uid: uid.into(),
         namespace: NS.into(),
@@ -124,7 +124,7 @@ pub fn row(uid: &str, name: &str) -> SecretRow {
 }
 
 /// A version to write.
-pub fn version(id: &str, seq: i64, stages: &[&str], ct: Option<&[u8]>) -> VersionWrite {
+pub(crate) fn version(id: &str, seq: i64, stages: &[&str], ct: Option<&[u8]>) -> VersionWrite {
     VersionWrite {
         row: VersionRow {
             version_id: id.into(),

@@ -6,6 +6,9 @@
 //! (`rotary_store::testing`), or use `ROTARY_TEST_POSTGRES_URL`; each test gets a database
 //! of its own.
 
+// Test support code outside #[test] functions unwraps too: a panic is a failed test.
+#![allow(clippy::unwrap_used)]
+
 mod backend;
 mod conformance;
 mod postgres;

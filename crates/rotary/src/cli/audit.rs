@@ -22,7 +22,7 @@ use super::ClientArgs;
 
 /// `rotary audit …`
 #[derive(Debug, Subcommand)]
-pub enum AuditCommand {
+pub(crate) enum AuditCommand {
     /// Check the hash chain of DIR/audit.log: exit 0 and the record count when it is whole,
     /// exit 1 naming the first broken record otherwise.
     Verify(DataDir),
@@ -66,7 +66,7 @@ pub enum AuditCommand {
 
 /// Where the log is.
 #[derive(Debug, Args)]
-pub struct DataDir {
+pub(crate) struct DataDir {
     /// The server's data directory, holding audit.log.
     #[arg(long, env = "ROTARY_DATA_DIR", default_value = "rotary-data")]
     data_dir: PathBuf,
@@ -79,7 +79,7 @@ impl DataDir {
 }
 
 /// Runs an audit command and returns the process exit code.
-pub fn run(args: &ClientArgs, cmd: AuditCommand) -> ExitCode {
+pub(crate) fn run(args: &ClientArgs, cmd: AuditCommand) -> ExitCode {
     let json_out = match args.output.as_str() {
         "json" => true,
         "text" => false,

@@ -10,7 +10,7 @@ use aws_sigv4::sign::v4;
 
 /// An API error answered by the server.
 #[derive(Debug)]
-pub struct ApiFailure {
+pub(super) struct ApiFailure {
     pub code: String,
     pub message: String,
 }
@@ -45,7 +45,7 @@ fn normalize_endpoint(endpoint: &str) -> anyhow::Result<String> {
 }
 
 /// A configured client.
-pub struct Client {
+pub(super) struct Client {
     endpoint: String,
     region: String,
     credentials: aws_credential_types::Credentials,
@@ -54,7 +54,7 @@ pub struct Client {
 
 impl Client {
     /// Resolves endpoint, region and credentials (from `profile` when given).
-    pub async fn connect(
+    pub(super) async fn connect(
         endpoint_url: Option<String>,
         region: Option<String>,
         profile: Option<String>,
@@ -89,7 +89,7 @@ impl Client {
     }
 
     /// Calls `target` (e.g. `rotary.ListFunctions`) with a JSON body.
-    pub async fn call(
+    pub(super) async fn call(
         &self,
         target: &str,
         body: &serde_json::Value,
@@ -116,7 +116,7 @@ impl Client {
             .identity(&identity)
             .region(&self.region)
             .name("secretsmanager")
-            .time(SystemTime::now())
+            .time(wall_clock())
             .settings(SigningSettings::default())
             .build()?
             .into();
@@ -165,6 +165,15 @@ impl Client {
         }
         Ok(json)
     }
+}
+
+/// The signing time: SigV4 is checked against the server's wall clock, never a test clock.
+#[expect(
+    clippy::disallowed_methods,
+    reason = "a request's signing time is wall-clock time"
+)]
+fn wall_clock() -> SystemTime {
+    SystemTime::now()
 }
 
 #[cfg(test)]

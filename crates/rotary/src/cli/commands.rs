@@ -11,7 +11,7 @@ use super::client::{ApiFailure, Client};
 
 /// Options every client command takes.
 #[derive(Debug, Clone, Args)]
-pub struct ClientArgs {
+pub(crate) struct ClientArgs {
     /// Server URL [default: AWS_ENDPOINT_URL_SECRETS_MANAGER, AWS_ENDPOINT_URL, the
     /// profile's endpoint_url, or http://127.0.0.1:8750].
     #[arg(long, global = true)]
@@ -30,7 +30,7 @@ pub struct ClientArgs {
 
 /// Client commands.
 #[derive(Debug, Subcommand)]
-pub enum ClientCommand {
+pub(crate) enum ClientCommand {
     /// Secrets: create, get, put, update, describe, list, delete, restore, rotate, versions,
     /// tags, rotation history.
     #[command(subcommand)]
@@ -62,7 +62,7 @@ pub enum ClientCommand {
 
 /// `rotary function …`
 #[derive(Debug, Subcommand)]
-pub enum FunctionCommand {
+pub(crate) enum FunctionCommand {
     /// Register a function: exactly one of --command, --python-handler (with --code-dir),
     /// --url or --builtin.
     Create {
@@ -113,7 +113,7 @@ pub enum FunctionCommand {
 
 /// `rotary rotation …`
 #[derive(Debug, Subcommand)]
-pub enum RotationCommand {
+pub(crate) enum RotationCommand {
     /// Every rotation attempt of a secret, newest first.
     History {
         /// Secret name or ARN.
@@ -135,7 +135,7 @@ pub enum RotationCommand {
 
 /// `rotary schedule …`
 #[derive(Debug, Subcommand)]
-pub enum ScheduleCommand {
+pub(crate) enum ScheduleCommand {
     /// The next rotation windows of an expression: `rate(…)`, `cron(…)`, or a number of days.
     Preview {
         /// `cron(0 8 ? * MON-FRI *)`, `rate(12 hours)` or `30` (AutomaticallyAfterDays).
@@ -165,7 +165,7 @@ pub(super) fn s(v: &Value) -> &str {
 }
 
 /// Runs a client command; exit code 1 on an API error is decided by the caller.
-pub async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
+pub(crate) async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<()> {
     let json_out = match args.output.as_str() {
         "json" => true,
         "text" => false,
@@ -366,7 +366,7 @@ fn print_function(f: &Value) {
 }
 
 /// Whether an error came from the server (exit code 1) rather than from usage (2).
-pub fn is_api_error(e: &anyhow::Error) -> bool {
+pub(crate) fn is_api_error(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         c.is::<ApiFailure>() || c.is::<reqwest::Error>() || c.is::<super::secret::ValueMismatch>()
     })

@@ -14,7 +14,7 @@ use super::client::Client;
 
 /// `rotary user …`
 #[derive(Debug, Subcommand)]
-pub enum UserCommand {
+pub(crate) enum UserCommand {
     /// Create a user.
     Create {
         /// User name (1–64 of letters, digits and `_+=,.@-`).
@@ -96,7 +96,7 @@ pub enum UserCommand {
 
 /// `rotary key …`
 #[derive(Debug, Subcommand)]
-pub enum KeyCommand {
+pub(crate) enum KeyCommand {
     /// Create an access key for a user (at most two per user). The secret is shown once.
     Create {
         /// User name.
@@ -126,7 +126,7 @@ pub enum KeyCommand {
 
 /// `rotary group …`
 #[derive(Debug, Subcommand)]
-pub enum GroupCommand {
+pub(crate) enum GroupCommand {
     /// Create a group.
     Create {
         /// Group name (1–128 of letters, digits and `_+=,.@-`).
@@ -267,7 +267,11 @@ fn print_groups(out: &Value) {
 }
 
 /// Runs `rotary user …`.
-pub async fn run_user(client: &Client, json_out: bool, cmd: &UserCommand) -> anyhow::Result<()> {
+pub(super) async fn run_user(
+    client: &Client,
+    json_out: bool,
+    cmd: &UserCommand,
+) -> anyhow::Result<()> {
     let (target, body) = match cmd {
         UserCommand::Create {
             name,
@@ -354,7 +358,11 @@ pub async fn run_user(client: &Client, json_out: bool, cmd: &UserCommand) -> any
 }
 
 /// Runs `rotary key …`.
-pub async fn run_key(client: &Client, json_out: bool, cmd: &KeyCommand) -> anyhow::Result<()> {
+pub(super) async fn run_key(
+    client: &Client,
+    json_out: bool,
+    cmd: &KeyCommand,
+) -> anyhow::Result<()> {
     let update = |id: &str, status: &str| {
         (
             "rotary.UpdateAccessKey",
@@ -406,7 +414,11 @@ pub async fn run_key(client: &Client, json_out: bool, cmd: &KeyCommand) -> anyho
 }
 
 /// Runs `rotary group …`.
-pub async fn run_group(client: &Client, json_out: bool, cmd: &GroupCommand) -> anyhow::Result<()> {
+pub(super) async fn run_group(
+    client: &Client,
+    json_out: bool,
+    cmd: &GroupCommand,
+) -> anyhow::Result<()> {
     let (target, body) = match cmd {
         GroupCommand::Create { name, path } => {
             let mut body = json!({ "GroupName": name });

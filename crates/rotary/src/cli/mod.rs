@@ -5,7 +5,7 @@
 //! Credentials and region come from the usual AWS environment variables and `~/.aws`
 //! profiles (the AWS SDK's default chain; `--profile` picks one).
 
-pub mod audit;
+pub(crate) mod audit;
 mod client;
 mod commands;
 mod iam;
@@ -14,4 +14,4 @@ mod reset;
 mod schedule;
 mod secret;
 
-pub use commands::{is_api_error, run, ClientArgs, ClientCommand};
+pub(crate) use commands::{is_api_error, run, ClientArgs, ClientCommand};

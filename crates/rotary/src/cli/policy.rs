@@ -10,7 +10,7 @@ use super::client::Client;
 
 /// Policy commands.
 #[derive(Debug, Subcommand)]
-pub enum PolicyCommand {
+pub(crate) enum PolicyCommand {
     /// Whether USER may perform ACTION on RESOURCE, and the statement that decides.
     Simulate {
         /// The user (name).
@@ -31,7 +31,11 @@ pub enum PolicyCommand {
 
 /// Runs a policy command; exit code 1 on an API error is decided by the caller. A denied
 /// simulation is not an error: it prints the decision and exits 0.
-pub async fn run(client: &Client, json_out: bool, cmd: &PolicyCommand) -> anyhow::Result<()> {
+pub(super) async fn run(
+    client: &Client,
+    json_out: bool,
+    cmd: &PolicyCommand,
+) -> anyhow::Result<()> {
     let PolicyCommand::Simulate {
         principal,
         action,

@@ -25,7 +25,12 @@ fn has(v: &Value, label: &str) -> bool {
 
 /// Shows which version holds AWSPENDING and the last attempt, asks (unless `yes`), and
 /// removes the label.
-pub async fn run(client: &Client, json_out: bool, secret: &str, yes: bool) -> anyhow::Result<()> {
+pub(super) async fn run(
+    client: &Client,
+    json_out: bool,
+    secret: &str,
+    yes: bool,
+) -> anyhow::Result<()> {
     let ctx = || format!("secret {secret}");
     let versions = client
         .call(

@@ -13,7 +13,7 @@ fn secs(ms: i64) -> Value {
 
 /// Prints the next `count` (default 10, at most 100) windows of `expression`: `rate(…)`,
 /// `cron(…)`, or a number of days (AutomaticallyAfterDays), starting now.
-pub fn preview(
+pub(super) fn preview(
     json_out: bool,
     expression: &str,
     duration: Option<&str>,

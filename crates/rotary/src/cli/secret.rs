@@ -24,7 +24,7 @@ use super::commands::{s, ts};
 /// object, or lacks the member): exit 1 like a server error, not 2 like a bad flag. Never
 /// holds the value.
 #[derive(Debug)]
-pub struct ValueMismatch(String);
+pub(super) struct ValueMismatch(String);
 
 impl std::fmt::Display for ValueMismatch {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -36,7 +36,7 @@ impl std::error::Error for ValueMismatch {}
 
 /// Where a value comes from.
 #[derive(Debug, Clone, Args)]
-pub struct ValueArgs {
+pub(crate) struct ValueArgs {
     /// The value itself; `-` reads standard input. A value on the command line lands in shell
     /// history and `ps`: prefer --value-file or standard input.
     #[arg(long, conflicts_with = "value_file")]
@@ -52,7 +52,7 @@ pub struct ValueArgs {
 
 /// `rotary secret …`
 #[derive(Debug, Subcommand)]
-pub enum SecretCommand {
+pub(crate) enum SecretCommand {
     /// Create a secret; the value comes from --value-file, --value, or standard input.
     Create {
         /// Secret name (e.g. prod/db).
@@ -499,7 +499,11 @@ fn print_describe(d: &Value) {
 }
 
 /// Runs `rotary secret …`.
-pub async fn run(client: &Client, json_out: bool, cmd: &SecretCommand) -> anyhow::Result<()> {
+pub(super) async fn run(
+    client: &Client,
+    json_out: bool,
+    cmd: &SecretCommand,
+) -> anyhow::Result<()> {
     match cmd {
         SecretCommand::Create {
             name,

@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use aws_sdk_secretsmanager::config::{BehaviorVersion, Credentials, Region};
 use aws_sdk_secretsmanager::Client;
 
-pub const ACCESS_KEY: &str = "AKIAROTARYSDKTEST001";
-pub const SECRET_KEY: &str = "rotary-sdk-test-secret-key-000000000000";
+pub(crate) const ACCESS_KEY: &str = "AKIAROTARYSDKTEST001";
+pub(crate) const SECRET_KEY: &str = "rotary-sdk-test-secret-key-000000000000";
 
-pub struct Server {
+pub(crate) struct Server {
     pub dir: tempfile::TempDir,
     pub port: u16,
     child: Option<Child>,
@@ -42,7 +42,7 @@ fn health_ok(port: u16) -> bool {
 }
 
 impl Server {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Server {
             dir,
@@ -53,11 +53,11 @@ impl Server {
         s
     }
 
-    pub fn data_dir(&self) -> &Path {
+    pub(crate) fn data_dir(&self) -> &Path {
         self.dir.path()
     }
 
-    pub fn log_path(&self) -> PathBuf {
+    pub(crate) fn log_path(&self) -> PathBuf {
         self.dir.path().join("server.log")
     }
 
@@ -88,7 +88,7 @@ impl Server {
     }
 
     /// SIGKILL, then start again on the same data dir.
-    pub fn kill_and_restart(&mut self) {
+    pub(crate) fn kill_and_restart(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
             c.wait().unwrap();
@@ -96,7 +96,7 @@ impl Server {
         self.spawn();
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))
@@ -106,7 +106,7 @@ impl Server {
         Client::from_conf(conf)
     }
 
-    pub fn client_with_keys(&self, akid: &str, secret: &str) -> Client {
+    pub(crate) fn client_with_keys(&self, akid: &str, secret: &str) -> Client {
         let conf = aws_sdk_secretsmanager::Config::builder()
             .behavior_version(BehaviorVersion::latest())
             .region(Region::new("us-east-1"))

@@ -447,6 +447,7 @@ async fn no_plaintext_value_reaches_the_data_dir_or_the_log() {
 
 fn uuid_like() -> String {
     use std::time::{SystemTime, UNIX_EPOCH};
+    #[expect(clippy::disallowed_methods, reason = "only a seed for a unique name")]
     let n = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
