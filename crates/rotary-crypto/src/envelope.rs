@@ -1,11 +1,23 @@
-//! Per-version envelope encryption under named KMS keys.
+//! Per-version envelope encryption under named, versioned KMS keys.
 //!
-//! Sealed layout (all lengths big-endian):
-//! `0x01 ‖ u16 key-name length ‖ key name ‖ wrapped data key (12 + 32 + 16) ‖ nonce (12) ‖
-//! AES-256-GCM(ciphertext ‖ tag)`. The wrapped data key's AAD is the key name; the value's
-//! AAD is supplied by the caller (secret ARN ‖ version id).
+//! A KMS key is a name (the key's handle in the store, `alias/aws/secretsmanager` or another
+//! alias or key id) with one or more key-material versions; new seals use the newest
+//! version, and every version stays loaded so that values sealed under an older one open.
+//!
+//! Sealed layouts (all lengths big-endian):
+//! - version 1 of a key (the only layout before keys had versions, still written for it so
+//!   that older servers read it): `0x01 ‖ u16 key-name length ‖ key name ‖ wrapped data key
+//!   (12 + 32 + 16) ‖ nonce (12) ‖ AES-256-GCM(ciphertext ‖ tag)`; the wrapped data key's AAD
+//!   is the key name;
+//! - a later version: `0x02 ‖ u16 key-name length ‖ key name ‖ u32 key version ‖ wrapped data
+//!   key ‖ nonce ‖ AES-256-GCM(ciphertext ‖ tag)`; the wrapped data key's AAD binds the
+//!   version and the name (see [`data_key_aad`]).
+//!
+//! The value's AAD is supplied by the caller (secret ARN ‖ version id). Re-wrapping a data key
+//! under a newer version ([`Keyring::rewrap`]) changes the header and the wrapped data key
+//! only: the value's ciphertext is kept byte for byte.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use aes_gcm::aead::OsRng;
 use std::sync::RwLock;
@@ -17,21 +29,27 @@ use crate::master_key::{open, seal};
 use crate::{Error, MasterKey, Result, SecretBytes};
 
 const FORMAT_V1: u8 = 1;
+const FORMAT_V2: u8 = 2;
 const WRAPPED_DK_LEN: usize = 12 + 32 + 16;
 
-/// A KMS key wrapped by the master key, as stored.
+/// One key-material version of a KMS key wrapped by the master key, as stored.
 #[derive(Debug, Clone)]
 pub struct WrappedKey {
-    /// The key's name (`alias/aws/secretsmanager` or a user-given id).
+    /// The key's name (`alias/aws/secretsmanager`, another alias, or a key id).
     pub name: String,
-    /// Nonce ‖ ciphertext of the 32 key bytes under the master key.
+    /// The key-material version (1 for the first).
+    pub version: u32,
+    /// Nonce ‖ ciphertext of the 32 key bytes under the master key, with AAD
+    /// [`kms_version_label`]`(name, version)`.
     pub sealed: Vec<u8>,
 }
+
+type Material = Zeroizing<[u8; 32]>;
 
 /// The unwrapped KMS keys, held in memory only.
 pub struct Keyring {
     master: MasterKey,
-    keys: RwLock<HashMap<String, Zeroizing<[u8; 32]>>>,
+    keys: RwLock<HashMap<String, BTreeMap<u32, Material>>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -40,11 +58,32 @@ impl std::fmt::Debug for Keyring {
     }
 }
 
-/// The AAD binding a stored KMS key to its name, under the master key.
+/// The AAD binding a stored KMS key's first version to its name, under the master key.
 pub fn kms_label(name: &str) -> Vec<u8> {
     let mut l = b"rotary-kms-key:".to_vec();
     l.extend_from_slice(name.as_bytes());
     l
+}
+
+/// The AAD binding one key-material version of a KMS key to the key's name and the version
+/// number, under the master key. Version 1 keeps the label it had before keys had versions
+/// ([`kms_label`]); later versions' labels cannot collide with it (another prefix, and the
+/// number ends at the first `:`).
+pub fn kms_version_label(name: &str, version: u32) -> Vec<u8> {
+    if version <= 1 {
+        return kms_label(name);
+    }
+    let mut l = format!("rotary-kms-key-version:{version}:").into_bytes();
+    l.extend_from_slice(name.as_bytes());
+    l
+}
+
+/// The AAD of a data key wrapped by version `version` (≥ 2) of KMS key `name`.
+fn data_key_aad(name: &str, version: u32) -> Vec<u8> {
+    let mut aad = b"rotary-data-key-v2\0".to_vec();
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.extend_from_slice(name.as_bytes());
+    aad
 }
 
 impl Keyring {
@@ -61,105 +100,221 @@ impl Keyring {
         &self.master
     }
 
-    /// Loads a stored KMS key.
+    /// Loads one stored key-material version of a KMS key (replacing the same version if it
+    /// was loaded).
     pub fn load(&self, wrapped: &WrappedKey) -> Result<()> {
-        let bytes = self
-            .master
-            .unwrap(&kms_label(&wrapped.name), &wrapped.sealed)?;
+        if wrapped.version == 0 {
+            return Err(Error::Decrypt("bad KMS key version"));
+        }
+        let bytes = self.master.unwrap(
+            &kms_version_label(&wrapped.name, wrapped.version),
+            &wrapped.sealed,
+        )?;
         let arr: [u8; 32] = bytes
             .expose()
             .try_into()
             .map_err(|_| Error::Decrypt("bad KMS key length"))?;
         self.write()
-            .insert(wrapped.name.clone(), Zeroizing::new(arr));
+            .entry(wrapped.name.clone())
+            .or_default()
+            .insert(wrapped.version, Zeroizing::new(arr));
         Ok(())
     }
 
-    /// Whether a KMS key is loaded.
+    /// Whether a KMS key is loaded (any version).
     pub fn contains(&self, name: &str) -> bool {
-        self.read().contains_key(name)
+        self.read().get(name).is_some_and(|v| !v.is_empty())
     }
 
-    /// Generates a new KMS key, loads it and returns it wrapped for storage.
+    /// Whether one key-material version of a KMS key is loaded.
+    pub fn contains_version(&self, name: &str, version: u32) -> bool {
+        self.read()
+            .get(name)
+            .is_some_and(|v| v.contains_key(&version))
+    }
+
+    /// The loaded versions of a KMS key, oldest first (empty when it is not loaded).
+    pub fn versions(&self, name: &str) -> Vec<u32> {
+        self.read()
+            .get(name)
+            .map(|v| v.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// The version new seals under KMS key `name` use: the newest loaded.
+    pub fn current_version(&self, name: &str) -> Option<u32> {
+        self.read()
+            .get(name)
+            .and_then(|v| v.keys().next_back().copied())
+    }
+
+    /// Generates version 1 of a new KMS key, loads it and returns it wrapped for storage.
     pub fn generate(&self, name: &str) -> Result<WrappedKey> {
+        let wrapped = self.new_version(name, 1)?;
+        self.load(&wrapped)?;
+        Ok(wrapped)
+    }
+
+    /// Generates key material for version `version` of KMS key `name`, wrapped for storage,
+    /// *without* loading it: the caller loads it ([`Keyring::load`]) once it is stored, so
+    /// that nothing is sealed under a version the store does not hold.
+    pub fn new_version(&self, name: &str, version: u32) -> Result<WrappedKey> {
+        if version == 0 {
+            return Err(Error::Encrypt);
+        }
         let mut k = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(k.as_mut());
-        let sealed = self.master.wrap(&kms_label(name), k.as_ref())?;
-        self.write().insert(name.to_owned(), k);
+        let sealed = self
+            .master
+            .wrap(&kms_version_label(name, version), k.as_ref())?;
         Ok(WrappedKey {
             name: name.to_owned(),
+            version,
             sealed,
         })
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, Zeroizing<[u8; 32]>>> {
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, BTreeMap<u32, Material>>> {
         self.keys.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, Zeroizing<[u8; 32]>>> {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, BTreeMap<u32, Material>>> {
         self.keys.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Seals a value under a fresh data key wrapped by KMS key `key_name`.
+    /// The newest version of a key and its material.
+    fn current(&self, name: &str) -> Result<(u32, Material)> {
+        self.read()
+            .get(name)
+            .and_then(|v| v.iter().next_back().map(|(n, k)| (*n, k.clone())))
+            .ok_or_else(|| Error::UnknownKey(name.to_owned()))
+    }
+
+    /// One version's material.
+    fn material(&self, name: &str, version: u32) -> Result<Material> {
+        self.read()
+            .get(name)
+            .and_then(|v| v.get(&version).cloned())
+            .ok_or_else(|| Error::UnknownKey(format!("{name} (version {version})")))
+    }
+
+    /// Seals a value under a fresh data key wrapped by the newest version of KMS key
+    /// `key_name`.
     pub fn seal(&self, key_name: &str, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
-        let kek = self
-            .read()
-            .get(key_name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownKey(key_name.to_owned()))?;
+        let (version, kek) = self.current(key_name)?;
         let mut dk = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(dk.as_mut());
-        let wrapped_dk = seal(&kek, key_name.as_bytes(), dk.as_ref())?;
         let body = seal(&dk, aad, plaintext)?;
-        let name_len = u16::try_from(key_name.len()).map_err(|_| Error::Encrypt)?;
-        let mut out = Vec::with_capacity(3 + key_name.len() + wrapped_dk.len() + body.len());
-        out.push(FORMAT_V1);
-        out.extend_from_slice(&name_len.to_be_bytes());
-        out.extend_from_slice(key_name.as_bytes());
-        out.extend_from_slice(&wrapped_dk);
+        let mut out = header(key_name, version, &kek, &dk)?;
         out.extend_from_slice(&body);
         Ok(out)
     }
 
     /// The KMS key name recorded in a sealed value.
     pub fn key_name(sealed: &[u8]) -> Result<&str> {
-        Ok(parse(sealed)?.0)
+        Ok(parse(sealed)?.name)
+    }
+
+    /// The KMS key name and key-material version recorded in a sealed value.
+    pub fn key_version(sealed: &[u8]) -> Result<(&str, u32)> {
+        let p = parse(sealed)?;
+        Ok((p.name, p.version))
     }
 
     /// Opens a sealed value with the AAD it was sealed with.
     pub fn open(&self, aad: &[u8], sealed: &[u8]) -> Result<SecretBytes> {
-        let (name, wrapped_dk, body) = parse(sealed)?;
-        let kek = self
-            .read()
-            .get(name)
-            .cloned()
-            .ok_or_else(|| Error::UnknownKey(name.to_owned()))?;
-        let dk = open(&kek, name.as_bytes(), wrapped_dk)?;
+        let p = parse(sealed)?;
+        let dk = self.unwrap_data_key(&p)?;
+        open(&dk, aad, p.body)
+    }
+
+    fn unwrap_data_key(&self, p: &Parsed<'_>) -> Result<Material> {
+        let kek = self.material(p.name, p.version)?;
+        let dk = if p.version == 1 {
+            open(&kek, p.name.as_bytes(), p.wrapped_dk)?
+        } else {
+            open(&kek, &data_key_aad(p.name, p.version), p.wrapped_dk)?
+        };
         let dk: [u8; 32] = dk
             .expose()
             .try_into()
             .map_err(|_| Error::Decrypt("bad data key length"))?;
-        let dk = Zeroizing::new(dk);
-        open(&dk, aad, body)
+        Ok(Zeroizing::new(dk))
+    }
+
+    /// Re-wraps the data key of a sealed value under the newest loaded version of its KMS
+    /// key, keeping the value's ciphertext as it is. `None` when it already uses the newest
+    /// version. Needs no AAD and never sees the value's plaintext.
+    pub fn rewrap(&self, sealed: &[u8]) -> Result<Option<Vec<u8>>> {
+        let p = parse(sealed)?;
+        let (current, kek) = self.current(p.name)?;
+        if p.version >= current {
+            return Ok(None);
+        }
+        let dk = self.unwrap_data_key(&p)?;
+        let mut out = header(p.name, current, &kek, &dk)?;
+        out.extend_from_slice(p.body);
+        Ok(Some(out))
     }
 }
 
-fn parse(sealed: &[u8]) -> Result<(&str, &[u8], &[u8])> {
+/// The layout's header and the data key wrapped by `kek` (version `version` of `name`).
+fn header(name: &str, version: u32, kek: &[u8; 32], dk: &[u8; 32]) -> Result<Vec<u8>> {
+    let name_len = u16::try_from(name.len()).map_err(|_| Error::Encrypt)?;
+    let mut out = Vec::with_capacity(7 + name.len() + WRAPPED_DK_LEN);
+    if version == 1 {
+        out.push(FORMAT_V1);
+        out.extend_from_slice(&name_len.to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&seal(kek, name.as_bytes(), dk)?);
+    } else {
+        out.push(FORMAT_V2);
+        out.extend_from_slice(&name_len.to_be_bytes());
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(&version.to_be_bytes());
+        out.extend_from_slice(&seal(kek, &data_key_aad(name, version), dk)?);
+    }
+    Ok(out)
+}
+
+struct Parsed<'a> {
+    name: &'a str,
+    version: u32,
+    wrapped_dk: &'a [u8],
+    body: &'a [u8],
+}
+
+fn parse(sealed: &[u8]) -> Result<Parsed<'_>> {
     let bad = Error::Decrypt("malformed ciphertext");
     let (&fmt, rest) = sealed
         .split_first()
         .ok_or(Error::Decrypt("empty ciphertext"))?;
-    if fmt != FORMAT_V1 || rest.len() < 2 {
+    if !(fmt == FORMAT_V1 || fmt == FORMAT_V2) || rest.len() < 2 {
         return Err(bad);
     }
     let n = u16::from_be_bytes([rest[0], rest[1]]) as usize;
     let rest = &rest[2..];
-    if rest.len() < n + WRAPPED_DK_LEN {
+    let version_len = if fmt == FORMAT_V2 { 4 } else { 0 };
+    if rest.len() < n + version_len + WRAPPED_DK_LEN {
         return Err(bad);
     }
     let name = std::str::from_utf8(&rest[..n]).map_err(|_| Error::Decrypt("malformed key name"))?;
     let rest = &rest[n..];
-    Ok((name, &rest[..WRAPPED_DK_LEN], &rest[WRAPPED_DK_LEN..]))
+    let (version, rest) = if fmt == FORMAT_V2 {
+        let v = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]);
+        if v < 2 {
+            return Err(bad);
+        }
+        (v, &rest[4..])
+    } else {
+        (1, rest)
+    };
+    Ok(Parsed {
+        name,
+        version,
+        wrapped_dk: &rest[..WRAPPED_DK_LEN],
+        body: &rest[WRAPPED_DK_LEN..],
+    })
 }
 
 #[cfg(test)]
@@ -180,6 +335,8 @@ mod tests {
             Keyring::key_name(&sealed).unwrap(),
             "alias/aws/secretsmanager"
         );
+        // Version 1 keeps the layout older servers read.
+        assert_eq!(sealed[0], FORMAT_V1);
 
         let mut tampered = sealed.clone();
         let last = tampered.len() - 1;
@@ -205,5 +362,92 @@ mod tests {
             ring.seal("nope", b"", b"x"),
             Err(Error::UnknownKey(_))
         ));
+    }
+
+    #[test]
+    fn old_ciphertext_opens_after_rotation_and_new_seals_use_the_new_version() {
+        let ring = Keyring::new(MasterKey::generate());
+        let v1 = ring.generate("alias/team").unwrap();
+        let old = ring.seal("alias/team", b"aad", b"before").unwrap();
+        assert_eq!(Keyring::key_version(&old).unwrap(), ("alias/team", 1));
+
+        // A new version is not used before it is loaded (stored first).
+        let v2 = ring.new_version("alias/team", 2).unwrap();
+        assert_eq!(ring.current_version("alias/team"), Some(1));
+        ring.load(&v2).unwrap();
+        assert_eq!(ring.current_version("alias/team"), Some(2));
+        assert_eq!(ring.versions("alias/team"), vec![1, 2]);
+
+        let new = ring.seal("alias/team", b"aad", b"after").unwrap();
+        assert_eq!(new[0], FORMAT_V2);
+        assert_eq!(Keyring::key_version(&new).unwrap(), ("alias/team", 2));
+        assert_eq!(ring.open(b"aad", &old).unwrap().expose(), b"before");
+        assert_eq!(ring.open(b"aad", &new).unwrap().expose(), b"after");
+
+        // Re-wrapping moves the old value's data key to version 2; the body is unchanged.
+        let rewrapped = ring.rewrap(&old).unwrap().unwrap();
+        assert_eq!(Keyring::key_version(&rewrapped).unwrap().1, 2);
+        assert!(rewrapped.ends_with(&old[old.len() - 30..]));
+        assert_eq!(ring.open(b"aad", &rewrapped).unwrap().expose(), b"before");
+        assert!(ring.open(b"other", &rewrapped).is_err());
+        assert!(ring.rewrap(&new).unwrap().is_none());
+
+        // A node holding version 1 only refuses version 2 values until it loads version 2.
+        let lagging = Keyring::new(MasterKey::generate());
+        assert!(lagging.load(&v1).is_err()); // another master key
+        let a = Keyring::new(MasterKey::from_bytes(Zeroizing::new([3u8; 32])));
+        let b = Keyring::new(MasterKey::from_bytes(Zeroizing::new([3u8; 32])));
+        let w1 = a.generate("k").unwrap();
+        b.load(&w1).unwrap();
+        let w2 = a.new_version("k", 2).unwrap();
+        a.load(&w2).unwrap();
+        let sealed = a.seal("k", b"x", b"v").unwrap();
+        assert!(matches!(b.open(b"x", &sealed), Err(Error::UnknownKey(_))));
+        b.load(&w2).unwrap();
+        assert_eq!(b.open(b"x", &sealed).unwrap().expose(), b"v");
+    }
+
+    #[test]
+    fn wrong_key_or_version_refuses() {
+        let master = || MasterKey::from_bytes(Zeroizing::new([9u8; 32]));
+        let ring = Keyring::new(master());
+        ring.generate("k1").unwrap();
+        ring.generate("k2").unwrap();
+        ring.load(&ring.new_version("k1", 2).unwrap()).unwrap();
+        let sealed = ring.seal("k1", b"aad", b"secret").unwrap();
+
+        // The header names k1: pointing it at k2 (same length) fails to authenticate.
+        let mut renamed = sealed.clone();
+        let pos = renamed.windows(2).position(|w| w == b"k1").unwrap();
+        renamed[pos + 1] = b'2';
+        ring.load(&ring.new_version("k2", 2).unwrap()).unwrap();
+        assert!(matches!(
+            ring.open(b"aad", &renamed),
+            Err(Error::Decrypt(_))
+        ));
+
+        // Claiming another version of the same key fails too.
+        ring.load(&ring.new_version("k1", 3).unwrap()).unwrap();
+        let mut other_version = sealed.clone();
+        let vpos = 1 + 2 + 2;
+        other_version[vpos..vpos + 4].copy_from_slice(&3u32.to_be_bytes());
+        assert!(ring.open(b"aad", &other_version).is_err());
+        let mut version_one = sealed.clone();
+        version_one[vpos..vpos + 4].copy_from_slice(&1u32.to_be_bytes());
+        assert!(ring.open(b"aad", &version_one).is_err());
+
+        // A stored version cannot be loaded as another version or another key.
+        let w = ring.new_version("k1", 4).unwrap();
+        let as_five = WrappedKey {
+            version: 5,
+            ..w.clone()
+        };
+        assert!(ring.load(&as_five).is_err());
+        let as_k2 = WrappedKey {
+            name: "k2".into(),
+            ..w
+        };
+        assert!(ring.load(&as_k2).is_err());
+        assert_eq!(ring.open(b"aad", &sealed).unwrap().expose(), b"secret");
     }
 }

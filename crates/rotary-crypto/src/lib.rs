@@ -11,12 +11,15 @@
 //! # Invariants
 //! - Nonces and keys come from `OsRng` only.
 //! - Key rotation re-wraps keys; it never re-encrypts values.
+//! - A KMS key's old key-material versions are never dropped: a value sealed under any of
+//!   them opens.
 
 pub mod envelope;
 pub mod master_key;
 pub mod secret_bytes;
+pub mod stored;
 
-pub use envelope::{kms_label, Keyring, WrappedKey};
+pub use envelope::{kms_label, kms_version_label, Keyring, WrappedKey};
 pub use master_key::MasterKey;
 pub use secret_bytes::SecretBytes;
 

@@ -22,6 +22,7 @@ pub mod authz;
 mod console;
 mod dispatch;
 pub mod iam;
+pub mod kms;
 mod limits;
 mod listener;
 mod metrics;

@@ -406,6 +406,7 @@ enum Target {
     Aws(Operation),
     Rotary(&'static str),
     Iam(&'static str),
+    Kms(&'static str),
     Server(&'static str),
 }
 
@@ -419,13 +420,16 @@ impl Target {
         find(&rotary_rotation::api::OPERATIONS)
             .map(Target::Rotary)
             .or_else(|| find(crate::iam::OPERATIONS).map(Target::Iam))
+            .or_else(|| find(crate::kms::OPERATIONS).map(Target::Kms))
             .or_else(|| find(SERVER_OPERATIONS).map(Target::Server))
     }
 
     fn label(&self) -> &'static str {
         match self {
             Target::Aws(op) => op.name(),
-            Target::Rotary(name) | Target::Iam(name) | Target::Server(name) => name,
+            Target::Rotary(name) | Target::Iam(name) | Target::Kms(name) | Target::Server(name) => {
+                name
+            }
         }
     }
 }
@@ -499,11 +503,11 @@ async fn handle(
     let rotary_resource = match op {
         Target::Rotary(name) => rotary_resource(st, name, &body),
         Target::Iam(name) => st.iam.resource_arn(name, &body),
-        Target::Aws(_) | Target::Server(_) => "*".to_owned(),
+        Target::Aws(_) | Target::Kms(_) | Target::Server(_) => "*".to_owned(),
     };
     let action = match op {
         Target::Aws(op) => Action::Aws(op),
-        Target::Rotary(name) | Target::Iam(name) | Target::Server(name) => {
+        Target::Rotary(name) | Target::Iam(name) | Target::Kms(name) | Target::Server(name) => {
             Action::Rotary(name, &rotary_resource)
         }
     };
@@ -537,6 +541,7 @@ async fn handle(
                 .await
         }
         Target::Iam(name) => crate::iam::handle(&st.iam, name, &body).await,
+        Target::Kms(name) => crate::kms::handle(&st.service, &cx, name, &body).await,
         Target::Server(_) => simulate(st, &body, &info).await,
     }
 }

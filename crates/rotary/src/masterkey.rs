@@ -1,8 +1,10 @@
 //! `rotary master-key rotate`: re-wraps everything the master key seals under a new key, with
 //! the server stopped.
 //!
-//! The master key seals (AAD in brackets): the KMS keys (`kms:<name>` [`rotary-kms-key:<name>`];
-//! they in turn wrap every secret version's data key, which therefore needs no change), the
+//! The master key seals (AAD in brackets): the KMS keys (`kms:<name>` [`rotary-kms-key:<name>`]
+//! and their later key-material versions `kms-version:<name>:<n>`
+//! [`rotary-kms-key-version:<n>:<name>`]; they in turn wrap every secret version's data key,
+//! which therefore needs no change), the
 //! root credentials (`root-credentials`), the key check (`master-key-check`), the `SealedEnv`
 //! of each registered function (`function:<name>`) and the `SealedSecret` of each access key
 //! (`iam:key:<akid>`). Steps, each leaving a data directory that one of the two keys opens:
@@ -117,8 +119,13 @@ fn rewrap(
             .map_err(|_| anyhow::anyhow!("{key} does not open with the current master key"))?;
         Ok(Some(new.wrap(label, plain.expose())?))
     };
-    if let Some(name) = key.strip_prefix("kms:") {
-        return raw(&rotary_crypto::kms_label(name));
+    // KMS keys: `kms:<name>` (bare or a JSON record) and their later key-material versions
+    // (`kms-version:<name>:<n>`), each re-wrapped in the form it has.
+    if key.starts_with(rotary_crypto::stored::KMS_META_PREFIX)
+        || key.starts_with(rotary_crypto::stored::KMS_VERSION_META_PREFIX)
+    {
+        return rotary_crypto::stored::rewrap_stored(key, value, old, new)
+            .map_err(|_| anyhow::anyhow!("{key} does not open with the current master key"));
     }
     if key == ROOT_CREDENTIALS_META {
         return raw(ROOT_CREDENTIALS_LABEL);

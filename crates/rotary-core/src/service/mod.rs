@@ -1,5 +1,6 @@
 //! [`SecretsService`]: every Secrets Manager operation, on wire shapes.
 
+mod kms;
 mod lifecycle;
 mod list;
 mod misc;
@@ -9,7 +10,7 @@ mod write;
 
 use std::sync::Arc;
 
-use rotary_crypto::{Keyring, SecretBytes, WrappedKey};
+use rotary_crypto::{Keyring, SecretBytes};
 use rotary_store::{Change, Lookup, SealedRecord, Store};
 use rotary_wire::{api_error, ApiError};
 
@@ -138,6 +139,8 @@ pub struct SecretsService {
     shared: bool,
     /// Writes to one secret queue here instead of racing on its revision.
     write_queues: Vec<tokio::sync::Mutex<()>>,
+    /// The loaded KMS keys' ids and versions (see [`kms`]).
+    kms: kms::KmsIndex,
 }
 
 tokio::task_local! {
@@ -155,7 +158,6 @@ pub async fn with_claim<F: std::future::Future>(claim: rotary_store::Claim, fut:
 /// Stripes of the per-secret write queues.
 const WRITE_QUEUES: usize = 256;
 
-const KMS_META_PREFIX: &str = "kms:";
 /// How often an optimistic write is retried when the secret changed under it.
 const MAX_WRITE_ATTEMPTS: usize = 16;
 
@@ -190,6 +192,7 @@ impl SecretsService {
             write_queues: (0..WRITE_QUEUES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
+            kms: kms::KmsIndex::default(),
         };
         svc.load_kms_keys().await?;
         svc.ensure_kms_key(DEFAULT_KMS_KEY).await?;
@@ -230,11 +233,7 @@ impl SecretsService {
                 revision: None,
             } => self.cache.invalidate(&uid),
             Change::Meta { key } => {
-                if let Some(name) = key.strip_prefix(KMS_META_PREFIX) {
-                    if let Err(e) = self.load_kms_key(name).await {
-                        tracing::warn!(error = %e, key = name, "Reloading a KMS key failed");
-                    }
-                }
+                self.kms_meta_changed(&key).await;
             }
             Change::Resync => {
                 self.cache.clear();
@@ -243,22 +242,6 @@ impl SecretsService {
                 }
             }
         }
-    }
-
-    /// Loads every KMS key in the store into the keyring.
-    async fn load_kms_keys(&self) -> Result<(), ApiError> {
-        for (key, sealed) in self
-            .store
-            .list_meta(KMS_META_PREFIX)
-            .await
-            .map_err(internal)?
-        {
-            let name = key[KMS_META_PREFIX.len()..].to_owned();
-            self.keyring
-                .load(&WrappedKey { name, sealed })
-                .map_err(internal)?;
-        }
-        Ok(())
     }
 
     /// Whether other nodes share the store (it announces their changes): rotations are then
@@ -294,37 +277,6 @@ impl SecretsService {
 
     pub(crate) fn now(&self) -> i64 {
         self.clock.now_ms()
-    }
-
-    /// Makes sure a KMS key exists in the keyring and the store. Named keys other than the
-    /// default are created on first use: Rotary is its own KMS.
-    pub(crate) async fn ensure_kms_key(&self, name: &str) -> Result<(), ApiError> {
-        if self.keyring.contains(name) {
-            return Ok(());
-        }
-        let wrapped = self.keyring.generate(name).map_err(internal)?;
-        let key = format!("{KMS_META_PREFIX}{name}");
-        if !self
-            .store
-            .put_meta_if_absent(&key, &wrapped.sealed)
-            .await
-            .map_err(internal)?
-        {
-            // Another node created it first: use theirs.
-            let sealed = self
-                .store
-                .get_meta(&key)
-                .await
-                .map_err(internal)?
-                .ok_or_else(ApiError::internal)?;
-            self.keyring
-                .load(&WrappedKey {
-                    name: name.to_owned(),
-                    sealed,
-                })
-                .map_err(internal)?;
-        }
-        Ok(())
     }
 
     /// Finds a secret by name, full ARN or partial ARN (spec §2.2): a working copy.
@@ -499,6 +451,7 @@ impl SecretsService {
         let _turn = queue.lock().await;
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let cached = self.resolve_cached(id).await?;
+            self.load_secret_kms_key(&cached.secret).await?;
             let mut secret = cached.secret.clone();
             let existing = match token {
                 Some(t) => self.token_value(&secret, t).await?,
@@ -507,6 +460,7 @@ impl SecretsService {
             match f(&mut secret, existing.as_ref())? {
                 Outcome::Unchanged(t) => return Ok(t),
                 Outcome::Changed(t, changed_at) => {
+                    self.rewrap_stale(&mut secret, &cached);
                     // The state after the write, for the cache: version rows, and the
                     // sealed values new or kept.
                     let versions: Vec<_> = secret.versions.iter().map(|v| v.row.clone()).collect();
@@ -608,14 +562,17 @@ impl SecretsService {
         version_id: &str,
         value: &Plain<'_>,
     ) -> Result<Vec<u8>, ApiError> {
-        self.keyring.seal(kms, &value_aad(arn, version_id), &value.frame()).map_err(|e| {
+        // `kms` is the KmsKeyId as the secret names it: an id, ARN or alias of a loaded key.
+        let name = self.kms_name(kms).unwrap_or_else(|| kms.to_owned());
+        self.keyring.seal(&name, &value_aad(arn, version_id), &value.frame()).map_err(|e| {
             tracing::error!(error = %e, "Sealing a secret value failed");
             api_error!(EncryptionFailure, "Secrets Manager can't encrypt the protected secret text using the provided KMS key.")
         })
     }
 
-    /// Opens a sealed value of a version of `arn`. A KMS key this node has not loaded yet
-    /// (created by another node sharing the store) is loaded from the store first.
+    /// Opens a sealed value of a version of `arn`. A KMS key or key version this node has
+    /// not loaded yet (created or rotated by another node sharing the store) is loaded from
+    /// the store first.
     pub(crate) async fn open_value(
         &self,
         arn: &str,
@@ -624,32 +581,13 @@ impl SecretsService {
     ) -> Result<SecretBytes, ApiError> {
         let aad = value_aad(arn, version_id);
         let mut opened = self.keyring.open(&aad, sealed);
-        if opened.is_err() {
-            if let Ok(name) = Keyring::key_name(sealed) {
-                if !self.keyring.contains(name) {
-                    self.load_kms_key(name).await?;
-                    opened = self.keyring.open(&aad, sealed);
-                }
-            }
+        if opened.is_err() && self.load_kms_key_for(sealed).await? {
+            opened = self.keyring.open(&aad, sealed);
         }
         opened.map_err(|e| {
             tracing::error!(error = %e, arn, version_id, "Opening a secret value failed");
             api_error!(DecryptionFailure, "{}", msg::DECRYPTION_FAILURE)
         })
-    }
-
-    /// Loads (or reloads) the KMS key `name` from the store, if it is stored.
-    async fn load_kms_key(&self, name: &str) -> Result<(), ApiError> {
-        let key = format!("{KMS_META_PREFIX}{name}");
-        if let Some(sealed) = self.store.get_meta(&key).await.map_err(internal)? {
-            self.keyring
-                .load(&WrappedKey {
-                    name: name.to_owned(),
-                    sealed,
-                })
-                .map_err(internal)?;
-        }
-        Ok(())
     }
 
     /// Purges secrets whose recovery window has ended; returns how many.

@@ -15,7 +15,7 @@ use super::{deleted_error, internal, msg, Ctx, SecretsService};
 use crate::cache::CachedSecret;
 use crate::clock::day_start;
 use crate::labels::AWSCURRENT;
-use crate::secret::{sorted, Plain, Secret, DEFAULT_KMS_KEY, DEFAULT_KMS_KEY_LISTED};
+use crate::secret::{sorted, Plain, Secret};
 
 fn stage_not_found(stage: &str) -> ApiError {
     api_error!(
@@ -266,10 +266,9 @@ impl SecretsService {
                         version_stages: (!v.row.stages.is_empty()).then(|| sorted(&v.row.stages)),
                         last_accessed_date: v.row.last_accessed_ms.map(Timestamp),
                         created_date: Some(Timestamp(v.row.created_ms)),
-                        kms_key_ids: Some(vec![match v.row.kms_key_id.as_deref() {
-                            None | Some(DEFAULT_KMS_KEY) => DEFAULT_KMS_KEY_LISTED.to_owned(),
-                            Some(k) => k.to_owned(),
-                        }]),
+                        kms_key_ids: Some(
+                            vec![self.listed_kms_key_id(v.row.kms_key_id.as_deref())],
+                        ),
                     })
                     .collect(),
             ),

@@ -4,12 +4,14 @@
 //! does (`ValidationException`, "Member must not be null") rather than as a JSON error, and
 //! `null` is treated as absent. Responses skip `None` members.
 
+mod kms;
 mod password;
 mod policy;
 mod rotation;
 mod secret;
 mod shared;
 
+pub use kms::*;
 pub use password::*;
 pub use policy::*;
 pub use rotation::*;

@@ -58,6 +58,9 @@ pub(crate) enum ClientCommand {
     /// Policy tools: `simulate` what the policies decide for a user.
     #[command(subcommand)]
     Policy(super::policy::PolicyCommand),
+    /// KMS keys: create (with an alias), list, describe, rotate.
+    #[command(subcommand)]
+    Kms(super::kms::KmsCommand),
 }
 
 /// `rotary function …`
@@ -195,6 +198,7 @@ pub(crate) async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<
         ClientCommand::Key(c) => return super::iam::run_key(&client, json_out, c).await,
         ClientCommand::Group(c) => return super::iam::run_group(&client, json_out, c).await,
         ClientCommand::Policy(c) => return super::policy::run(&client, json_out, c).await,
+        ClientCommand::Kms(c) => return super::kms::run(&client, json_out, c).await,
         ClientCommand::Function(FunctionCommand::Create {
             name,
             command,
@@ -276,6 +280,7 @@ fn print_text(cmd: &ClientCommand, out: &Value) {
         | ClientCommand::Key(_)
         | ClientCommand::Group(_)
         | ClientCommand::Policy(_)
+        | ClientCommand::Kms(_)
         | ClientCommand::Secret(_)
         | ClientCommand::Schedule(_) => {}
         ClientCommand::Function(FunctionCommand::List) => {

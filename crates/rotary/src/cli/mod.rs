@@ -9,6 +9,7 @@ pub(crate) mod audit;
 mod client;
 mod commands;
 mod iam;
+mod kms;
 mod policy;
 mod reset;
 mod schedule;
