@@ -450,7 +450,7 @@ fn findings(
             detail: "Automatic rotation is not enabled.".into(),
         }),
     }
-    if let Some(r) = rotation.filter(|r| r.last_outcome.as_deref() == Some("failed")) {
+    if let Some(r) = rotation.filter(|r| r.last_failed()) {
         out.push(Finding {
             check: "LastRotationFailed",
             detail: r
