@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
+use rotary_wire::rotary_api::RotaryOperation;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
 use crate::authz::{Action, Authorizer, RequestInfo};
@@ -404,7 +405,7 @@ async fn run_as(
 #[derive(Debug, Clone, Copy)]
 enum Target {
     Aws(Operation),
-    Rotary(&'static str),
+    Rotary(RotaryOperation),
     Iam(&'static str),
     Server(&'static str),
 }
@@ -416,7 +417,7 @@ impl Target {
         }
         let name = target.strip_prefix(rotary_rotation::api::TARGET_PREFIX)?;
         let find = |ops: &'static [&'static str]| ops.iter().find(|o| **o == name).copied();
-        find(&rotary_rotation::api::OPERATIONS)
+        RotaryOperation::from_name(name)
             .map(Target::Rotary)
             .or_else(|| find(crate::iam::OPERATIONS).map(Target::Iam))
             .or_else(|| find(SERVER_OPERATIONS).map(Target::Server))
@@ -425,7 +426,8 @@ impl Target {
     fn label(&self) -> &'static str {
         match self {
             Target::Aws(op) => op.name(),
-            Target::Rotary(name) | Target::Iam(name) | Target::Server(name) => name,
+            Target::Rotary(op) => op.name(),
+            Target::Iam(name) | Target::Server(name) => name,
         }
     }
 }
@@ -497,15 +499,14 @@ async fn handle(
         st.iam.note_key_used(&principal.access_key_id, ms);
     }
     let rotary_resource = match op {
-        Target::Rotary(name) => rotary_resource(st, name, &body),
+        Target::Rotary(op) => rotary_resource(st, op, &body),
         Target::Iam(name) => st.iam.resource_arn(name, &body),
         Target::Aws(_) | Target::Server(_) => "*".to_owned(),
     };
     let action = match op {
         Target::Aws(op) => Action::Aws(op),
-        Target::Rotary(name) | Target::Iam(name) | Target::Server(name) => {
-            Action::Rotary(name, &rotary_resource)
-        }
+        Target::Rotary(op) => Action::Rotary(op.name(), &rotary_resource),
+        Target::Iam(name) | Target::Server(name) => Action::Rotary(name, &rotary_resource),
     };
     let allowed = st
         .authorizer
@@ -532,8 +533,8 @@ async fn handle(
             Ok(add_engine_findings(&body, out))
         }
         Target::Aws(op) => dispatch(st, &cx, op, &body).await,
-        Target::Rotary(name) => {
-            rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, name, &body)
+        Target::Rotary(op) => {
+            rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, op, &body)
                 .await
         }
         Target::Iam(name) => crate::iam::handle(&st.iam, name, &body).await,
@@ -634,14 +635,16 @@ fn add_engine_findings(req: &[u8], out: Vec<u8>) -> Vec<u8> {
 }
 
 /// The resource of one of Rotary's own operations: the function it names, or `*`.
-fn rotary_resource(st: &AppState, op: &str, body: &[u8]) -> String {
+fn rotary_resource(st: &AppState, op: RotaryOperation, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Named {
         #[serde(rename = "Name")]
         name: Option<String>,
     }
     match op {
-        "CreateFunction" | "DescribeFunction" | "DeleteFunction" => {
+        RotaryOperation::CreateFunction
+        | RotaryOperation::DescribeFunction
+        | RotaryOperation::DeleteFunction => {
             match serde_json::from_slice::<Named>(body)
                 .ok()
                 .and_then(|n| n.name)
