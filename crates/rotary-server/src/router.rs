@@ -198,21 +198,14 @@ async fn signed_metrics(State(st): State<AppState>, req: Request) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    let mut text = st.metrics.render();
-    text.push_str(&st.rotation.metrics().render());
-    let a = &st.audit;
-    text.push_str(&format!(
-        "# HELP rotary_audit_records_total Audit records written.\n# TYPE rotary_audit_records_total counter\nrotary_audit_records_total {}\n\
-         # HELP rotary_audit_write_errors_total Audit records that could not be written.\n# TYPE rotary_audit_write_errors_total counter\nrotary_audit_write_errors_total {}\n\
-         # HELP rotary_audit_dropped_total Audit records dropped (queue full).\n# TYPE rotary_audit_dropped_total counter\nrotary_audit_dropped_total {}\n",
-        a.records_total(),
-        a.write_errors_total(),
-        a.dropped_total()
-    ));
-    let mut r = text.into_response();
+    let mut registry = prometheus_client::registry::Registry::default();
+    st.metrics.register(&mut registry);
+    st.rotation.metrics().register(&mut registry);
+    crate::metrics::register_audit(&mut registry, &st.audit);
+    let mut r = crate::metrics::encode(&registry).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     r
 }
