@@ -1,79 +1,36 @@
 //! Rotary's own API (`X-Amz-Target: rotary.<Op>`): rotation functions, rotation history,
 //! compliance, schedule preview, and the test clock.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use rotary_core::rotation::{schedule_of, RotationConfig};
 use rotary_core::schedule::Schedule;
 use rotary_core::{Ctx, OffsetClock};
 use rotary_wire::dto::{RotationRulesType, SecretIdRequest};
+use rotary_wire::rotary_api::{
+    AdvanceTestClockRequest, AdvanceTestClockResponse, ComplianceReport, CreateFunctionRequest,
+    Finding, FunctionDescription, FunctionNameRequest, ListFunctionsResponse, NonCompliantSecret,
+    PreviewScheduleRequest, PreviewScheduleResponse, RotaryOperation, RotationHistoryRequest,
+    RotationHistoryResponse, ScheduleWindow,
+};
 use rotary_wire::{api_error, ApiError, ErrorCode, Timestamp};
-use serde::{Deserialize, Serialize};
-use serde_with::skip_serializing_none;
+use serde::Serialize;
 
 use crate::engine::RotationEngine;
 use crate::functions::FunctionSpec;
 use crate::history::AttemptRecord;
 use crate::registry::{Builtin, RegistryError};
 
-/// Target prefix of Rotary's API.
-pub const TARGET_PREFIX: &str = "rotary.";
+pub use rotary_wire::rotary_api::TARGET_PREFIX;
 
 /// Store key of the test clock's offset (milliseconds, decimal text).
 pub const TEST_CLOCK_META: &str = "test-clock-offset-ms";
 
-/// Operations of Rotary's API.
-pub const OPERATIONS: [&str; 8] = [
-    "CreateFunction",
-    "ListFunctions",
-    "DescribeFunction",
-    "DeleteFunction",
-    "GetRotationHistory",
-    "GetComplianceReport",
-    "PreviewSchedule",
-    "AdvanceTestClock",
-];
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct CreateFunctionRequest {
-    name: Option<String>,
-    command: Option<String>,
-    python_handler: Option<String>,
-    code_dir: Option<String>,
-    url: Option<String>,
-    builtin: Option<String>,
-    #[serde(default)]
-    env: BTreeMap<String, String>,
-    timeout_seconds: Option<u64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct FunctionNameRequest {
-    name: Option<String>,
-    /// DeleteFunction: delete even though secrets rotate with it.
-    force: Option<bool>,
-}
-
-#[skip_serializing_none]
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct FunctionDescription {
-    name: String,
-    function_arn: String,
-    built_in: bool,
-    description: Option<String>,
-    #[serde(flatten)]
-    spec: Option<serde_json::Map<String, serde_json::Value>>,
-}
-
 /// A registered function as the API shows it: its spec with `Env` replaced by `EnvNames`,
 /// because Env values may be credentials and are stored sealed.
-fn public_spec(spec: &FunctionSpec) -> Option<serde_json::Map<String, serde_json::Value>> {
-    let serde_json::Value::Object(mut obj) = serde_json::to_value(spec).ok()? else {
-        return None;
+fn public_spec(spec: &FunctionSpec) -> serde_json::Map<String, serde_json::Value> {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::to_value(spec) else {
+        return serde_json::Map::new();
     };
     obj.remove("Env");
     let names: Vec<&str> = spec.env().iter().map(|(k, _)| k.as_str()).collect();
@@ -87,37 +44,11 @@ fn public_spec(spec: &FunctionSpec) -> Option<serde_json::Map<String, serde_json
         FunctionSpec::Builtin { .. } => BUILT_IN_KIND,
     };
     obj.insert("Kind".to_owned(), kind.into());
-    Some(obj)
+    obj
 }
 
 /// `Kind` of the built-ins and of functions registered with `--builtin`.
 const BUILT_IN_KIND: &str = "built-in";
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct HistoryRequest {
-    secret_id: Option<String>,
-    max_results: Option<i64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct PreviewRequest {
-    schedule_expression: Option<String>,
-    automatically_after_days: Option<i64>,
-    duration: Option<String>,
-    count: Option<usize>,
-    /// Epoch seconds to preview from (default: now).
-    start_time: Option<f64>,
-    /// Epoch seconds of the last rotation, for day-based schedules.
-    last_rotated_date: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "PascalCase")]
-struct AdvanceClockRequest {
-    seconds: Option<i64>,
-}
 
 fn decode<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
     if body.iter().all(u8::is_ascii_whitespace) {
@@ -161,12 +92,12 @@ pub async fn handle(
     engine: &Arc<RotationEngine>,
     test_clock: Option<&OffsetClock>,
     cx: &Ctx,
-    op: &str,
+    op: RotaryOperation,
     body: &[u8],
 ) -> Result<Vec<u8>, ApiError> {
     match op {
-        "CreateFunction" => create_function(engine, decode(body)?).await,
-        "ListFunctions" => {
+        RotaryOperation::CreateFunction => create_function(engine, decode(body)?).await,
+        RotaryOperation::ListFunctions => {
             let mut out: Vec<FunctionDescription> =
                 Builtin::ALL.iter().map(|b| builtin(engine, *b)).collect();
             out.extend(engine.registry().list().into_iter().map(|(name, spec)| {
@@ -178,9 +109,9 @@ pub async fn handle(
                     spec: public_spec(&spec),
                 }
             }));
-            encode(&serde_json::json!({ "Functions": out }))
+            encode(&ListFunctionsResponse { functions: out })
         }
-        "DescribeFunction" => {
+        RotaryOperation::DescribeFunction => {
             let req: FunctionNameRequest = decode(body)?;
             let name = req.name.unwrap_or_default();
             let name = engine.registry().name_of(&name).unwrap_or(&name).to_owned();
@@ -207,7 +138,7 @@ pub async fn handle(
                 spec: public_spec(&spec),
             })
         }
-        "DeleteFunction" => {
+        RotaryOperation::DeleteFunction => {
             let req: FunctionNameRequest = decode(body)?;
             let name = req.name.unwrap_or_default();
             if req.force != Some(true) {
@@ -220,17 +151,17 @@ pub async fn handle(
                 .map_err(registry_error)?;
             encode(&serde_json::json!({}))
         }
-        "GetRotationHistory" => history(engine, cx, decode(body)?).await,
-        "GetComplianceReport" => compliance(engine).await,
-        "PreviewSchedule" => preview(engine, decode(body)?),
-        "AdvanceTestClock" => {
+        RotaryOperation::GetRotationHistory => history(engine, cx, decode(body)?).await,
+        RotaryOperation::GetComplianceReport => compliance(engine).await,
+        RotaryOperation::PreviewSchedule => preview(engine, decode(body)?),
+        RotaryOperation::AdvanceTestClock => {
             let Some(clock) = test_clock else {
                 return Err(api_error!(
                     InvalidRequestException,
                     "The test clock is off; start the server with --test-clock to use it."
                 ));
             };
-            let req: AdvanceClockRequest = decode(body)?;
+            let req: AdvanceTestClockRequest = decode(body)?;
             let now = clock.advance(req.seconds.unwrap_or(0).saturating_mul(1000));
             // Kept across restarts, so a test can stop the server and have time pass.
             let offset = clock.offset_ms().to_string();
@@ -243,12 +174,10 @@ pub async fn handle(
                 tracing::warn!(error = %e, "Storing the test clock offset failed");
             }
             engine.service().rotation_wakeup().notify_one();
-            encode(&serde_json::json!({ "Now": Timestamp(now) }))
+            encode(&AdvanceTestClockResponse {
+                now: Timestamp(now),
+            })
         }
-        _ => Err(api_error!(
-            UnknownOperationException,
-            "The operation requested is not known to Rotary."
-        )),
     }
 }
 
@@ -296,10 +225,7 @@ fn builtin(engine: &RotationEngine, b: Builtin) -> FunctionDescription {
         function_arn: engine.registry().arn(b.name()),
         built_in: true,
         description: Some(b.description().to_owned()),
-        spec: Some(serde_json::Map::from_iter([(
-            "Kind".to_owned(),
-            BUILT_IN_KIND.into(),
-        )])),
+        spec: serde_json::Map::from_iter([("Kind".to_owned(), BUILT_IN_KIND.into())]),
     }
 }
 
@@ -364,7 +290,7 @@ async fn create_function(
 async fn history(
     engine: &RotationEngine,
     cx: &Ctx,
-    req: HistoryRequest,
+    req: RotationHistoryRequest,
 ) -> Result<Vec<u8>, ApiError> {
     let id = req.secret_id.clone().unwrap_or_default();
     let d = engine
@@ -391,15 +317,11 @@ async fn history(
         .iter()
         .filter_map(|r| serde_json::from_str(r).ok())
         .collect();
-    encode(&serde_json::json!({ "ARN": d.arn, "Name": d.name, "Rotations": rotations }))
-}
-
-#[skip_serializing_none]
-#[derive(Serialize)]
-#[serde(rename_all = "PascalCase")]
-struct Finding {
-    check: &'static str,
-    detail: String,
+    encode(&RotationHistoryResponse {
+        arn: d.arn,
+        name: d.name,
+        rotations,
+    })
 }
 
 fn findings(
@@ -450,7 +372,7 @@ fn findings(
             detail: "Automatic rotation is not enabled.".into(),
         }),
     }
-    if let Some(r) = rotation.filter(|r| r.last_outcome.as_deref() == Some("failed")) {
+    if let Some(r) = rotation.filter(|r| r.last_failed()) {
         out.push(Finding {
             check: "LastRotationFailed",
             detail: r
@@ -487,18 +409,21 @@ async fn compliance(engine: &RotationEngine) -> Result<Vec<u8>, ApiError> {
         .into_iter()
         .filter_map(|s| {
             let f = findings(s.rotation.as_ref(), s.pending_on_non_current, s.due_ms, now);
-            (!f.is_empty())
-                .then(|| serde_json::json!({ "ARN": s.arn, "Name": s.name, "Findings": f }))
+            (!f.is_empty()).then_some(NonCompliantSecret {
+                arn: s.arn,
+                name: s.name,
+                findings: f,
+            })
         })
         .collect();
-    encode(&serde_json::json!({
-        "SecretsChecked": total,
-        "NonCompliant": secrets.len(),
-        "Secrets": secrets,
-    }))
+    encode(&ComplianceReport {
+        secrets_checked: total,
+        non_compliant: secrets.len(),
+        secrets,
+    })
 }
 
-fn preview(engine: &RotationEngine, req: PreviewRequest) -> Result<Vec<u8>, ApiError> {
+fn preview(engine: &RotationEngine, req: PreviewScheduleRequest) -> Result<Vec<u8>, ApiError> {
     let schedule = Schedule::parse(
         req.automatically_after_days,
         req.schedule_expression.as_deref(),
@@ -514,12 +439,10 @@ fn preview(engine: &RotationEngine, req: PreviewRequest) -> Result<Vec<u8>, ApiE
     let windows: Vec<_> = schedule
         .preview(now, last, count)
         .into_iter()
-        .map(|w| {
-            serde_json::json!({
-                "Start": Timestamp(w.start_ms),
-                "End": Timestamp(w.end_ms),
-                "NextRotationDate": Timestamp(w.next_rotation_date_ms()),
-            })
+        .map(|w| ScheduleWindow {
+            start: Timestamp(w.start_ms),
+            end: Timestamp(w.end_ms),
+            next_rotation_date: Timestamp(w.next_rotation_date_ms()),
         })
         .collect();
     let rules = RotationRulesType {
@@ -528,5 +451,8 @@ fn preview(engine: &RotationEngine, req: PreviewRequest) -> Result<Vec<u8>, ApiE
         schedule_expression: req.schedule_expression,
     };
     let days = schedule_of(Some(&rules)).map(|s| s.automatically_after_days());
-    encode(&serde_json::json!({ "AutomaticallyAfterDays": days, "Windows": windows }))
+    encode(&PreviewScheduleResponse {
+        automatically_after_days: days,
+        windows,
+    })
 }

@@ -2,6 +2,7 @@
 //! failure handling (spec §5.3).
 
 use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,7 +15,9 @@ use rotary_wire::ApiError;
 
 use crate::builtin;
 use crate::engine::RotationEngine;
-use crate::functions::{self, FunctionError, Invocation, RotationEvent, RotationFunction, Step};
+use crate::functions::{
+    self, FunctionError, Invocation, Output, RotationEvent, RotationFunction, Step,
+};
 use crate::history::{redact, redaction_terms, secs, AttemptRecord, Outcome, StepRecord};
 use crate::registry::{Builtin, Resolved};
 use crate::webhook;
@@ -43,13 +46,16 @@ enum Exec {
 #[derive(Default)]
 struct Opened(HashMap<String, StoredValue>);
 
-fn step_of(i: u8) -> Step {
-    match i {
-        0 => Step::CreateSecret,
-        1 => Step::SetSecret,
-        2 => Step::TestSecret,
-        _ => Step::FinishSecret,
-    }
+/// One attempt of one rotation as the driver runs it.
+struct Run {
+    /// What the scheduler took: the secret, function and persisted state.
+    due: DueRotation,
+    /// The attempt's history record, saved after each step.
+    rec: AttemptRecord,
+    /// When this run began (the history record's store key).
+    started_ms: i64,
+    /// Values opened so far.
+    opened: Opened,
 }
 
 impl RotationEngine {
@@ -327,6 +333,7 @@ impl RotationEngine {
         }
     }
 
+    /// The history record of the attempt `due` continues, or a new one.
     async fn load_record(&self, due: &DueRotation) -> AttemptRecord {
         let s = &due.state;
         if !due.started_now {
@@ -344,238 +351,290 @@ impl RotationEngine {
             id: s.history_id.clone(),
             arn: due.arn.clone(),
             token: s.token.clone(),
-            trigger: s.trigger.clone(),
+            trigger: s.trigger,
             attempt: s.attempt,
             late: s.late,
             test_only: s.test_only,
             started_at: secs(self.service.clock().now_ms()),
-            outcome: Outcome::InProgress.into(),
-            ..Default::default()
+            ended_at: None,
+            outcome: Outcome::InProgress,
+            failed_step: None,
+            error: None,
+            next_attempt_at: None,
+            steps: Vec::new(),
         }
     }
 
-    /// Takes the due secret `uid` and runs its rotation to the end of this attempt.
+    /// Takes the due secret `uid` and runs its rotation to the end of this attempt:
+    /// each remaining step in turn, then the completion check.
     pub(crate) async fn drive(self: &Arc<Self>, uid: &str) {
+        let Some(mut run) = self.start_run(uid).await else {
+            return;
+        };
+        let Some(exec) = self.executor(&run.due.lambda_arn) else {
+            let msg = format!(
+                "The rotation function {} does not exist.",
+                run.due.lambda_arn
+            );
+            self.attempt_failed(&mut run, None, msg, true).await;
+            return;
+        };
+        for step in run.due.state.remaining_steps() {
+            if self.run_step(&mut run, &exec, step).await.is_break() {
+                return;
+            }
+        }
+        self.conclude(&mut run).await;
+    }
+
+    /// Takes the due secret (see `SecretsService::prepare_rotation`) and opens the
+    /// attempt's history record. `None` when there is nothing to run now.
+    async fn start_run(&self, uid: &str) -> Option<Run> {
         let due = match self.service.prepare_rotation(uid).await {
             Ok(Some(d)) => d,
-            Ok(None) => return,
+            Ok(None) => return None,
             Err(e) => {
                 let at = self.back_off(uid);
                 tracing::warn!(secret_uid = uid, error = %e, retry_at_ms = at, "Preparing a rotation failed; will retry");
-                return;
+                return None;
             }
         };
-        self.metrics
-            .observe_lag(self.service.clock().now_ms() - due.due_ms);
         let started_ms = self.service.clock().now_ms();
-        let mut rec = self.load_record(&due).await;
+        self.metrics.observe_lag(started_ms - due.due_ms);
+        let rec = self.load_record(&due).await;
         if rec.steps.is_empty() && due.state.late {
             tracing::warn!(secret_arn = %due.arn, "Running a rotation whose window was missed");
         }
         self.save(uid, started_ms, &rec).await;
-        let arn = due.arn.clone();
-        let token = due.state.token.clone();
+        Some(Run {
+            due,
+            rec,
+            started_ms,
+            opened: Opened::default(),
+        })
+    }
 
-        let Some(exec) = self.executor(&due.lambda_arn) else {
-            let msg = format!("The rotation function {} does not exist.", due.lambda_arn);
-            self.attempt_failed(&due, &mut rec, started_ms, None, msg, true)
-                .await;
-            return;
-        };
-        let steps: Vec<u8> = if due.state.test_only {
-            vec![2]
-        } else {
-            (due.state.next_step..4).collect()
-        };
-        let mut opened = Opened::default();
-        for i in steps {
-            let step = step_of(i);
-            match self.service.pending_status(&arn, &token).await {
-                Ok(Pending::Pending) => {}
-                Ok(Pending::Abandoned) => {
-                    self.abandoned(&due, &mut rec, started_ms).await;
-                    return;
-                }
-                Err(e) => {
-                    self.retry_later(&due, "Checking a rotation", &e).await;
-                    return;
-                }
+    /// One step: checks the rotation is still pending, invokes the function, checks what
+    /// createSecret stored, redacts the output, and records the step (or the attempt's
+    /// failure). `Break` when the attempt ends here.
+    async fn run_step(&self, run: &mut Run, exec: &Exec, step: Step) -> ControlFlow<()> {
+        let (arn, token) = (run.due.arn.clone(), run.due.state.token.clone());
+        match self.service.pending_status(&arn, &token).await {
+            Ok(Pending::Pending) => {}
+            Ok(Pending::Abandoned) => {
+                self.abandoned(run).await;
+                return ControlFlow::Break(());
             }
-            let event = RotationEvent {
-                step,
-                secret_id: arn.clone(),
-                client_request_token: token.clone(),
-                rotation_token: due.state.rotation_token.clone(),
-            };
-            let mut srec = StepRecord {
-                step: step.as_str().to_owned(),
-                started_at: secs(self.service.clock().now_ms()),
-                ..Default::default()
-            };
-            // The step's temporary credentials: redacted from its output like the values.
-            let mut credential_terms: Vec<String> = Vec::new();
-            let result = match &exec {
-                Exec::Builtin(f) => {
-                    let inv = Invocation {
-                        event,
-                        env: Vec::new(),
-                        timeout: BUILTIN_TIMEOUT,
-                    };
-                    match tokio::time::timeout(BUILTIN_TIMEOUT, f.invoke(&inv)).await {
-                        Ok(r) => r,
-                        Err(_) => Err(FunctionError::Timeout(BUILTIN_TIMEOUT, Default::default())),
+            Err(e) => {
+                self.retry_later(&run.due, "Checking a rotation", &e).await;
+                return ControlFlow::Break(());
+            }
+        }
+        let started_at = secs(self.service.clock().now_ms());
+        let (mut result, mut credential_terms) = self.invoke(run, exec, step).await;
+        if step == Step::CreateSecret && !run.due.state.test_only {
+            if let Ok(output) = result {
+                result = match self.check_shape(&arn, &token, &mut run.opened).await {
+                    Ok(()) => Ok(output),
+                    Err(message) => Err(FunctionError::Failed { message, output }),
+                };
+            }
+        }
+        let mut srec = StepRecord {
+            step,
+            started_at,
+            ended_at: Some(secs(self.service.clock().now_ms())),
+            outcome: None,
+            error: None,
+            output: None,
+        };
+        // Values are opened only when there is output to redact.
+        let has_output = result.as_ref().map_or(true, |out| !out.log.is_empty());
+        let mut terms = if has_output {
+            self.redaction_terms(&arn, &token, &mut run.opened).await
+        } else {
+            Vec::new()
+        };
+        terms.append(&mut credential_terms);
+        match result {
+            Ok(out) => {
+                srec.outcome = Some(Outcome::Succeeded);
+                srec.output = (!out.log.is_empty()).then(|| redact(&out.log, &terms));
+                self.step_succeeded(run, srec).await
+            }
+            Err(e) => {
+                srec.outcome = Some(Outcome::Failed);
+                srec.error = Some(redact(&e.to_string(), &terms));
+                srec.output = e
+                    .output()
+                    .map(|o| redact(&o.log, &terms))
+                    .filter(|o| !o.is_empty());
+                // A configuration error in the secret fails at once: a retry would only
+                // repeat it.
+                let retryable = !matches!(e, FunctionError::Config(_));
+                self.step_failed(run, srec, retryable).await;
+                ControlFlow::Break(())
+            }
+        }
+    }
+
+    /// Invokes `step` of the function: a built-in in-process with [`BUILTIN_TIMEOUT`], a
+    /// registered function with its own timeout, its environment and, for process and
+    /// Python functions, temporary credentials that end with the step. Returns the result
+    /// and the credentials to redact from its output.
+    async fn invoke(
+        &self,
+        run: &mut Run,
+        exec: &Exec,
+        step: Step,
+    ) -> (Result<Output, FunctionError>, Vec<String>) {
+        let event = RotationEvent {
+            step,
+            secret_id: run.due.arn.clone(),
+            client_request_token: run.due.state.token.clone(),
+            rotation_token: run.due.state.rotation_token.clone(),
+        };
+        match exec {
+            Exec::Builtin(f) => {
+                let inv = Invocation {
+                    event,
+                    env: Vec::new(),
+                    timeout: BUILTIN_TIMEOUT,
+                };
+                let result = match tokio::time::timeout(BUILTIN_TIMEOUT, f.invoke(&inv)).await {
+                    Ok(r) => r,
+                    Err(_) => Err(FunctionError::Timeout(BUILTIN_TIMEOUT, Default::default())),
+                };
+                (result, Vec::new())
+            }
+            Exec::External {
+                function,
+                timeout,
+                with_credentials,
+            } => {
+                let mut env = self.function_env();
+                let mut terms = Vec::new();
+                let akid = if *with_credentials {
+                    let master = self.master_secret_of(&run.due.arn, &mut run.opened).await;
+                    let (akid, secret, session) = self.session_credentials(&run.due.arn, master);
+                    terms.push(secret.clone());
+                    terms.push(session.clone());
+                    env.push(("AWS_ACCESS_KEY_ID".to_owned(), akid.clone()));
+                    env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), secret));
+                    env.push(("AWS_SESSION_TOKEN".to_owned(), session));
+                    self.share_session(&akid, *timeout).await;
+                    Some(akid)
+                } else {
+                    None
+                };
+                let inv = Invocation {
+                    event,
+                    env,
+                    timeout: *timeout,
+                };
+                let result = function.invoke(&inv).await;
+                if let Some(akid) = akid {
+                    self.credentials.remove(&akid);
+                    if let Some(share) = &self.config.sessions {
+                        share.revoke(&akid).await;
                     }
                 }
-                Exec::External {
-                    function: f,
-                    timeout,
-                    with_credentials,
-                } => {
-                    let mut env = vec![
-                        (
-                            "SECRETS_MANAGER_ENDPOINT".to_owned(),
-                            self.config.endpoint_url.clone(),
-                        ),
-                        (
-                            "AWS_ENDPOINT_URL_SECRETS_MANAGER".to_owned(),
-                            self.config.endpoint_url.clone(),
-                        ),
-                        ("AWS_REGION".to_owned(), self.service.region().to_owned()),
-                        (
-                            "AWS_DEFAULT_REGION".to_owned(),
-                            self.service.region().to_owned(),
-                        ),
-                    ];
-                    let akid = if *with_credentials {
-                        let master = self.master_secret_of(&arn, &mut opened).await;
-                        let (akid, secret, session) = self.session_credentials(&arn, master);
-                        credential_terms.push(secret.clone());
-                        credential_terms.push(session.clone());
-                        env.push(("AWS_ACCESS_KEY_ID".to_owned(), akid.clone()));
-                        env.push(("AWS_SECRET_ACCESS_KEY".to_owned(), secret));
-                        env.push(("AWS_SESSION_TOKEN".to_owned(), session));
-                        self.share_session(&akid, *timeout).await;
-                        Some(akid)
-                    } else {
-                        None
-                    };
-                    let inv = Invocation {
-                        event,
-                        env,
-                        timeout: *timeout,
-                    };
-                    let r = f.invoke(&inv).await;
-                    if let Some(akid) = akid {
-                        self.credentials.remove(&akid);
-                        if let Some(share) = &self.config.sessions {
-                            share.revoke(&akid).await;
-                        }
-                    }
-                    r
-                }
-            };
-            let result = match result {
-                Ok(output) if step == Step::CreateSecret && !due.state.test_only => {
-                    match self.check_shape(&arn, &token, &mut opened).await {
-                        Ok(()) => Ok(output),
-                        Err(message) => Err(FunctionError::Failed { message, output }),
-                    }
-                }
-                r => r,
-            };
-            srec.ended_at = Some(secs(self.service.clock().now_ms()));
-            // Values are opened only when there is output to redact.
-            let has_output = result.as_ref().map_or(true, |out| !out.log.is_empty());
-            let mut terms = if has_output {
-                self.redaction_terms(&arn, &token, &mut opened).await
-            } else {
-                Vec::new()
-            };
-            terms.append(&mut credential_terms);
-            match result {
-                Ok(out) => {
-                    self.audit_step(&rec.id, &arn, &token, step, &due.lambda_arn, None)
-                        .await;
-                    srec.outcome = Some(Outcome::Succeeded.into());
-                    srec.output = (!out.log.is_empty()).then(|| redact(&out.log, &terms));
-                    rec.steps.push(srec);
-                    if !due.state.test_only {
-                        match self.service.step_completed(&arn, &token, i).await {
-                            Ok(true) => {}
-                            Ok(false) => {
-                                self.abandoned(&due, &mut rec, started_ms).await;
-                                return;
-                            }
-                            Err(e) => {
-                                self.retry_later(&due, "Recording a step", &e).await;
-                                return;
-                            }
-                        }
-                    }
-                    self.save(uid, started_ms, &rec).await;
+                (result, terms)
+            }
+        }
+    }
+
+    /// Where a registered function finds Rotary: the endpoint and region, as the AWS SDKs
+    /// and AWS's rotation templates read them.
+    fn function_env(&self) -> Vec<(String, String)> {
+        let endpoint = &self.config.endpoint_url;
+        let region = self.service.region();
+        [
+            ("SECRETS_MANAGER_ENDPOINT", endpoint.as_str()),
+            ("AWS_ENDPOINT_URL_SECRETS_MANAGER", endpoint.as_str()),
+            ("AWS_REGION", region),
+            ("AWS_DEFAULT_REGION", region),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+    }
+
+    /// Records a step that succeeded: audit, history, and (for a real rotation) the
+    /// persistent next step. `Break` when the rotation is no longer the one in progress.
+    async fn step_succeeded(&self, run: &mut Run, srec: StepRecord) -> ControlFlow<()> {
+        let step = srec.step;
+        let (arn, token) = (&run.due.arn, &run.due.state.token);
+        self.audit_step(&run.rec.id, arn, token, step, &run.due.lambda_arn, None)
+            .await;
+        run.rec.steps.push(srec);
+        if !run.due.state.test_only {
+            match self.service.step_completed(arn, token, step).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    self.abandoned(run).await;
+                    return ControlFlow::Break(());
                 }
                 Err(e) => {
-                    let retryable = !matches!(e, FunctionError::Config(_));
-                    let output = e
-                        .output()
-                        .map(|o| redact(&o.log, &terms))
-                        .filter(|o| !o.is_empty());
-                    let msg = redact(&e.to_string(), &terms);
-                    self.audit_step(
-                        &rec.id,
-                        &arn,
-                        &token,
-                        step,
-                        &due.lambda_arn,
-                        Some("StepFailed"),
-                    )
-                    .await;
-                    srec.outcome = Some(Outcome::Failed.into());
-                    srec.error = Some(msg.clone());
-                    srec.output = output;
-                    rec.steps.push(srec);
-                    let step_name = step.as_str();
-                    let text = if msg.starts_with(step_name) {
-                        msg.clone()
-                    } else {
-                        format!("{step_name} failed: {msg}")
-                    };
-                    self.attempt_failed(
-                        &due,
-                        &mut rec,
-                        started_ms,
-                        Some(step.as_str()),
-                        text,
-                        retryable,
-                    )
-                    .await;
-                    return;
+                    self.retry_later(&run.due, "Recording a step", &e).await;
+                    return ControlFlow::Break(());
                 }
             }
         }
-        if due.state.test_only {
+        self.save(&run.due.uid, run.started_ms, &run.rec).await;
+        ControlFlow::Continue(())
+    }
+
+    /// Records a step that failed and ends the attempt (retried later if `retryable`).
+    async fn step_failed(&self, run: &mut Run, srec: StepRecord, retryable: bool) {
+        let step = srec.step;
+        let msg = srec.error.clone().unwrap_or_default();
+        self.audit_step(
+            &run.rec.id,
+            &run.due.arn,
+            &run.due.state.token,
+            step,
+            &run.due.lambda_arn,
+            Some("StepFailed"),
+        )
+        .await;
+        run.rec.steps.push(srec);
+        let text = if msg.starts_with(step.as_str()) {
+            msg
+        } else {
+            format!("{step} failed: {msg}")
+        };
+        self.attempt_failed(run, Some(step), text, retryable).await;
+    }
+
+    /// After the last step: a test rotation ends; a real one passes the completion check
+    /// (AWSCURRENT on the new version) or fails.
+    async fn conclude(&self, run: &mut Run) {
+        let (arn, token) = (run.due.arn.clone(), run.due.state.token.clone());
+        if run.due.state.test_only {
             if let Err(e) = self.service.finish_test_rotation(&arn, &token, None).await {
                 tracing::warn!(secret_arn = %arn, error = %e, "Ending a test rotation failed");
             }
-            self.finished(uid, started_ms, &mut rec, Outcome::Succeeded, None)
-                .await;
+            self.finished(run, Outcome::Succeeded, None).await;
             return;
         }
         match self.service.complete_rotation(&arn, &token).await {
             Ok(Completion::Succeeded) => {
                 tracing::info!(secret_arn = %arn, version_id = %token, "Rotation succeeded");
-                self.finished(uid, started_ms, &mut rec, Outcome::Succeeded, None)
-                    .await;
+                self.finished(run, Outcome::Succeeded, None).await;
             }
             Ok(Completion::NotCurrent) => {
                 let msg = format!(
                     "finishSecret completed but AWSCURRENT is not on version {token}: the function must move it."
                 );
-                self.attempt_failed(&due, &mut rec, started_ms, Some("finishSecret"), msg, true)
+                self.attempt_failed(run, Some(Step::FinishSecret), msg, true)
                     .await;
             }
-            Ok(Completion::Gone) => self.abandoned(&due, &mut rec, started_ms).await,
-            Err(e) => self.retry_later(&due, "Completing a rotation", &e).await,
+            Ok(Completion::Gone) => self.abandoned(run).await,
+            Err(e) => {
+                self.retry_later(&run.due, "Completing a rotation", &e)
+                    .await
+            }
         }
     }
 
@@ -606,19 +665,14 @@ impl RotationEngine {
         }
     }
 
-    async fn finished(
-        &self,
-        uid: &str,
-        started_ms: i64,
-        rec: &mut AttemptRecord,
-        outcome: Outcome,
-        error: Option<String>,
-    ) {
-        self.deferred.lock().remove(uid);
-        rec.outcome = outcome.into();
+    /// Ends the attempt: history record, metrics, and the success webhook.
+    async fn finished(&self, run: &mut Run, outcome: Outcome, error: Option<String>) {
+        let rec = &mut run.rec;
+        self.deferred.lock().remove(&run.due.uid);
+        rec.outcome = outcome;
         rec.error = error;
         rec.ended_at = Some(secs(self.service.clock().now_ms()));
-        self.save(uid, started_ms, rec).await;
+        self.save(&run.due.uid, run.started_ms, rec).await;
         self.metrics.outcome(outcome);
         if outcome == Outcome::Succeeded {
             if let Some(w) = self.config.webhook.clone().filter(|w| w.on_success) {
@@ -632,7 +686,8 @@ impl RotationEngine {
         }
     }
 
-    async fn abandoned(&self, due: &DueRotation, rec: &mut AttemptRecord, started_ms: i64) {
+    async fn abandoned(&self, run: &mut Run) {
+        let due = &run.due;
         tracing::info!(secret_arn = %due.arn, "Rotation abandoned: a new value was written meanwhile");
         if let Err(e) = self
             .service
@@ -642,81 +697,63 @@ impl RotationEngine {
             tracing::warn!(error = %e, "Recording an abandoned rotation failed");
         }
         let msg = "A new version was written during the rotation; the rotation was abandoned.";
-        self.finished(
-            &due.uid,
-            started_ms,
-            rec,
-            Outcome::Abandoned,
-            Some(msg.into()),
-        )
-        .await;
+        self.finished(run, Outcome::Abandoned, Some(msg.into()))
+            .await;
     }
 
+    /// A failed attempt: a test rotation ends; a real one is retried after a backoff while
+    /// attempts remain (and the error is `retryable`), else given up.
     async fn attempt_failed(
         &self,
-        due: &DueRotation,
-        rec: &mut AttemptRecord,
-        started_ms: i64,
-        step: Option<&str>,
+        run: &mut Run,
+        step: Option<Step>,
         message: String,
         retryable: bool,
     ) {
-        rec.failed_step = step.map(str::to_owned);
-        let arn = &due.arn;
-        let token = &due.state.token;
-        if due.state.test_only {
+        run.rec.failed_step = step;
+        let (arn, token) = (run.due.arn.clone(), run.due.state.token.clone());
+        if run.due.state.test_only {
             if let Err(e) = self
                 .service
-                .finish_test_rotation(arn, token, Some(&message))
+                .finish_test_rotation(&arn, &token, Some(&message))
                 .await
             {
                 tracing::warn!(error = %e, "Ending a failed test rotation failed");
             }
-            self.final_failure(due, rec, started_ms, message, "TestRotationFailed")
-                .await;
+            self.final_failure(run, message, "TestRotationFailed").await;
             return;
         }
-        // A configuration error in the secret fails at once: a retry would only repeat it.
-        if retryable && due.state.attempt < self.config.max_attempts {
-            let delay = self.backoff(due.state.attempt);
+        let attempt = run.due.state.attempt;
+        if retryable && attempt < self.config.max_attempts {
+            let delay = self.backoff(attempt);
             let at = self.service.clock().now_ms() + delay.as_millis() as i64;
-            tracing::warn!(secret_arn = %arn, attempt = due.state.attempt, retry_in_ms = delay.as_millis() as u64, "Rotation attempt failed: {message}");
+            tracing::warn!(secret_arn = %arn, attempt, retry_in_ms = delay.as_millis() as u64, "Rotation attempt failed: {message}");
             if let Err(e) = self
                 .service
-                .fail_rotation(arn, token, &message, Some(at))
+                .fail_rotation(&arn, &token, &message, Some(at))
                 .await
             {
                 tracing::warn!(error = %e, "Recording a failed attempt failed");
             }
-            rec.next_attempt_at = Some(secs(at));
-            self.finished(&due.uid, started_ms, rec, Outcome::Retrying, Some(message))
-                .await;
+            run.rec.next_attempt_at = Some(secs(at));
+            self.finished(run, Outcome::Retrying, Some(message)).await;
             return;
         }
-        if let Err(e) = self.service.fail_rotation(arn, token, &message, None).await {
+        if let Err(e) = self
+            .service
+            .fail_rotation(&arn, &token, &message, None)
+            .await
+        {
             tracing::warn!(error = %e, "Recording a failed rotation failed");
         }
-        self.final_failure(due, rec, started_ms, message, "RotationFailed")
-            .await;
+        self.final_failure(run, message, "RotationFailed").await;
     }
 
-    async fn final_failure(
-        &self,
-        due: &DueRotation,
-        rec: &mut AttemptRecord,
-        started_ms: i64,
-        message: String,
-        event: &'static str,
-    ) {
-        tracing::error!(secret_arn = %due.arn, "Rotation failed: {message}");
-        self.finished(&due.uid, started_ms, rec, Outcome::Failed, Some(message))
-            .await;
+    async fn final_failure(&self, run: &mut Run, message: String, event: &'static str) {
+        tracing::error!(secret_arn = %run.due.arn, "Rotation failed: {message}");
+        self.finished(run, Outcome::Failed, Some(message)).await;
         if let Some(w) = self.config.webhook.clone() {
-            webhook::notify(self.http.clone(), w, event, rec.clone());
+            webhook::notify(self.http.clone(), w, event, run.rec.clone());
         }
     }
 }
-
-#[cfg(test)]
-#[path = "driver_tests.rs"]
-mod tests;

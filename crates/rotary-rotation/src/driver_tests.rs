@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use rotary_auth::CredentialTable;
-use rotary_core::rotation::FunctionDirectory;
+use rotary_core::rotation::{FunctionDirectory, Outcome};
 use rotary_core::{Clock, Ctx, SecretsService, ServiceConfig};
 use rotary_crypto::{Keyring, MasterKey};
 use rotary_store::{
@@ -249,7 +249,7 @@ async fn issue_13_an_internal_error_backs_the_rotation_off() {
     let (_, _, config, stuck) = f.engine.service().rotation_of("s").await.unwrap();
     let config = config.unwrap();
     assert!(config.in_progress.is_none() && !stuck, "{config:?}");
-    assert_eq!(config.last_outcome.as_deref(), Some("succeeded"));
+    assert_eq!(config.last_outcome, Some(Outcome::Succeeded));
 }
 
 #[tokio::test]
@@ -260,7 +260,7 @@ async fn issue_13_a_rotation_does_not_count_as_an_access() {
     f.engine.drive(&uid).await;
     let svc = f.engine.service();
     let (_, _, config, _) = svc.rotation_of("a").await.unwrap();
-    assert_eq!(config.unwrap().last_outcome.as_deref(), Some("succeeded"));
+    assert_eq!(config.unwrap().last_outcome, Some(Outcome::Succeeded));
     let id = rotary_wire::dto::SecretIdRequest {
         secret_id: Some("a".into()),
     };
@@ -285,7 +285,7 @@ async fn a_secret_the_rotator_cannot_parse_fails_at_once() {
     let (_, _, config, _) = svc.rotation_of("c").await.unwrap();
     let config = config.unwrap();
     assert!(config.in_progress.is_none(), "{config:?}");
-    assert_eq!(config.last_outcome.as_deref(), Some("failed"));
+    assert_eq!(config.last_outcome, Some(Outcome::Failed));
     assert_eq!(
         config.last_error.as_deref(),
         Some("createSecret: AWSCURRENT: host key is missing from secret JSON")

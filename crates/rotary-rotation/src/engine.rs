@@ -2,12 +2,16 @@
 //! per secret at a time, a bounded number at once.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
 use rotary_auth::CredentialTable;
 use rotary_core::SecretsService;
 use tokio::sync::Semaphore;
@@ -80,66 +84,67 @@ pub trait SessionShare: Send + Sync + std::fmt::Debug {
 /// How long a rotation claim lasts unless renewed.
 pub const DEFAULT_CLAIM_LEASE: Duration = Duration::from_secs(30);
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StatLabels {
+    stat: &'static str,
+}
+
 /// Rotation counters for `/metrics`.
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct RotationMetrics {
-    succeeded: AtomicU64,
-    failed: AtomicU64,
-    retrying: AtomicU64,
-    abandoned: AtomicU64,
-    lag_ms_last: AtomicI64,
+    attempts: Family<OutcomeLabels, Counter>,
+    lag_seconds: Family<StatLabels, Gauge<f64, AtomicU64>>,
     lag_ms_max: AtomicI64,
 }
 
 impl RotationMetrics {
     pub(crate) fn outcome(&self, outcome: Outcome) {
-        let c = match outcome {
-            Outcome::Succeeded => &self.succeeded,
-            Outcome::Failed => &self.failed,
-            Outcome::Retrying => &self.retrying,
-            Outcome::Abandoned => &self.abandoned,
+        let outcome = match outcome {
+            Outcome::Succeeded => "succeeded",
+            Outcome::Failed => "failed",
+            Outcome::Retrying => "retrying",
+            Outcome::Abandoned => "abandoned",
             // Not an end of an attempt: nothing to count.
             Outcome::InProgress => return,
         };
-        c.fetch_add(1, Ordering::Relaxed);
+        self.attempts
+            .get_or_create(&OutcomeLabels { outcome })
+            .inc();
     }
 
     pub(crate) fn observe_lag(&self, ms: i64) {
         let ms = ms.max(0);
-        self.lag_ms_last.store(ms, Ordering::Relaxed);
-        self.lag_ms_max.fetch_max(ms, Ordering::Relaxed);
+        let max = self.lag_ms_max.fetch_max(ms, Ordering::Relaxed).max(ms);
+        for (stat, value) in [("last", ms), ("max", max)] {
+            self.lag_seconds
+                .get_or_create(&StatLabels { stat })
+                .set(value as f64 / 1000.0);
+        }
     }
 
-    /// Prometheus text.
-    pub fn render(&self) -> String {
-        let mut out = String::new();
-        out.push_str("# HELP rotary_rotation_attempts_total Rotation attempts by outcome.\n");
-        out.push_str("# TYPE rotary_rotation_attempts_total counter\n");
-        for (name, c) in [
-            ("succeeded", &self.succeeded),
-            ("failed", &self.failed),
-            ("retrying", &self.retrying),
-            ("abandoned", &self.abandoned),
-        ] {
-            let _ = writeln!(
-                out,
-                "rotary_rotation_attempts_total{{outcome=\"{name}\"}} {}",
-                c.load(Ordering::Relaxed)
-            );
+    /// Adds the rotation metrics to `registry`. Every outcome is shown, counted or not.
+    pub fn register(&self, registry: &mut Registry) {
+        for outcome in ["succeeded", "failed", "retrying", "abandoned"] {
+            drop(self.attempts.get_or_create(&OutcomeLabels { outcome }));
         }
-        out.push_str("# HELP rotary_rotation_scheduler_lag_seconds Delay between a rotation's due time and its start (last, max).\n");
-        out.push_str("# TYPE rotary_rotation_scheduler_lag_seconds gauge\n");
-        let _ = writeln!(
-            out,
-            "rotary_rotation_scheduler_lag_seconds{{stat=\"last\"}} {}",
-            self.lag_ms_last.load(Ordering::Relaxed) as f64 / 1000.0
+        for stat in ["last", "max"] {
+            drop(self.lag_seconds.get_or_create(&StatLabels { stat }));
+        }
+        registry.register(
+            "rotary_rotation_attempts",
+            "Rotation attempts by outcome",
+            self.attempts.clone(),
         );
-        let _ = writeln!(
-            out,
-            "rotary_rotation_scheduler_lag_seconds{{stat=\"max\"}} {}",
-            self.lag_ms_max.load(Ordering::Relaxed) as f64 / 1000.0
+        registry.register(
+            "rotary_rotation_scheduler_lag_seconds",
+            "Delay between a rotation's due time and its start (last, max)",
+            self.lag_seconds.clone(),
         );
-        out
     }
 }
 

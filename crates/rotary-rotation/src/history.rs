@@ -1,21 +1,22 @@
 //! Rotation history: one record per attempt, kept in the store.
 
+use rotary_core::rotation::{Step, Trigger};
 use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 /// One step of an attempt.
 #[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct StepRecord {
-    /// `createSecret`, `setSecret`, `testSecret` or `finishSecret`.
-    pub step: String,
+    /// The step.
+    pub step: Step,
     /// Start (epoch seconds).
     pub started_at: f64,
     /// End (epoch seconds).
     pub ended_at: Option<f64>,
-    /// `Succeeded` or `Failed`.
-    pub outcome: Option<String>,
+    /// `Succeeded` or `Failed`; `None` while it runs.
+    pub outcome: Option<Outcome>,
     /// Why it failed.
     pub error: Option<String>,
     /// What the function printed, with secret values redacted.
@@ -24,7 +25,7 @@ pub struct StepRecord {
 
 /// One rotation attempt.
 #[skip_serializing_none]
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct AttemptRecord {
     /// Record id.
@@ -34,8 +35,8 @@ pub struct AttemptRecord {
     pub arn: String,
     /// ClientRequestToken (the new version id).
     pub token: String,
-    /// `api`, `schedule` or `redrive`.
-    pub trigger: String,
+    /// What started the rotation.
+    pub trigger: Trigger,
     /// Attempt number of this rotation, from 1.
     pub attempt: u32,
     /// Started after its window ended.
@@ -46,10 +47,10 @@ pub struct AttemptRecord {
     pub started_at: f64,
     /// End (epoch seconds).
     pub ended_at: Option<f64>,
-    /// `InProgress`, `Succeeded`, `Failed`, `Retrying` or `Abandoned`.
-    pub outcome: String,
+    /// How the attempt ended (`InProgress` while it runs).
+    pub outcome: Outcome,
     /// The step that failed.
-    pub failed_step: Option<String>,
+    pub failed_step: Option<Step>,
     /// Why it failed.
     pub error: Option<String>,
     /// Next try, when the outcome is `Retrying` (epoch seconds).
@@ -58,39 +59,8 @@ pub struct AttemptRecord {
     pub steps: Vec<StepRecord>,
 }
 
-/// How an attempt (or a step) ended, as history records and metrics name it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Still running.
-    InProgress,
-    /// Done: AWSCURRENT moved (or, for a test rotation, testSecret passed).
-    Succeeded,
-    /// Given up (or a step failed).
-    Failed,
-    /// Failed; tried again after a backoff.
-    Retrying,
-    /// A new value was written meanwhile, or the rotation was cancelled.
-    Abandoned,
-}
-
-impl Outcome {
-    /// The name in history records (`Succeeded`, …).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::InProgress => "InProgress",
-            Outcome::Succeeded => "Succeeded",
-            Outcome::Failed => "Failed",
-            Outcome::Retrying => "Retrying",
-            Outcome::Abandoned => "Abandoned",
-        }
-    }
-}
-
-impl From<Outcome> for String {
-    fn from(o: Outcome) -> Self {
-        o.as_str().to_owned()
-    }
-}
+/// How an attempt (or a step) ended: the type the secret's state uses.
+pub use rotary_core::rotation::Outcome;
 
 /// Milliseconds → epoch seconds.
 pub fn secs(ms: i64) -> f64 {

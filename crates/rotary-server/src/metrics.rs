@@ -1,82 +1,140 @@
-//! Prometheus metrics: requests by operation and outcome, and request durations.
+//! Prometheus metrics: requests by operation and outcome, and request durations, kept in
+//! `prometheus-client` families and exposed with the rotation engine's and the audit log's
+//! in the OpenMetrics text format.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
-use parking_lot::Mutex;
+/// Upper bounds of the latency histogram, in seconds.
+const BUCKETS: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5];
 
-#[derive(Default)]
-struct OpStats {
-    by_code: BTreeMap<&'static str, u64>,
-    seconds_sum: f64,
-    count: u64,
-    buckets: [u64; BUCKETS.len()],
+/// The content type of [`encode`]'s text.
+pub(crate) const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    operation: &'static str,
+    code: &'static str,
 }
 
-const BUCKETS: [f64; 8] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 0.5, 2.5];
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct OperationLabels {
+    operation: &'static str,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct LatencyHistogram;
+
+impl MetricConstructor<Histogram> for LatencyHistogram {
+    fn new_metric(&self) -> Histogram {
+        Histogram::new(BUCKETS)
+    }
+}
 
 /// Counters kept by the server. Labels are operation names and error codes only, never
 /// secret names.
-#[derive(Default)]
+#[derive(Debug)]
 pub struct Metrics {
-    ops: Mutex<BTreeMap<&'static str, OpStats>>,
+    requests: Family<RequestLabels, Counter>,
+    durations: Family<OperationLabels, Histogram, LatencyHistogram>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            requests: Family::default(),
+            durations: Family::new_with_constructor(LatencyHistogram),
+        }
+    }
 }
 
 impl Metrics {
     /// Records one request.
     pub fn record(&self, operation: &'static str, code: &'static str, seconds: f64) {
-        let mut ops = self.ops.lock();
-        let s = ops.entry(operation).or_default();
-        *s.by_code.entry(code).or_default() += 1;
-        s.seconds_sum += seconds;
-        s.count += 1;
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if seconds <= *b {
-                s.buckets[i] += 1;
-            }
-        }
+        self.requests
+            .get_or_create(&RequestLabels { operation, code })
+            .inc();
+        self.durations
+            .get_or_create(&OperationLabels { operation })
+            .observe(seconds);
     }
 
-    /// The Prometheus text exposition.
-    pub fn render(&self) -> String {
-        let ops = self.ops.lock();
-        let mut out = String::new();
-        out.push_str("# HELP rotary_api_requests_total API requests by operation and outcome.\n");
-        out.push_str("# TYPE rotary_api_requests_total counter\n");
-        for (op, s) in ops.iter() {
-            for (code, n) in &s.by_code {
-                let _ = writeln!(
-                    out,
-                    "rotary_api_requests_total{{operation=\"{op}\",code=\"{code}\"}} {n}"
-                );
-            }
-        }
-        out.push_str("# HELP rotary_api_request_duration_seconds API request latency.\n");
-        out.push_str("# TYPE rotary_api_request_duration_seconds histogram\n");
-        for (op, s) in ops.iter() {
-            for (i, b) in BUCKETS.iter().enumerate() {
-                let _ = writeln!(
-                    out,
-                    "rotary_api_request_duration_seconds_bucket{{operation=\"{op}\",le=\"{b}\"}} {}",
-                    s.buckets[i]
-                );
-            }
-            let _ = writeln!(
-                out,
-                "rotary_api_request_duration_seconds_bucket{{operation=\"{op}\",le=\"+Inf\"}} {}",
-                s.count
-            );
-            let _ = writeln!(
-                out,
-                "rotary_api_request_duration_seconds_sum{{operation=\"{op}\"}} {}",
-                s.seconds_sum
-            );
-            let _ = writeln!(
-                out,
-                "rotary_api_request_duration_seconds_count{{operation=\"{op}\"}} {}",
-                s.count
-            );
-        }
-        out
+    /// Adds the server's metrics to `registry`.
+    pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rotary_api_requests",
+            "API requests by operation and outcome",
+            self.requests.clone(),
+        );
+        registry.register(
+            "rotary_api_request_duration_seconds",
+            "API request latency",
+            self.durations.clone(),
+        );
+    }
+}
+
+/// The audit log's counters, read when metrics are scraped.
+pub(crate) fn register_audit(registry: &mut Registry, audit: &rotary_core::audit::AuditLog) {
+    for (name, help, value) in [
+        (
+            "rotary_audit_records",
+            "Audit records written",
+            audit.records_total(),
+        ),
+        (
+            "rotary_audit_write_errors",
+            "Audit records that could not be written",
+            audit.write_errors_total(),
+        ),
+        (
+            "rotary_audit_dropped",
+            "Audit records dropped (queue full)",
+            audit.dropped_total(),
+        ),
+    ] {
+        registry.register(name, help, ConstCounter::new(value));
+    }
+}
+
+/// The OpenMetrics text of `registry`.
+pub(crate) fn encode(registry: &Registry) -> String {
+    let mut text = String::new();
+    if let Err(e) = prometheus_client::encoding::text::encode(&mut text, registry) {
+        tracing::error!(error = %e, "Encoding metrics failed");
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn requests_and_latencies_are_exposed_by_operation() {
+        let m = Metrics::default();
+        m.record("GetSecretValue", "200", 0.002);
+        m.record("GetSecretValue", "200", 3.0);
+        m.record("GetSecretValue", "ResourceNotFoundException", 0.0005);
+        let mut registry = Registry::default();
+        m.register(&mut registry);
+        let text = encode(&registry);
+        assert!(text
+            .contains("rotary_api_requests_total{operation=\"GetSecretValue\",code=\"200\"} 2\n"));
+        assert!(text.contains(
+            "rotary_api_requests_total{operation=\"GetSecretValue\",code=\"ResourceNotFoundException\"} 1\n"
+        ));
+        assert!(text.contains(
+            "rotary_api_request_duration_seconds_bucket{le=\"0.001\",operation=\"GetSecretValue\"} 1\n"
+        ) || text.contains(
+            "rotary_api_request_duration_seconds_bucket{operation=\"GetSecretValue\",le=\"0.001\"} 1\n"
+        ), "{text}");
+        assert!(text.contains(
+            "rotary_api_request_duration_seconds_count{operation=\"GetSecretValue\"} 3\n"
+        ));
+        assert!(text.ends_with("# EOF\n"));
     }
 }

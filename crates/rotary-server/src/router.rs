@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
+use rotary_wire::rotary_api::RotaryOperation;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
 use crate::authz::{Action, Authorizer, RequestInfo};
@@ -197,21 +198,14 @@ async fn signed_metrics(State(st): State<AppState>, req: Request) -> Response {
 }
 
 async fn metrics(State(st): State<AppState>) -> Response {
-    let mut text = st.metrics.render();
-    text.push_str(&st.rotation.metrics().render());
-    let a = &st.audit;
-    text.push_str(&format!(
-        "# HELP rotary_audit_records_total Audit records written.\n# TYPE rotary_audit_records_total counter\nrotary_audit_records_total {}\n\
-         # HELP rotary_audit_write_errors_total Audit records that could not be written.\n# TYPE rotary_audit_write_errors_total counter\nrotary_audit_write_errors_total {}\n\
-         # HELP rotary_audit_dropped_total Audit records dropped (queue full).\n# TYPE rotary_audit_dropped_total counter\nrotary_audit_dropped_total {}\n",
-        a.records_total(),
-        a.write_errors_total(),
-        a.dropped_total()
-    ));
-    let mut r = text.into_response();
+    let mut registry = prometheus_client::registry::Registry::default();
+    st.metrics.register(&mut registry);
+    st.rotation.metrics().register(&mut registry);
+    crate::metrics::register_audit(&mut registry, &st.audit);
+    let mut r = crate::metrics::encode(&registry).into_response();
     r.headers_mut().insert(
         header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; version=0.0.4"),
+        HeaderValue::from_static(crate::metrics::CONTENT_TYPE),
     );
     r
 }
@@ -404,7 +398,7 @@ async fn run_as(
 #[derive(Debug, Clone, Copy)]
 enum Target {
     Aws(Operation),
-    Rotary(&'static str),
+    Rotary(RotaryOperation),
     Iam(&'static str),
     Kms(&'static str),
     Server(&'static str),
@@ -417,7 +411,7 @@ impl Target {
         }
         let name = target.strip_prefix(rotary_rotation::api::TARGET_PREFIX)?;
         let find = |ops: &'static [&'static str]| ops.iter().find(|o| **o == name).copied();
-        find(&rotary_rotation::api::OPERATIONS)
+        RotaryOperation::from_name(name)
             .map(Target::Rotary)
             .or_else(|| find(crate::iam::OPERATIONS).map(Target::Iam))
             .or_else(|| find(crate::kms::OPERATIONS).map(Target::Kms))
@@ -427,9 +421,8 @@ impl Target {
     fn label(&self) -> &'static str {
         match self {
             Target::Aws(op) => op.name(),
-            Target::Rotary(name) | Target::Iam(name) | Target::Kms(name) | Target::Server(name) => {
-                name
-            }
+            Target::Rotary(op) => op.name(),
+            Target::Iam(name) | Target::Kms(name) | Target::Server(name) => name,
         }
     }
 }
@@ -501,13 +494,14 @@ async fn handle(
         st.iam.note_key_used(&principal.access_key_id, ms);
     }
     let rotary_resource = match op {
-        Target::Rotary(name) => rotary_resource(st, name, &body),
+        Target::Rotary(op) => rotary_resource(st, op, &body),
         Target::Iam(name) => st.iam.resource_arn(name, &body),
         Target::Aws(_) | Target::Kms(_) | Target::Server(_) => "*".to_owned(),
     };
     let action = match op {
         Target::Aws(op) => Action::Aws(op),
-        Target::Rotary(name) | Target::Iam(name) | Target::Kms(name) | Target::Server(name) => {
+        Target::Rotary(op) => Action::Rotary(op.name(), &rotary_resource),
+        Target::Iam(name) | Target::Kms(name) | Target::Server(name) => {
             Action::Rotary(name, &rotary_resource)
         }
     };
@@ -536,8 +530,8 @@ async fn handle(
             Ok(add_engine_findings(&body, out))
         }
         Target::Aws(op) => dispatch(st, &cx, op, &body).await,
-        Target::Rotary(name) => {
-            rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, name, &body)
+        Target::Rotary(op) => {
+            rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, op, &body)
                 .await
         }
         Target::Iam(name) => crate::iam::handle(&st.iam, name, &body).await,
@@ -639,14 +633,16 @@ fn add_engine_findings(req: &[u8], out: Vec<u8>) -> Vec<u8> {
 }
 
 /// The resource of one of Rotary's own operations: the function it names, or `*`.
-fn rotary_resource(st: &AppState, op: &str, body: &[u8]) -> String {
+fn rotary_resource(st: &AppState, op: RotaryOperation, body: &[u8]) -> String {
     #[derive(serde::Deserialize)]
     struct Named {
         #[serde(rename = "Name")]
         name: Option<String>,
     }
     match op {
-        "CreateFunction" | "DescribeFunction" | "DeleteFunction" => {
+        RotaryOperation::CreateFunction
+        | RotaryOperation::DescribeFunction
+        | RotaryOperation::DeleteFunction => {
             match serde_json::from_slice::<Named>(body)
                 .ok()
                 .and_then(|n| n.name)

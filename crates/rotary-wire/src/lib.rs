@@ -18,6 +18,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod operation;
+pub mod rotary_api;
 pub mod sensitive;
 pub mod timestamp;
 pub mod validate;

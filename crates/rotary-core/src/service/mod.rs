@@ -5,6 +5,7 @@ mod lifecycle;
 mod list;
 mod misc;
 mod read;
+mod rotation;
 pub mod rotation_read;
 mod write;
 

@@ -151,7 +151,7 @@ impl SecretsService {
             .iter()
             .any(|s| s == AWSCURRENT)
         {
-            self.value_written(secret, now);
+            crate::rotation::transitions::value_written(secret, now);
         }
         Ok(Written::New(idx))
     }

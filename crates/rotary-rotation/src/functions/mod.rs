@@ -24,49 +24,8 @@ pub const OUTPUT_CAP_BYTES: usize = 64 * 1024;
 /// Longest per-step timeout, the same as AWS Lambda's.
 pub const MAX_TIMEOUT_SECONDS: u64 = 900;
 
-/// One of the four rotation steps, in the order they run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum Step {
-    /// Generate the new value and store it as `AWSPENDING`.
-    #[serde(rename = "createSecret")]
-    CreateSecret,
-    /// Set the pending credentials in the target service.
-    #[serde(rename = "setSecret")]
-    SetSecret,
-    /// Check the pending credentials work.
-    #[serde(rename = "testSecret")]
-    TestSecret,
-    /// Move `AWSCURRENT` to the pending version.
-    #[serde(rename = "finishSecret")]
-    FinishSecret,
-}
-
-impl Step {
-    /// All steps in the order the driver runs them.
-    pub const ALL: [Step; 4] = [
-        Step::CreateSecret,
-        Step::SetSecret,
-        Step::TestSecret,
-        Step::FinishSecret,
-    ];
-
-    /// The step's name as it appears in the event (`createSecret`, …); templates compare it
-    /// literally.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Step::CreateSecret => "createSecret",
-            Step::SetSecret => "setSecret",
-            Step::TestSecret => "testSecret",
-            Step::FinishSecret => "finishSecret",
-        }
-    }
-}
-
-impl std::fmt::Display for Step {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+/// The rotation steps: the same type the secret's persisted state uses.
+pub use rotary_core::rotation::Step;
 
 /// The Lambda rotation event, serialized exactly as
 /// `{"Step","SecretId","ClientRequestToken","RotationToken"}`.

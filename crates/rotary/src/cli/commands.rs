@@ -5,6 +5,9 @@ use std::collections::BTreeMap;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
+use rotary_wire::rotary_api::{
+    CreateFunctionRequest, FunctionNameRequest, RotaryOperation, RotationHistoryRequest,
+};
 use serde_json::{json, Value};
 
 use super::client::{ApiFailure, Client};
@@ -189,7 +192,7 @@ pub(crate) async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<
         args.profile.clone(),
     )
     .await?;
-    let (target, body) = match &cmd {
+    let (op, body) = match &cmd {
         ClientCommand::Secret(c) => return super::secret::run(&client, json_out, c).await,
         ClientCommand::Rotation(RotationCommand::Reset { secret, yes }) => {
             return super::reset::run(&client, json_out, secret, *yes).await
@@ -216,56 +219,59 @@ pub(crate) async fn run(args: ClientArgs, cmd: ClientCommand) -> anyhow::Result<
                 };
                 vars.insert(k.to_owned(), v.to_owned());
             }
-            let mut body = json!({ "Name": name, "Env": vars });
-            if let Some(c) = command {
-                body["Command"] = json!(c);
-            }
-            if let Some(h) = python_handler {
-                body["PythonHandler"] = json!(h);
-            }
-            if let Some(d) = code_dir {
-                body["CodeDir"] = json!(d);
-            }
-            if let Some(u) = url {
-                body["Url"] = json!(u);
-            }
-            if let Some(b) = builtin {
-                body["Builtin"] = json!(b);
-            }
-            if let Some(t) = timeout {
-                body["TimeoutSeconds"] = json!(t);
-            }
-            ("rotary.CreateFunction", body)
+            let req = CreateFunctionRequest {
+                name: Some(name.clone()),
+                command: command.clone(),
+                python_handler: python_handler.clone(),
+                code_dir: code_dir.clone(),
+                url: url.clone(),
+                builtin: builtin.clone(),
+                env: vars,
+                timeout_seconds: *timeout,
+            };
+            (RotaryOperation::CreateFunction, serde_json::to_value(req)?)
         }
-        ClientCommand::Function(FunctionCommand::List) => ("rotary.ListFunctions", json!({})),
+        ClientCommand::Function(FunctionCommand::List) => {
+            (RotaryOperation::ListFunctions, json!({}))
+        }
         ClientCommand::Function(FunctionCommand::Describe { name }) => {
-            ("rotary.DescribeFunction", json!({ "Name": name }))
+            let req = FunctionNameRequest {
+                name: Some(name.clone()),
+                force: None,
+            };
+            (
+                RotaryOperation::DescribeFunction,
+                serde_json::to_value(req)?,
+            )
         }
         ClientCommand::Function(FunctionCommand::Delete { name, force }) => {
-            let mut body = json!({ "Name": name });
-            if *force {
-                body["Force"] = json!(true);
-            }
-            ("rotary.DeleteFunction", body)
+            let req = FunctionNameRequest {
+                name: Some(name.clone()),
+                force: force.then_some(true),
+            };
+            (RotaryOperation::DeleteFunction, serde_json::to_value(req)?)
         }
         ClientCommand::Rotation(RotationCommand::History {
             secret,
             max_results,
         }) => {
-            let mut body = json!({ "SecretId": secret });
-            if let Some(n) = max_results {
-                body["MaxResults"] = json!(n);
-            }
-            ("rotary.GetRotationHistory", body)
+            let req = RotationHistoryRequest {
+                secret_id: Some(secret.clone()),
+                max_results: *max_results,
+            };
+            (
+                RotaryOperation::GetRotationHistory,
+                serde_json::to_value(req)?,
+            )
         }
-        ClientCommand::Compliance => ("rotary.GetComplianceReport", json!({})),
+        ClientCommand::Compliance => (RotaryOperation::GetComplianceReport, json!({})),
         ClientCommand::Schedule(ScheduleCommand::Preview {
             expression,
             duration,
             count,
         }) => return super::schedule::preview(json_out, expression, duration.as_deref(), *count),
     };
-    let out = client.call(target, &body).await?;
+    let out = client.call(&op.target(), &body).await?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());

@@ -9,6 +9,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use anyhow::{bail, Context};
+use rotary_wire::rotary_api::{RotaryOperation, RotationHistoryRequest};
 use serde_json::{json, Value};
 
 use super::client::Client;
@@ -60,8 +61,11 @@ pub(super) async fn run(
         .map(|v| s(&v["VersionId"]).to_owned());
     let history = client
         .call(
-            "rotary.GetRotationHistory",
-            &json!({ "SecretId": secret, "MaxResults": 1 }),
+            &RotaryOperation::GetRotationHistory.target(),
+            &serde_json::to_value(RotationHistoryRequest {
+                secret_id: Some(secret.to_owned()),
+                max_results: Some(1),
+            })?,
         )
         .await
         .with_context(ctx)?;
