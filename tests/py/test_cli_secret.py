@@ -427,6 +427,12 @@ def test_rotate_history_cancel(server, sm, unique_name):
     assert sm.describe_secret(SecretId=name)["RotationEnabled"] is False
     j = js(run(server, "secret", "history", name, "--output", "json"))
     assert j["Rotations"][0]["Outcome"] == "Succeeded"
+    # The text shows each step's output under the step, as in the JSON.
+    outputs = [st["Output"] for st in j["Rotations"][0]["Steps"] if st.get("Output", "").strip()]
+    assert outputs, j["Rotations"][0]
+    for out in outputs:
+        for line in out.strip().splitlines():
+            assert f"| {line}" in hist, (line, hist)
 
 
 def test_rotate_unknown_function_names_it(server, unique_name):

@@ -129,6 +129,13 @@ def test_sign_in_with_the_keyboard_only(server, page):
     # The first Tab reaches the skip link, which moves focus to the content.
     page.keyboard.press("Tab")
     assert page.evaluate("document.activeElement.textContent") == "Skip to content"
+    # Keyboard focus is visible: a solid outline on the skip link and on the next link.
+    for _ in range(2):
+        style = page.evaluate("(() => { const s = getComputedStyle(document.activeElement);"
+                              " return [s.outlineStyle, s.outlineWidth]; })()")
+        assert style == ["solid", "3px"], style
+        page.keyboard.press("Tab")
+    assert page.evaluate("document.activeElement.tagName") == "A"
 
 
 def test_wrong_secret_key_is_refused(server, page, ctx):
@@ -207,6 +214,8 @@ def test_secret_lifecycle_create_reveal_rotate_delete_restore(server, page):
     expect(page.get_by_role("status")).to_contain_text("Rotation configuration saved.")
     expect(page.locator("#rotation [data-rotation-status]")).to_have_text("Enabled")
     expect(page.locator("#rotation")).to_contain_text("cron(0 8 ? * MON-FRI *)")
+    expect(page.locator("#rotation dt", has_text="Window duration").locator(
+        "xpath=following-sibling::dd[1]")).to_have_text("2h")
     expect(page.locator("#rotation")).to_contain_text("rotary-generic-password")
     wait_for_history(page, "Succeeded")  # the testSecret-only run
 
@@ -293,7 +302,13 @@ def test_failing_function_is_shown_failing_with_its_error(server, page):
     fname = unique_name("console-broken").replace("/", "-")
     api(server, "secretsmanager.CreateSecret", {"Name": name, "SecretString": "v0-failing",
                                                 "ClientRequestToken": lib.new_token()})
-    fn = api(server, "rotary.CreateFunction", {"Name": fname, "Url": "http://127.0.0.1:9/"})
+    # A process function that prints what it does and fails, like a rotator whose database
+    # refuses the login.
+    script = server.function_dir / f"{fname}.sh"
+    script.write_text("#!/bin/sh\necho 'connecting to db.internal:5432'\n"
+                      "echo 'db refused login' >&2\nexit 3\n")
+    script.chmod(0o755)
+    fn = api(server, "rotary.CreateFunction", {"Name": fname, "Command": script.name})
     sign_in(page, server)
     page.goto(server.url + f"/console/secret/rotation?id={name}")
     page.get_by_label("Interval").select_option("7")
@@ -308,11 +323,25 @@ def test_failing_function_is_shown_failing_with_its_error(server, page):
         attempt = page.locator(".attempt").first
     expect(attempt).to_have_class("attempt failed")
     expect(attempt).to_contain_text("createSecret")
+    # The error, and the step's output (stdout and stderr), in the failed step's row.
+    expect(attempt.locator("dd.bad")).to_contain_text("exited with status 3: db refused login")
+    step = attempt.locator("table.steps tr.failed", has_text="createSecret")
+    expect(step.locator("pre")).to_contain_text("connecting to db.internal:5432")
+    expect(step.locator("pre")).to_contain_text("db refused login")
+    # With the default 5 attempts and a 60 s first delay, the attempt waits for its retry.
+    expect(attempt).to_have_attribute("data-outcome", "Retrying")
+    expect(attempt.locator("dt", has_text="Next retry")).to_have_count(1)
     expect(page.locator("#rotation")).to_contain_text("Failing")
     shot(page, "rotation-failing")
+    secret_url = page.url
+    # The dashboard lists it as failing, with the error and when the next attempt is due.
+    page.goto(server.url + "/console/dashboard")
+    failing = page.locator("section[aria-labelledby=RotationFailing]")
+    expect(failing.locator("li", has_text=name)).to_contain_text("db refused login")
+    expect(failing.locator("li", has_text=name)).to_contain_text("is due at")
+    page.goto(secret_url)
     # The way out: reset (remove AWSPENDING from the failed version), re-point the secret at a
     # working function, rotate.
-    secret_url = page.url
     page.get_by_role("link", name="Reset failed rotation…").click()
     expect(page.get_by_role("heading", name=f"Reset failed rotation: {name}")).to_be_visible()
     expect(page.locator("main")).to_contain_text("This removes AWSPENDING from version")
@@ -328,13 +357,17 @@ def test_failing_function_is_shown_failing_with_its_error(server, page):
     page.goto(secret_url)
     wait_for_history(page, "Succeeded")
     page.goto(server.url + "/console/dashboard")
-    # (A rotation still being retried is not yet a compliance finding: see rotary compliance.)
     expect(page.get_by_role("heading", name="Rotation disabled")).to_be_visible()
     expect(page.get_by_role("heading", name="Last rotation failed")).to_be_visible()
     shot(page, "dashboard")
     page.goto(server.url + "/console/functions")
     expect(page.locator("table")).to_contain_text(fname)
     expect(page.locator("table")).to_contain_text("rotary-generic-password")
+    # Each function with the secrets that rotate with it: the secret moved to the built-in.
+    generic = page.locator("#functions tbody tr", has_text="rotary-generic-password")
+    expect(generic.locator("td[data-secrets]").get_by_role("link", name=name)).to_have_count(1)
+    expect(page.locator("#functions tbody tr", has_text=fname).locator("td[data-secrets]")
+           ).to_have_text("None")
     shot(page, "functions")
     api(server, "secretsmanager.CancelRotateSecret", {"SecretId": name})
     api(server, "rotary.DeleteFunction", {"Name": fname, "Force": True})
@@ -591,8 +624,18 @@ def test_dashboard_lists_rotations_of_the_last_24_hours(server, page):
     while "LastRotatedDate" not in sm.describe_secret(SecretId=name):
         assert time.monotonic() < deadline, "the rotation did not finish"
         time.sleep(0.3)
+    # AWSPENDING left on a version that is not AWSCURRENT, with no rotation running.
+    stuck = unique_name("console/stuck")
+    sm.create_secret(Name=stuck, SecretString="v1", ClientRequestToken=lib.new_token())
+    sm.put_secret_value(SecretId=stuck, SecretString="v2", VersionStages=["AWSPENDING"],
+                        ClientRequestToken=lib.new_token())
     sign_in(page, server)
     page.goto(server.url + "/console/dashboard")
+    stuck_section = page.locator("section[aria-labelledby=PendingOnNonCurrentVersion]")
+    expect(stuck_section.get_by_role("heading")).to_contain_text("Stuck with AWSPENDING")
+    expect(stuck_section.get_by_role("link", name=stuck)).to_have_count(1)
+    expect(page.locator("section[aria-labelledby=RotationFailing]").get_by_role(
+        "link", name=stuck)).to_have_count(0)
     recent = page.locator("#recent")
     expect(recent.get_by_role("heading", name="Rotations in the last 24 hours")).to_be_visible()
     row = page.locator("#recent-rotations tr", has_text=name)
@@ -606,6 +649,152 @@ def test_dashboard_lists_rotations_of_the_last_24_hours(server, page):
     page.goto(server.url + "/console/dashboard")
     shot(page, "dashboard-rotations", full_page=False)
     sm.cancel_rotate_secret(SecretId=name)
+
+
+# ------------------------------------------------------------------------------------------
+# Secrets list: search in each field, sort by each column
+# ------------------------------------------------------------------------------------------
+def test_secrets_list_searches_each_field_and_sorts_each_column(server, page):
+    prefix = unique_name("console/sort")
+    sm = server.client()
+    specs = {"b": ("charlie db", "blue"), "c": ("alpha cache", "green"), "a": ("bravo queue", "red")}
+    for suffix, (desc, color) in specs.items():
+        sm.create_secret(Name=f"{prefix}/{suffix}", SecretString="v", Description=desc,
+                         Tags=[{"Key": "color", "Value": color}],
+                         ClientRequestToken=lib.new_token())
+    sm.rotate_secret(SecretId=f"{prefix}/a", RotationLambdaARN=function_arn(
+        server, "rotary-generic-password"), RotationRules={"AutomaticallyAfterDays": 30},
+        RotateImmediately=False)
+    sm.get_secret_value(SecretId=f"{prefix}/c")  # the only one ever read
+    time.sleep(0.02)
+    sm.update_secret(SecretId=f"{prefix}/b", Description="charlie db")  # changed last
+    sign_in(page, server)
+
+    def search(query, field):
+        page.goto(server.url + "/console/secrets")
+        page.get_by_label("Search").fill(query)
+        page.get_by_label("in", exact=True).select_option(field)
+        page.get_by_role("button", name="Search").click()
+        return [n.removeprefix(prefix + "/") for n in rows_of(page)
+                if n.startswith(prefix + "/")]
+
+    assert search("bravo", "description") == ["a"]
+    assert search("green", "tag-value") == ["c"]
+    assert search(prefix, "name") == ["a", "b", "c"]  # by name, ascending
+    head = page.locator("#secrets thead")
+    expect(head.locator("th", has_text="Name")).to_have_attribute("aria-sort", "ascending")
+
+    def mine():
+        return [n.removeprefix(prefix + "/") for n in rows_of(page)]
+
+    def sort_by(title, order):
+        head.get_by_role("link", name=title).click()
+        expect(head.locator("th", has_text=title)).to_have_attribute("aria-sort", order)
+        return mine()
+
+    # Server-side sorts (over the whole listing): a header link flips the order.
+    assert sort_by("Name", "descending") == ["c", "b", "a"]
+    assert sort_by("Last changed", "ascending")[-1] == "b", mine()
+    assert sort_by("Last accessed", "ascending")[-1] == "c", mine()
+    assert sort_by("Last accessed", "descending")[0] == "c", mine()
+    # Columns sorted on the page: description, rotation status, next rotation.
+    head.get_by_role("button", name="Description").click()
+    assert mine() == ["c", "a", "b"]  # alpha, bravo, charlie
+    head.get_by_role("button", name="Description").click()
+    assert mine() == ["b", "a", "c"]
+    head.get_by_role("button", name="Rotation status").click()
+    assert mine()[-1] == "a", mine()  # Disabled, Disabled, Enabled
+    head.get_by_role("button", name="Rotation status").click()
+    assert mine()[0] == "a", mine()
+    expect(page.locator("#secrets tr", has_text=f"{prefix}/a").locator("td").nth(5)
+           ).to_contain_text("UTC")
+    head.get_by_role("button", name="Next rotation").click()
+    first = mine()
+    head.get_by_role("button", name="Next rotation").click()
+    again = mine()
+    # "a" alone has a next rotation: at one end, then at the other.
+    assert {first[0], first[-1]} & {"a"} and again.index("a") == 2 - first.index("a"), \
+        (first, again)
+
+
+def test_new_plaintext_secret_with_an_encryption_key(server, page):
+    name = unique_name("console/kms")
+    alias = "alias/" + unique_name("console-key").replace("/", "-")
+    # Where named keys are made with rotary.CreateKey, make one; otherwise a key is made the
+    # first time a secret names it.
+    made = lib.raw_call(server.url, "rotary.CreateKey", json.dumps({
+        "Alias": alias, "Description": "console test key"})).status == 200
+    sign_in(page, server)
+    page.goto(server.url + "/console/secrets/new")
+    if made:  # the field suggests the keys the principal may list
+        expect(page.locator(f"#kms-keys option[value='{alias}']")).to_contain_text(
+            "console test key")
+    page.get_by_label("Secret name").fill(name)
+    page.get_by_label("Plaintext", exact=True).check()
+    page.get_by_label("Plaintext value").fill("plain-kms-value")
+    page.get_by_label("Encryption key (KMS key ID, ARN or alias; empty for the default)").fill(alias)
+    page.get_by_role("button", name="Store").click()
+    expect(page.get_by_role("status")).to_contain_text("Secret stored.")
+    d = server.client().describe_secret(SecretId=name)
+    assert d.get("KmsKeyId") and "aws/secretsmanager" not in d["KmsKeyId"], d
+    shown = page.locator("dl.grid dt", has_text="Encryption key").locator("xpath=following-sibling::dd[1]")
+    expect(shown).to_have_text(d["KmsKeyId"])
+    assert server.client().get_secret_value(SecretId=name)["SecretString"] == "plain-kms-value"
+    page.get_by_role("button", name="Retrieve secret value").click()
+    expect(page.locator("#secret-value")).to_contain_text("plain-kms-value")
+    page.get_by_role("link", name="Hide value").click()
+    # Edit the value: a new AWSCURRENT, the old one AWSPREVIOUS, under the same key.
+    page.get_by_text("Edit secret value").click()
+    page.get_by_label("Plaintext", exact=True).check()
+    page.get_by_label("Plaintext value").fill("plain-kms-value-2")
+    page.get_by_role("button", name="Save new value").click()
+    expect(page.get_by_role("status")).to_contain_text("New secret value stored")
+    sm = server.client()
+    assert sm.get_secret_value(SecretId=name)["SecretString"] == "plain-kms-value-2"
+    assert sm.get_secret_value(SecretId=name, VersionStage="AWSPREVIOUS")["SecretString"] == \
+        "plain-kms-value"
+    assert sm.describe_secret(SecretId=name)["KmsKeyId"] == d["KmsKeyId"]
+
+
+# ------------------------------------------------------------------------------------------
+# Accessibility: every form field has a label, every button a name
+# ------------------------------------------------------------------------------------------
+UNLABELLED = """() => Array.from(document.querySelectorAll(
+    'input:not([type=hidden]), select, textarea, button')).filter(e => {
+  if (e.tagName === 'BUTTON') return !e.textContent.trim() && !e.getAttribute('aria-label');
+  return !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+      && !e.getAttribute('aria-labelledby');
+}).map(e => e.outerHTML)"""
+
+
+def test_every_field_has_a_label_on_every_page(server, page):
+    name = unique_name("console/labels")
+    api(server, "secretsmanager.CreateSecret", {"Name": name, "SecretString": '{"k":"v"}',
+                                                "ClientRequestToken": lib.new_token()})
+    user = unique_name("console-labels").replace("/", "-")
+    api(server, "rotary.CreateUser", {"UserName": user})
+    # Nothing is fetched from anywhere but the server (no CDN, no external font).
+    fetched = []
+    page.on("request", lambda r: fetched.append(r.url))
+    page.goto(server.url + "/console/signin")
+    assert page.evaluate(UNLABELLED) == []
+    sign_in(page, server)
+    for path in ("/console/dashboard", "/console/secrets", "/console/secrets/new",
+                 f"/console/secret?id={name}", f"/console/secret/rotation?id={name}",
+                 f"/console/secret/policy?id={name}", "/console/functions", "/console/users",
+                 f"/console/user?name={user}", "/console/groups", "/console/audit"):
+        page.goto(server.url + path)
+        expect(page.locator("h1")).to_be_visible()
+        assert page.locator("[role=alert]").count() == 0, (path, page.inner_text("main"))
+        assert page.evaluate(UNLABELLED) == [], path
+        assert page.locator("html").get_attribute("lang"), path
+    page.goto(server.url + f"/console/secret?id={name}")
+    page.get_by_role("button", name="Retrieve secret value").click()
+    expect(page.locator("#secret-value")).to_be_visible()
+    assert page.evaluate(UNLABELLED) == []
+    assert fetched and all(u.startswith(server.url + "/") for u in fetched), \
+        [u for u in fetched if not u.startswith(server.url + "/")]
+    assert any(u.endswith("/console/assets/console.css") for u in fetched)
 
 
 # ------------------------------------------------------------------------------------------
@@ -773,6 +962,36 @@ def test_admin_creates_a_user_policy_and_key_that_works_with_boto3(server, page,
                              and r.get("Outcome") == "Allowed")
         assert rec["PrincipalArn"] == f"arn:aws:iam::{lib.ACCOUNT}:root", rec
     assert secret not in (server.data_dir / "audit.log").read_text()
+
+
+def test_groups_pages_list_groups_members_and_policies(server, page):
+    group = unique_name("console-group").replace("/", "-")
+    user = unique_name("console-member").replace("/", "-")
+    api(server, "rotary.CreateGroup", {"GroupName": group})
+    api(server, "rotary.CreateUser", {"UserName": user})
+    api(server, "rotary.AddUserToGroup", {"GroupName": group, "UserName": user})
+    api(server, "rotary.PutGroupPolicy", {
+        "GroupName": group, "PolicyName": "readers", "PolicyDocument": json.dumps({
+            "Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Action": "secretsmanager:DescribeSecret",
+                "Resource": "*"}]})})
+    sign_in(page, server)
+    page.get_by_role("navigation", name="Main").get_by_role("link", name="Groups").click()
+    expect(page.get_by_role("heading", name="Groups", exact=True)).to_be_visible()
+    page.locator("#groups").get_by_role("link", name=group).click()
+    expect(page.get_by_role("heading", name=f"Group {group}")).to_be_visible()
+    expect(page.locator("main")).to_contain_text(f"arn:aws:iam::{lib.ACCOUNT}:group/{group}")
+    expect(page.locator("#members tbody tr")).to_have_count(1)
+    expect(page.locator("main")).to_contain_text("secretsmanager:DescribeSecret")
+    shot(page, "group")
+    # The member's page links back to the group.
+    page.locator("#members").get_by_role("link", name=user).click()
+    expect(page.get_by_role("heading", name=f"User {user}")).to_be_visible()
+    page.get_by_role("link", name=group).click()
+    expect(page.get_by_role("heading", name=f"Group {group}")).to_be_visible()
+    # A group that does not exist: the API's error.
+    page.goto(server.url + "/console/group?name=no-such-group-x")
+    expect(page.get_by_role("alert")).to_contain_text("ResourceNotFoundException")
 
 
 # ------------------------------------------------------------------------------------------

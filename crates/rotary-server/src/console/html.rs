@@ -34,6 +34,7 @@ pub(super) fn layout(title: &str, who: Option<&Who<'_>>, body: Markup) -> Markup
                             a href="/console/secrets" { "Secrets" }
                             a href="/console/functions" { "Functions" }
                             a href="/console/users" { "Users" }
+                            a href="/console/groups" { "Groups" }
                             a href="/console/audit" { "Audit log" }
                         }
                         span.who { "Signed in as " code { (w.arn) } }

@@ -12,6 +12,7 @@
 //! are never logged.
 
 mod audit;
+mod groups;
 mod html;
 mod page;
 mod ratelimit;
@@ -110,6 +111,8 @@ pub(crate) fn routes<S>(app: AppState) -> Router<S> {
             get(page::reset_form).post(page::reset),
         )
         .route("/console/preview", get(page::preview))
+        .route("/console/groups", get(groups::groups))
+        .route("/console/group", get(groups::group))
         .route("/console/users", get(users::users))
         .route("/console/user", get(users::user))
         .route("/console/user/key", axum::routing::post(users::update_key))

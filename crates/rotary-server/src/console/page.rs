@@ -426,7 +426,7 @@ pub(super) async fn secrets(State(c): State<Console>, req: Request) -> Response 
                     @for (key, title) in SORTS.iter().take(1) {
                         th scope="col" aria-sort=[aria(key)] { a href=(sort_link(key)) { (title) } }
                     }
-                    th scope="col" { "Description" }
+                    th scope="col" data-client-sort="text" { button.link type="button" { "Description" } }
                     @for (key, title) in SORTS.iter().skip(1) {
                         th scope="col" aria-sort=[aria(key)] { a href=(sort_link(key)) { (title) } }
                     }
@@ -532,7 +532,36 @@ fn value_of(f: &Form) -> Result<String, &'static str> {
     serde_json::to_string(&Value::Object(obj)).map_err(|_| "The value could not be encoded.")
 }
 
-fn new_secret_page(cx: &Cx, f: &Form, error: Option<Markup>) -> Markup {
+/// The customer KMS keys the principal may list (`rotary.ListKeys`), as (value, label)
+/// suggestions for the encryption key field: an alias when the key has one, else its id.
+/// Without permission (or keys) the field is free text only.
+async fn kms_choices(c: &Console, cx: &Cx) -> Vec<(String, String)> {
+    let Ok(v) = c.call(cx, "rotary.ListKeys", &json!({})).await else {
+        return Vec::new();
+    };
+    v.get("Keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|k| s(k, "KeyManager") != "AWS")
+        .map(|k| {
+            let value = k
+                .get("Aliases")
+                .and_then(Value::as_array)
+                .and_then(|a| a.first())
+                .and_then(Value::as_str)
+                .unwrap_or_else(|| s(k, "KeyId"))
+                .to_owned();
+            let label = match s(k, "Description") {
+                "" => s(k, "KeyId").to_owned(),
+                d => format!("{d} ({})", s(k, "KeyId")),
+            };
+            (value, label)
+        })
+        .collect()
+}
+
+fn new_secret_page(cx: &Cx, f: &Form, error: Option<Markup>, keys: &[(String, String)]) -> Markup {
     layout(
         "Store a new secret",
         Some(&cx.who()),
@@ -548,8 +577,14 @@ fn new_secret_page(cx: &Cx, f: &Form, error: Option<Markup>) -> Markup {
                 label for="description" { "Description (optional)" }
                 input id="description" name="description" type="text" maxlength="2048" value=(f.get("description").unwrap_or_default());
                 (value_editor())
-                label for="kms" { "Encryption key (KMS key ID; empty for the default)" }
-                input id="kms" name="kms_key_id" type="text" value=(f.get("kms_key_id").unwrap_or_default());
+                label for="kms" { "Encryption key (KMS key ID, ARN or alias; empty for the default)" }
+                input id="kms" name="kms_key_id" type="text" value=(f.get("kms_key_id").unwrap_or_default())
+                    list=[(!keys.is_empty()).then_some("kms-keys")] spellcheck="false" autocapitalize="off";
+                @if !keys.is_empty() {
+                    datalist id="kms-keys" {
+                        @for (value, label) in keys { option value=(value) { (label) } }
+                    }
+                }
                 fieldset {
                     legend { "Tags (optional)" }
                     table.rows {
@@ -575,7 +610,7 @@ pub(super) async fn new_secret_form(State(c): State<Console>, req: Request) -> R
     let (cx, _) = tri!(c.get(req));
     h::page(
         StatusCode::OK,
-        new_secret_page(&cx, &Form(Vec::new()), None),
+        new_secret_page(&cx, &Form(Vec::new()), None, &kms_choices(&c, &cx).await),
     )
 }
 
@@ -587,7 +622,12 @@ pub(super) async fn create_secret(State(c): State<Console>, req: Request) -> Res
         Err(m) => {
             return h::page(
                 StatusCode::BAD_REQUEST,
-                new_secret_page(&cx, &f, Some(h::alert("Not stored:", m))),
+                new_secret_page(
+                    &cx,
+                    &f,
+                    Some(h::alert("Not stored:", m)),
+                    &kms_choices(&c, &cx).await,
+                ),
             )
         }
     };
@@ -612,7 +652,10 @@ pub(super) async fn create_secret(State(c): State<Console>, req: Request) -> Res
     }
     match c.call(&cx, "secretsmanager.CreateSecret", &body).await {
         Ok(_) => h::redirect(&format!("{}&msg=created", secret_link(&name))),
-        Err(e) => h::page(e.status, new_secret_page(&cx, &f, Some(e.alert()))),
+        Err(e) => h::page(
+            e.status,
+            new_secret_page(&cx, &f, Some(e.alert()), &kms_choices(&c, &cx).await),
+        ),
     }
 }
 
@@ -1685,6 +1728,46 @@ pub(super) async fn dashboard(State(c): State<Console>, req: Request) -> Respons
     )
 }
 
+/// Secrets shown per function on the functions page; the rest are counted.
+const SECRETS_PER_FUNCTION: usize = 20;
+
+/// The secrets that name each function (by function name) as their rotation function, with
+/// whether their scheduled rotation is on, sorted by name.
+type SecretsByFunction = std::collections::HashMap<String, Vec<(String, bool)>>;
+
+/// Which secrets rotate with which function. Read from the rotation standings the compliance
+/// report is made of (one scan, however many secrets), so it is shown to principals allowed
+/// `rotary:GetComplianceReport`, which already names every secret with its rotation state;
+/// that authorization is audited like any other.
+async fn secrets_by_function(c: &Console, cx: &Cx) -> Result<SecretsByFunction, ApiFail> {
+    c.authorize_own(cx, "GetComplianceReport").await?;
+    let standings = c
+        .app
+        .service
+        .rotation_standings()
+        .await
+        .map_err(|e| ApiFail {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: e.code().as_str().to_owned(),
+            message: e.message().to_owned(),
+        })?;
+    let registry = c.app.rotation.registry();
+    let mut out = SecretsByFunction::new();
+    for st in standings {
+        let Some(r) = st.rotation else { continue };
+        let Some(name) = r.lambda_arn.as_deref().and_then(|a| registry.name_of(a)) else {
+            continue;
+        };
+        out.entry(name.to_owned())
+            .or_default()
+            .push((st.name, r.enabled));
+    }
+    for v in out.values_mut() {
+        v.sort();
+    }
+    Ok(out)
+}
+
 pub(super) async fn functions(State(c): State<Console>, req: Request) -> Response {
     let (cx, _) = tri!(c.get(req));
     let v = match c.call(&cx, "rotary.ListFunctions", &json!({})).await {
@@ -1696,15 +1779,23 @@ pub(super) async fn functions(State(c): State<Console>, req: Request) -> Respons
         .and_then(Value::as_array)
         .cloned()
         .unwrap_or_default();
+    let users = secrets_by_function(&c, &cx).await;
     ok_page(
         &cx,
         "Rotation functions",
         html! {
-            table.list {
-                thead { tr { th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Description" } th scope="col" { "ARN" } } }
+            @if users.is_err() {
+                p.muted { "Which secrets use each function needs permission for rotary:GetComplianceReport; it is not shown." }
+            }
+            table.list id="functions" {
+                thead { tr {
+                    th scope="col" { "Name" } th scope="col" { "Kind" } th scope="col" { "Description" }
+                    th scope="col" { "Secrets" } th scope="col" { "ARN" }
+                } }
                 tbody {
                     @for f in &list {
                         @let builtin = f.get("BuiltIn").and_then(Value::as_bool) == Some(true);
+                        @let used = users.as_ref().ok().and_then(|u| u.get(s(f, "Name")));
                         tr {
                             td { (s(f, "Name")) }
                             td { @if builtin { "Built-in" } @else { "Registered" } }
@@ -1712,6 +1803,25 @@ pub(super) async fn functions(State(c): State<Console>, req: Request) -> Respons
                                 @if builtin { (s(f, "Description")) } @else {
                                     @for key in ["Command", "PythonHandler", "Url", "Builtin"] {
                                         @if let Some(x) = f.get(key).and_then(Value::as_str) { (key) ": " code { (x) } }
+                                    }
+                                }
+                            }
+                            td data-secrets {
+                                @match used {
+                                    None if users.is_ok() => span.muted { "None" },
+                                    None => span.muted { "—" },
+                                    Some(secrets) => {
+                                        ul.plain {
+                                            @for (name, enabled) in secrets.iter().take(SECRETS_PER_FUNCTION) {
+                                                li {
+                                                    a href=(secret_link(name)) { (name) }
+                                                    @if !enabled { " " span.muted { "(rotation off)" } }
+                                                }
+                                            }
+                                        }
+                                        @if secrets.len() > SECRETS_PER_FUNCTION {
+                                            p { "And " (secrets.len() - SECRETS_PER_FUNCTION) " more." }
+                                        }
                                     }
                                 }
                             }

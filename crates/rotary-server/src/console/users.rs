@@ -221,7 +221,7 @@ async fn render_user(
                     Ok(g) => {
                         @let list = array(g, "Groups");
                         @if list.is_empty() { p { "In no group." } } @else {
-                            ul { @for gr in &list { li { (s(gr, "GroupName")) } } }
+                            ul { @for gr in &list { li { a href=(format!("/console/group?name={}", q(s(gr, "GroupName")))) { (s(gr, "GroupName")) } } } }
                         }
                     }
                 }
