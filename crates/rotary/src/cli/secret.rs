@@ -14,6 +14,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context};
 use base64::Engine as _;
 use clap::{Args, Subcommand};
+use rotary_wire::rotary_api::{FunctionNameRequest, RotaryOperation, RotationHistoryRequest};
 use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
@@ -771,7 +772,13 @@ pub(super) async fn run(
                     f.clone()
                 } else {
                     let d = client
-                        .call("rotary.DescribeFunction", &json!({ "Name": f }))
+                        .call(
+                            &RotaryOperation::DescribeFunction.target(),
+                            &serde_json::to_value(FunctionNameRequest {
+                                name: Some(f.clone()),
+                                force: None,
+                            })?,
+                        )
                         .await
                         .with_context(|| format!("rotation function {f}"))?;
                     s(&d["FunctionArn"]).to_owned()
@@ -885,12 +892,15 @@ pub(super) async fn run(
             println!("Untagged {name}");
         }
         SecretCommand::History { name, max_results } => {
-            let mut body = json!({ "SecretId": name });
-            if let Some(n) = max_results {
-                body["MaxResults"] = json!(n);
-            }
+            let req = RotationHistoryRequest {
+                secret_id: Some(name.clone()),
+                max_results: *max_results,
+            };
             let out = client
-                .call("rotary.GetRotationHistory", &body)
+                .call(
+                    &RotaryOperation::GetRotationHistory.target(),
+                    &serde_json::to_value(req)?,
+                )
                 .await
                 .with_context(|| format!("secret {name}"))?;
             if json_out {
