@@ -1,4 +1,4 @@
-"""`rotary backup` / `rotary restore` (issue 12, Operations): an online snapshot taken while
+"""`rotary backup` / `rotary restore`: an online snapshot taken while
 the server takes writes, restored into a new data directory that a second server serves with
 the original master key."""
 

@@ -15,6 +15,25 @@ from botocore.exceptions import ClientError
 import rotary_testlib as lib
 
 FULL = "The server's storage is full: the change was not made."
+READ_ONLY = "The server's storage is read-only: the change was not made."
+
+
+def assert_refused_by_store(srv, response: dict, message: str) -> None:
+    """`response` (a ClientError's) is the store's refusal: InternalServiceError starting
+    with `message`, and the server's error line carries the request id the client got, so the
+    two can be matched."""
+    assert response["Error"]["Code"] == "InternalServiceError", response
+    assert response["Error"]["Message"].startswith(message), response
+    rid = response["ResponseMetadata"]["RequestId"]
+    lines = [ln for ln in srv.log_tail(400).splitlines() if rid in ln]
+    assert any("refused by the store" in ln for ln in lines), srv.log_tail(20)
+
+
+def assert_write_refused(srv, message: str, call, **kwargs) -> None:
+    """`call(**kwargs)` fails with the store's refusal `message`."""
+    with pytest.raises(ClientError) as e:
+        call(**kwargs)
+    assert_refused_by_store(srv, e.value.response, message)
 
 
 @pytest.fixture
@@ -55,18 +74,10 @@ def test_full_disk_refuses_writes_keeps_reads_and_recovers(small_disk):
             except Exception as e:  # noqa: BLE001 - the server must answer, not drop
                 raise AssertionError(f"no answer while the disk filled:\n{srv.log_tail()}") from e
         assert errors, "the disk never filled"
-        err = errors[-1]
-        assert err["Error"]["Code"] == "InternalServiceError", err
-        assert err["Error"]["Message"].startswith(FULL), err
-        # The server's error line carries the request id the client got, so the two can be
-        # matched.
-        rid = err["ResponseMetadata"]["RequestId"]
-        lines = [ln for ln in srv.log_tail(400).splitlines() if rid in ln]
-        assert any("refused by the store" in ln for ln in lines), srv.log_tail(20)
+        assert_refused_by_store(srv, errors[-1], FULL)
         # A refused write changed nothing.
-        with pytest.raises(ClientError) as e:
-            sm.put_secret_value(SecretId="kept", SecretString="while full")
-        assert e.value.response["Error"]["Message"].startswith(FULL)
+        assert_write_refused(srv, FULL, sm.put_secret_value, SecretId="kept",
+                             SecretString="while full")
         # Reads keep working, the refused writes are not visible.
         assert sm.get_secret_value(SecretId="kept")["SecretString"] == "before the disk filled"
         for name in created[:5]:

@@ -1,4 +1,4 @@
-"""Passphrase-sealed master key (issue 12, Operations): `rotary master-key seal`, `unseal`,
+"""Passphrase-sealed master key: `rotary master-key seal`, `unseal`,
 `unseal-test`, and `rotary serve` opening a sealed key with a passphrase from a file, the
 environment or the TOML config, refusing (exit 2) without one or with a wrong one. The
 passphrase never shows in output or logs, and the sealed file never holds the key in clear."""

@@ -75,7 +75,7 @@ impl SqliteStore {
             return Err(Error::NewerSchema { found, known });
         }
         migrator.run_direct(&mut conn).await?;
-        let writer = Writer::spawn(conn);
+        let writer = Writer::spawn(conn, path.to_path_buf());
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts.read_only(true))

@@ -8,6 +8,8 @@
 //! failure (I/O, a full disk) rolls the batch back and replays each of its writes in a
 //! transaction of its own, so that one write's failure is never another's.
 
+use std::path::{Path, PathBuf};
+
 use sqlx::sqlite::SqliteConnection;
 use sqlx::Connection;
 use tokio::sync::{mpsc, oneshot};
@@ -84,10 +86,10 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task over `conn`.
-    pub(super) fn spawn(conn: SqliteConnection) -> Self {
+    /// Starts the writer task over `conn`, the connection to the database file `db`.
+    pub(super) fn spawn(conn: SqliteConnection, db: PathBuf) -> Self {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, rx));
+        tokio::spawn(run(conn, rx, db));
         Self { tx }
     }
 
@@ -113,10 +115,10 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>) {
+async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, db: PathBuf) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&mut conn, &mut batch).await;
+        commit_batch(&mut conn, &mut batch, &db).await;
         batch.clear();
     }
     let _ = conn.close().await;
@@ -130,7 +132,7 @@ enum Failed {
     Broken(Error),
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
+async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, db: &Path) {
     let mut answers: Vec<Result<Done>> = Vec::with_capacity(batch.len());
     let together = async {
         sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
@@ -155,7 +157,7 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>) {
             rollback(conn).await;
             // One at a time, so the failure is answered to the write that caused it.
             for (w, reply) in batch.drain(..) {
-                let _ = reply.send(alone(conn, &w).await);
+                let _ = reply.send(alone(conn, &w, db).await);
             }
         }
     }
@@ -166,28 +168,43 @@ async fn rollback(conn: &mut SqliteConnection) {
     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
 }
 
-/// Names the failures an operator can act on: a full disk, a read-only store.
-fn classify(e: Error) -> Error {
-    let Error::Backend(sqlx::Error::Database(db)) = &e else {
+/// Names the failures an operator can act on: a full disk, a read-only store. A file system
+/// made read-only under the open database (as the kernel does after an error, with
+/// `errors=remount-ro`) fails SQLite's writes with a plain I/O error: the file system is
+/// asked whether it still takes changes to the database file.
+fn classify(e: Error, db: &Path) -> Error {
+    let Error::Backend(sqlx::Error::Database(failure)) = &e else {
         return e;
     };
     // SQLite's primary result codes (the low byte of an extended code).
-    match db
+    match failure
         .code()
         .and_then(|c| c.parse::<i32>().ok())
         .map(|c| c & 0xff)
     {
         Some(13) => Error::Full,
         Some(8) => Error::ReadOnly,
+        Some(10) if read_only(db) => Error::ReadOnly,
         _ => e,
     }
 }
 
-async fn alone(conn: &mut SqliteConnection, w: &Write) -> Result<Done> {
+/// Whether the file system refuses changes to `db`: setting its access time to what it is,
+/// a change of nothing that a read-only file system still refuses (`EROFS`).
+fn read_only(db: &Path) -> bool {
+    let touch = || -> std::io::Result<()> {
+        let file = std::fs::File::open(db)?;
+        let accessed = file.metadata()?.accessed()?;
+        file.set_times(std::fs::FileTimes::new().set_accessed(accessed))
+    };
+    matches!(touch(), Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem)
+}
+
+async fn alone(conn: &mut SqliteConnection, w: &Write, db: &Path) -> Result<Done> {
     sqlx::query("BEGIN IMMEDIATE")
         .execute(&mut *conn)
         .await
-        .map_err(|e| classify(e.into()))?;
+        .map_err(|e| classify(e.into(), db))?;
     let r = match apply(conn, w).await {
         Ok(done) => sqlx::query("COMMIT")
             .execute(&mut *conn)
@@ -199,7 +216,7 @@ async fn alone(conn: &mut SqliteConnection, w: &Write) -> Result<Done> {
     if r.is_err() {
         let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
     }
-    r.map_err(classify)
+    r.map_err(|e| classify(e, db))
 }
 
 fn broken(e: impl Into<Error>) -> Failed {
