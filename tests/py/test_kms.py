@@ -451,6 +451,49 @@ def test_two_nodes_share_keys_and_rotations(tmp_path):
             for vid, value in ((c["VersionId"], "v1"), (p["VersionId"], "v2"),
                                (p3["VersionId"], "v3")):
                 assert sm.get_secret_value(SecretId=name, VersionId=vid)["SecretString"] == value
+
+        # The master key of the cluster, rotated with every node stopped: the store's sealed
+        # values (KMS keys and their versions, an IAM user's key) re-wrapped in one go.
+        user = lib.unique_name("mkuser")
+        ok(nodes[0].url, "CreateUser", {"UserName": user})
+        ok(nodes[0].url, "PutUserPolicy", {
+            "UserName": user, "PolicyName": "read", "PolicyDocument": json.dumps({
+                "Version": "2012-10-17",
+                "Statement": [{"Effect": "Allow", "Action": "secretsmanager:GetSecretValue",
+                               "Resource": "*"}]})})
+        key = ok(nodes[0].url, "CreateAccessKey", {"UserName": user})["AccessKey"]
+        for n in nodes:
+            n.stop()
+        keyfile = shared / "master.key"
+        old_key = keyfile.read_bytes()
+        r = subprocess.run([lib.ROTARY_BIN, "master-key", "rotate", "--data-dir",
+                            str(nodes[0].data_dir), "--master-key-file", str(keyfile),
+                            "--store", url], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        assert keyfile.read_bytes() != old_key
+        assert (shared / "master.key.old").read_bytes() == old_key
+        # A node still holding the old key is refused (exit 2) and changes nothing.
+        r = subprocess.run([lib.ROTARY_BIN, "serve", "--data-dir", str(tmp_path / "stale"),
+                            "--store", url, "--master-key-file", str(shared / "master.key.old"),
+                            "--listen", f"127.0.0.1:{lib.free_port()}"],
+                           capture_output=True, text=True, timeout=60,
+                           env={**os.environ, "ROTARY_ROOT_ACCESS_KEY_ID": lib.ACCESS_KEY,
+                                "ROTARY_ROOT_SECRET_ACCESS_KEY": lib.SECRET_KEY})
+        assert r.returncode == 2, (r.returncode, r.stderr)
+        assert "master" in r.stderr.lower() and "key" in r.stderr.lower(), r.stderr
+        for n in nodes:
+            n.start()
+        a, b = (n.client() for n in nodes)
+        as_user = lib.make_client(nodes[1].url, access_key=key["AccessKeyId"],
+                                  secret_key=key["SecretAccessKey"])
+        for sm in (a, b, as_user):
+            for vid, value in ((c["VersionId"], "v1"), (p["VersionId"], "v2"),
+                               (p3["VersionId"], "v3")):
+                assert sm.get_secret_value(SecretId=name, VersionId=vid)["SecretString"] == value
+        # New keys and versions are sealed under the new master key and open on both nodes.
+        ok(nodes[1].url, "RotateKey", {"KeyId": k["KeyId"]})
+        b.put_secret_value(SecretId=name, SecretString="v4")
+        assert a.get_secret_value(SecretId=name)["SecretString"] == "v4"
     finally:
         for n in nodes:
             n.stop()

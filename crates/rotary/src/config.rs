@@ -632,12 +632,12 @@ fn resolve_limits(args: LimitArgs, file: LimitArgs) -> anyhow::Result<rotary_ser
 
 /// Where the store is.
 #[derive(Debug, PartialEq, Eq)]
-enum StoreUrl {
+pub(crate) enum StoreUrl {
     Sqlite(PathBuf),
     Postgres(String),
 }
 
-fn store_url(url: &str) -> anyhow::Result<StoreUrl> {
+pub(crate) fn store_url(url: &str) -> anyhow::Result<StoreUrl> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         if path.is_empty() {
             bail!("--store {url:?} names no file");

@@ -80,6 +80,11 @@ struct KeyFileArgs {
     /// [default: the ROTARY_MASTER_KEY_PASSPHRASE variable, else a prompt at a terminal].
     #[arg(long, env = "ROTARY_MASTER_KEY_PASSPHRASE_FILE")]
     master_key_passphrase_file: Option<std::path::PathBuf>,
+    /// `rotate`: the store whose sealed values are re-wrapped, as `rotary serve --store` takes
+    /// it (`sqlite://PATH` or `postgres://…`; stop every node first)
+    /// [default: sqlite://DATA_DIR/rotary.db].
+    #[arg(long, env = "ROTARY_STORE")]
+    store: Option<String>,
 }
 
 impl KeyFileArgs {
@@ -119,18 +124,46 @@ fn master_key(cmd: MasterKeyCommand) -> ExitCode {
 
 fn rotate_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
     let key = args.key_file();
-    let store = args.data_dir.join("rotary.db");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-    let (n, sealed) = runtime.block_on(masterkey::rotate(&store, &key, &args.passphrase()))?;
+    let (n, sealed) = runtime.block_on(async {
+        let store = open_store_to_rekey(args).await?;
+        masterkey::rotate(store.as_ref(), &key, &args.passphrase()).await
+    })?;
     Ok(format!(
         "Rotated the master key: {n} sealed values re-wrapped; {} is the new key{}, the old one is {} (it no longer opens the data: remove it once the new key is backed up).",
         key.display(),
         if sealed { " (sealed with the same passphrase)" } else { "" },
         masterkey::sibling(&key, ".old").display()
     ))
+}
+
+/// The store `master-key rotate` re-keys: `--store`, or the data directory's SQLite file.
+async fn open_store_to_rekey(args: &KeyFileArgs) -> anyhow::Result<Box<dyn rotary_store::Store>> {
+    use anyhow::Context as _;
+    let path = match args.store.as_deref().map(config::store_url).transpose()? {
+        Some(config::StoreUrl::Postgres(url)) => {
+            let store = rotary_store::PostgresStore::open(&url, Default::default())
+                .await
+                // The URL may carry a password: never print it.
+                .context("opening the PostgreSQL store (--store)")?;
+            return Ok(Box::new(store));
+        }
+        Some(config::StoreUrl::Sqlite(path)) => path,
+        None => args.data_dir.join("rotary.db"),
+    };
+    if !path.exists() {
+        anyhow::bail!(keycheck::ConfigError(format!(
+            "no store at {}: nothing to re-key",
+            path.display()
+        )));
+    }
+    let store = rotary_store::SqliteStore::open(&path)
+        .await
+        .with_context(|| format!("opening store {}", path.display()))?;
+    Ok(Box::new(store))
 }
 
 /// The passphrase for a sealed key file, or a configuration error saying how to give one.

@@ -1,5 +1,5 @@
 //! `rotary master-key rotate`: re-wraps everything the master key seals under a new key, with
-//! the server stopped.
+//! the server stopped (every node, over a shared PostgreSQL store).
 //!
 //! The master key seals (AAD in brackets): the KMS keys (`kms:<name>` [`rotary-kms-key:<name>`]
 //! and their later key-material versions `kms-version:<name>:<n>`
@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use base64::Engine as _;
 use rotary_crypto::MasterKey;
-use rotary_store::{SqliteStore, Store};
+use rotary_store::Store;
 
 use crate::keycheck::{self, ConfigError, KEY_CHECK_META};
 use crate::passphrase::{self, KeyFile, Passphrase, SealedKey};
@@ -41,27 +41,18 @@ pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
-/// Rotates the master key of the store at `store_path`, whose key is `key_path`. Returns the
-/// number of values re-wrapped and whether the key file is sealed.
+/// Rotates the master key of `store`, whose key is `key_path`. Returns the number of values
+/// re-wrapped and whether the key file is sealed.
 pub(crate) async fn rotate(
-    store_path: &Path,
+    store: &dyn Store,
     key_path: &Path,
     passphrase: &Passphrase,
 ) -> anyhow::Result<(usize, bool)> {
-    if !store_path.exists() {
-        bail!(ConfigError(format!(
-            "no store at {}: nothing to re-key",
-            store_path.display()
-        )));
-    }
-    let store = SqliteStore::open(store_path)
-        .await
-        .with_context(|| format!("opening store {}", store_path.display()))?;
     // The current key must open the data (this also refuses a missing key file).
     let (old, _) = keycheck::open_master_key(
         key_path,
         passphrase,
-        &store,
+        store,
         ROOT_CREDENTIALS_META,
         ROOT_CREDENTIALS_LABEL,
     )
