@@ -23,7 +23,7 @@ use crate::{
 
 /// SQLite implementation of [`Store`].
 ///
-/// Writes go to one task that owns the only writer connection and commits concurrent
+/// Writes go to one thread that owns the only writer connection and commits concurrent
 /// writes together ([`writer`]: group commit), so they serialize in-process instead of
 /// failing with `SQLITE_BUSY`; reads use their own pool and never wait for writers (WAL).
 #[derive(Debug, Clone)]
@@ -75,7 +75,15 @@ impl SqliteStore {
             return Err(Error::NewerSchema { found, known });
         }
         migrator.run_direct(&mut conn).await?;
-        let writer = Writer::spawn(conn, path.to_path_buf());
+        conn.close().await?;
+        // The writer's own connection, opened once the schema is current.
+        let db = path.to_path_buf();
+        let writer = tokio::task::spawn_blocking(move || {
+            let conn = writer::open(&db)?;
+            Writer::spawn(conn, db)
+        })
+        .await
+        .map_err(|e| Error::Corrupt(format!("opening the store's writer: {e}")))??;
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(opts.read_only(true))
@@ -112,31 +120,6 @@ async fn find_in(
 /// Matches of a name prefix above which a listing scans its sort order instead of the
 /// name index.
 const DENSE_PREFIX: i64 = 1000;
-
-async fn upsert_version(conn: &mut SqliteConnection, uid: &str, v: &VersionWrite) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO versions (secret_uid, version_id, seq, created_ms, last_accessed_ms, \
-         stages, kms_key_id, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (secret_uid, version_id) DO UPDATE SET stages = excluded.stages, \
-         kms_key_id = COALESCE(excluded.kms_key_id, versions.kms_key_id), \
-         ciphertext = COALESCE(excluded.ciphertext, versions.ciphertext)",
-    )
-    .bind(uid)
-    .bind(&v.row.version_id)
-    .bind(v.row.seq)
-    .bind(v.row.created_ms)
-    .bind(v.row.last_accessed_ms)
-    .bind(crate::sql::stages_json(&v.row.stages))
-    .bind(&v.row.kms_key_id)
-    .bind(&v.ciphertext)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
-fn is_unique_violation(e: &sqlx::Error) -> bool {
-    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
-}
 
 #[async_trait]
 impl Store for SqliteStore {

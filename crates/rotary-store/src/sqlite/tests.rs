@@ -137,3 +137,69 @@ async fn a_fenced_update_refused_in_a_batch_leaves_the_others() {
     );
     assert!(s.find(ns, Lookup::Uid("u2")).await.unwrap().is_some());
 }
+
+#[tokio::test]
+async fn an_unexpected_failure_is_answered_to_its_write_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let s = SqliteStore::open(&path).await.unwrap();
+    // A document that is not JSON fails the tag trigger: not a refusal the writer knows,
+    // so the batch is rolled back and each write replayed on its own.
+    let mut bad = row("u2", "bad");
+    bad.doc = "{not json".into();
+    let (row_a, versions_a) = (
+        row("u1", "a"),
+        [version("v1", 1, &["AWSCURRENT"], Some(b"x"))],
+    );
+    let row_c = row("u3", "c");
+    let (a, b, c) = tokio::join!(
+        s.insert(&row_a, &versions_a),
+        s.insert(&bad, &[]),
+        s.insert(&row_c, &[]),
+    );
+    a.unwrap();
+    assert!(matches!(b, Err(Error::Backend(_))), "{b:?}");
+    c.unwrap();
+    drop(s);
+    let s = SqliteStore::open(&path).await.unwrap();
+    let ns = "000000000000:us-east-1";
+    let a = s.find(ns, Lookup::Name("a")).await.unwrap().unwrap();
+    assert_eq!(a.versions.len(), 1);
+    assert_eq!(
+        s.read_ciphertext("u1", "v1").await.unwrap().as_deref(),
+        Some(&b"x"[..])
+    );
+    assert!(s.find(ns, Lookup::Name("bad")).await.unwrap().is_none());
+    assert!(s.find(ns, Lookup::Name("c")).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn the_writer_connection_is_durable_and_enforces_foreign_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("db.sqlite");
+    let _s = SqliteStore::open(&path).await.unwrap();
+    let conn = writer::open(&path).unwrap();
+    let pragma = |name: &str| -> String {
+        conn.query_row(&format!("PRAGMA {name}"), [], |r| {
+            r.get::<_, rusqlite::types::Value>(0)
+        })
+        .map(|v| match v {
+            rusqlite::types::Value::Integer(i) => i.to_string(),
+            rusqlite::types::Value::Text(t) => t,
+            other => format!("{other:?}"),
+        })
+        .unwrap()
+    };
+    assert_eq!(pragma("journal_mode"), "wal");
+    // 2 = FULL: a commit returns after its fsync.
+    assert_eq!(pragma("synchronous"), "2");
+    assert_eq!(pragma("foreign_keys"), "1");
+    assert_eq!(pragma("busy_timeout"), "10000");
+    // A version of a secret that does not exist is refused.
+    let orphan = conn.execute(
+        "INSERT INTO versions (secret_uid, version_id, seq, created_ms, stages) \
+         VALUES ('none', 'v', 1, 1, '[]')",
+        [],
+    );
+    assert!(orphan.is_err());
+}

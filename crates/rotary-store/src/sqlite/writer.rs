@@ -1,5 +1,9 @@
-//! Group commit: one task owns SQLite's writer connection and commits the writes that
+//! Group commit: one thread owns SQLite's writer connection and commits the writes that
 //! queued up meanwhile in one transaction, so that one fsync makes many writes durable.
+//!
+//! The connection is a `rusqlite` one, driven synchronously on that thread with cached
+//! prepared statements: a write's statements run back to back, with no hop to another
+//! thread per statement. It links the same SQLite library as the readers' `sqlx` pool.
 //!
 //! A caller's write is acknowledged only after the transaction holding it has committed
 //! (`synchronous=FULL`: after the fsync). Writes apply in the order they were queued.
@@ -8,10 +12,13 @@
 //! failure (I/O, a full disk) rolls the batch back and replays each of its writes in a
 //! transaction of its own, so that one write's failure is never another's.
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use sqlx::sqlite::SqliteConnection;
-use sqlx::Connection;
+use rusqlite::types::FromSql;
+use rusqlite::{ffi, params, Connection, OpenFlags, OptionalExtension, Params};
+use sqlx::error::{DatabaseError, ErrorKind};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::{Claim, Error, Result, SecretRow, SecretUpdate, VersionWrite};
@@ -86,11 +93,16 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    /// Starts the writer task over `conn`, the connection to the database file `db`.
-    pub(super) fn spawn(conn: SqliteConnection, db: PathBuf) -> Self {
+    /// Starts the writer thread over `conn`, the connection to the database file `db`. The
+    /// thread ends (closing the connection) once every handle is dropped and the writes
+    /// queued before have been answered.
+    pub(super) fn spawn(conn: Connection, db: PathBuf) -> Result<Self> {
         let (tx, rx) = mpsc::channel(QUEUE);
-        tokio::spawn(run(conn, rx, db));
-        Self { tx }
+        std::thread::Builder::new()
+            .name("rotary-sqlite-writer".into())
+            .spawn(move || run(conn, rx, &db))
+            .map_err(|e| Error::Backend(sqlx::Error::Io(e)))?;
+        Ok(Self { tx })
     }
 
     /// Queues a write and waits until it is durable (or failed).
@@ -115,13 +127,40 @@ impl Writer {
     }
 }
 
-async fn run(mut conn: SqliteConnection, mut rx: mpsc::Receiver<Job>, db: PathBuf) {
+/// Opens the writer connection on the database file `db` (which exists: migrations made
+/// it) with the settings every connection of the store has: WAL, `synchronous=FULL` (a
+/// commit returns after its fsync), foreign keys enforced, a 10 s busy timeout.
+pub(super) fn open(db: &Path) -> Result<Connection> {
+    let conn = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(backend)?;
+    conn.busy_timeout(Duration::from_secs(10))
+        .map_err(backend)?;
+    conn.execute_batch(
+        "PRAGMA journal_mode = WAL; PRAGMA foreign_keys = ON; PRAGMA synchronous = FULL;",
+    )
+    .map_err(backend)?;
+    // Every statement the writer runs stays prepared.
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn run(conn: Connection, mut rx: mpsc::Receiver<Job>, db: &Path) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
-    while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        commit_batch(&mut conn, &mut batch, &db).await;
+    while let Some(job) = rx.blocking_recv() {
+        batch.push(job);
+        // Everything queued meanwhile commits with it.
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        commit_batch(&conn, &mut batch, db);
         batch.clear();
     }
-    let _ = conn.close().await;
 }
 
 /// Why a write in a batch did not apply.
@@ -132,21 +171,36 @@ enum Failed {
     Broken(Error),
 }
 
-async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, db: &Path) {
+/// Runs one statement of no rows; answers how many rows it changed.
+fn exec(conn: &Connection, sql: &str, params: impl Params) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// Runs one statement for its first row's first column, if it has a row.
+fn scalar<T: FromSql>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+) -> rusqlite::Result<Option<T>> {
+    conn.prepare_cached(sql)?
+        .query_row(params, |r| r.get(0))
+        .optional()
+}
+
+fn commit_batch(conn: &Connection, batch: &mut Vec<Job>, db: &Path) {
     let mut answers: Vec<Result<Done>> = Vec::with_capacity(batch.len());
-    let together = async {
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+    let together = (|| {
+        exec(conn, "BEGIN IMMEDIATE", []).map_err(backend)?;
         for (w, _) in batch.iter() {
-            match apply(conn, w).await {
+            match apply(conn, w) {
                 Ok(done) => answers.push(Ok(done)),
                 Err(Failed::Refused(e)) => answers.push(Err(e)),
                 Err(Failed::Broken(e)) => return Err(e),
             }
         }
-        sqlx::query("COMMIT").execute(&mut *conn).await?;
+        exec(conn, "COMMIT", []).map_err(backend)?;
         Ok::<_, Error>(())
-    }
-    .await;
+    })();
     match together {
         Ok(()) => {
             for ((_, reply), answer) in batch.drain(..).zip(answers) {
@@ -154,18 +208,102 @@ async fn commit_batch(conn: &mut SqliteConnection, batch: &mut Vec<Job>, db: &Pa
             }
         }
         Err(_) => {
-            rollback(conn).await;
+            rollback(conn);
             // One at a time, so the failure is answered to the write that caused it.
             for (w, reply) in batch.drain(..) {
-                let _ = reply.send(alone(conn, &w, db).await);
+                let _ = reply.send(alone(conn, &w, db));
             }
         }
     }
 }
 
-async fn rollback(conn: &mut SqliteConnection) {
+fn rollback(conn: &Connection) {
     // A failed COMMIT or statement may have left the transaction open; close it.
-    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    if !conn.is_autocommit() {
+        let _ = exec(conn, "ROLLBACK", []);
+    }
+}
+
+/// A SQLite failure of the writer connection, as the store reports backend failures: a
+/// database error whose code is SQLite's extended result code (as `sqlx` gives it), so
+/// that callers and [`classify`] read both connections' failures alike.
+#[derive(Debug)]
+struct WriteFailure {
+    message: String,
+    /// The extended result code, for failures SQLite reported.
+    code: Option<i32>,
+}
+
+impl std::fmt::Display for WriteFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WriteFailure {}
+
+impl DatabaseError for WriteFailure {
+    fn message(&self) -> &str {
+        &self.message
+    }
+
+    fn code(&self) -> Option<Cow<'_, str>> {
+        self.code.map(|c| c.to_string().into())
+    }
+
+    fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+        self
+    }
+
+    fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+        self
+    }
+
+    fn kind(&self) -> ErrorKind {
+        match self.code {
+            Some(ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY) => {
+                ErrorKind::UniqueViolation
+            }
+            Some(ffi::SQLITE_CONSTRAINT_FOREIGNKEY) => ErrorKind::ForeignKeyViolation,
+            Some(ffi::SQLITE_CONSTRAINT_NOTNULL) => ErrorKind::NotNullViolation,
+            Some(ffi::SQLITE_CONSTRAINT_CHECK) => ErrorKind::CheckViolation,
+            _ => ErrorKind::Other,
+        }
+    }
+}
+
+/// The store's error for a failure of the writer connection.
+fn backend(e: rusqlite::Error) -> Error {
+    let code = match &e {
+        rusqlite::Error::SqliteFailure(failure, _) => Some(failure.extended_code),
+        _ => None,
+    };
+    let message = match &e {
+        rusqlite::Error::SqliteFailure(failure, Some(message)) => {
+            format!("{message} (code {})", failure.extended_code)
+        }
+        e => e.to_string(),
+    };
+    Error::Backend(sqlx::Error::Database(Box::new(WriteFailure {
+        message,
+        code,
+    })))
+}
+
+/// Whether `e` is a unique (or primary key) constraint violation.
+fn is_unique_violation(e: &rusqlite::Error) -> bool {
+    matches!(
+        e,
+        rusqlite::Error::SqliteFailure(f, _)
+            if matches!(
+                f.extended_code,
+                ffi::SQLITE_CONSTRAINT_UNIQUE | ffi::SQLITE_CONSTRAINT_PRIMARYKEY
+            )
+    )
 }
 
 /// Names the failures an operator can act on: a full disk, a read-only store. A file system
@@ -200,178 +338,183 @@ fn read_only(db: &Path) -> bool {
     matches!(touch(), Err(e) if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem)
 }
 
-async fn alone(conn: &mut SqliteConnection, w: &Write, db: &Path) -> Result<Done> {
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut *conn)
-        .await
-        .map_err(|e| classify(e.into(), db))?;
-    let r = match apply(conn, w).await {
-        Ok(done) => sqlx::query("COMMIT")
-            .execute(&mut *conn)
-            .await
-            .map(|_| done)
-            .map_err(Error::from),
+fn alone(conn: &Connection, w: &Write, db: &Path) -> Result<Done> {
+    exec(conn, "BEGIN IMMEDIATE", []).map_err(|e| classify(backend(e), db))?;
+    let r = match apply(conn, w) {
+        Ok(done) => exec(conn, "COMMIT", []).map(|_| done).map_err(backend),
         Err(Failed::Refused(e) | Failed::Broken(e)) => Err(e),
     };
     if r.is_err() {
-        let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+        rollback(conn);
     }
     r.map_err(|e| classify(e, db))
 }
 
-fn broken(e: impl Into<Error>) -> Failed {
-    Failed::Broken(e.into())
+fn broken(e: rusqlite::Error) -> Failed {
+    Failed::Broken(backend(e))
 }
 
-async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
+const UPSERT_VERSION: &str =
+    "INSERT INTO versions (secret_uid, version_id, seq, created_ms, last_accessed_ms, \
+     stages, kms_key_id, ciphertext) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+     ON CONFLICT (secret_uid, version_id) DO UPDATE SET stages = excluded.stages, \
+     kms_key_id = COALESCE(excluded.kms_key_id, versions.kms_key_id), \
+     ciphertext = COALESCE(excluded.ciphertext, versions.ciphertext)";
+
+fn upsert_version(conn: &Connection, uid: &str, v: &VersionWrite) -> Result<(), Failed> {
+    exec(
+        conn,
+        UPSERT_VERSION,
+        params![
+            uid,
+            v.row.version_id,
+            v.row.seq,
+            v.row.created_ms,
+            v.row.last_accessed_ms,
+            crate::sql::stages_json(&v.row.stages),
+            v.row.kms_key_id,
+            v.ciphertext,
+        ],
+    )
+    .map_err(broken)?;
+    Ok(())
+}
+
+fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
     match w {
         Write::Insert(row, versions) => {
-            let r = sqlx::query(
+            let r = exec(
+                conn,
                 "INSERT INTO secrets (uid, namespace, name, arn, created_ms, last_changed_ms, \
                  last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc) \
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(&row.uid)
-            .bind(&row.namespace)
-            .bind(&row.name)
-            .bind(&row.arn)
-            .bind(row.created_ms)
-            .bind(row.last_changed_ms)
-            .bind(row.last_accessed_ms)
-            .bind(row.deleted_ms)
-            .bind(row.rotation_due_ms)
-            .bind(row.revision)
-            .bind(&row.doc)
-            .execute(&mut *conn)
-            .await;
+                params![
+                    row.uid,
+                    row.namespace,
+                    row.name,
+                    row.arn,
+                    row.created_ms,
+                    row.last_changed_ms,
+                    row.last_accessed_ms,
+                    row.deleted_ms,
+                    row.rotation_due_ms,
+                    row.revision,
+                    row.doc,
+                ],
+            );
             match r {
-                Err(e) if super::is_unique_violation(&e) => {
+                Err(e) if is_unique_violation(&e) => {
                     return Err(Failed::Refused(Error::NameTaken(row.name.clone())))
                 }
                 r => r.map_err(broken)?,
             };
             for v in versions {
-                super::upsert_version(conn, &row.uid, v)
-                    .await
-                    .map_err(broken)?;
+                upsert_version(conn, &row.uid, v)?;
             }
             Ok(Done::Changed(true))
         }
         Write::Update(update) => {
             let row = &update.row;
             if let Some(claim) = &update.claim {
-                if !claim_held(conn, claim).await.map_err(broken)? {
+                if !claim_held(conn, claim).map_err(broken)? {
                     return Err(Failed::Refused(Error::ClaimLost(claim.uid.clone())));
                 }
             }
-            let done = sqlx::query(
+            let changed = exec(
+                conn,
                 "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, \
                  last_accessed_ms = ?, deleted_ms = ?, rotation_due_ms = ?, revision = ?, \
                  doc = ? WHERE uid = ? AND revision = ?",
+                params![
+                    row.name,
+                    row.arn,
+                    row.last_changed_ms,
+                    row.last_accessed_ms,
+                    row.deleted_ms,
+                    row.rotation_due_ms,
+                    row.revision,
+                    row.doc,
+                    row.uid,
+                    row.revision - 1,
+                ],
             )
-            .bind(&row.name)
-            .bind(&row.arn)
-            .bind(row.last_changed_ms)
-            .bind(row.last_accessed_ms)
-            .bind(row.deleted_ms)
-            .bind(row.rotation_due_ms)
-            .bind(row.revision)
-            .bind(&row.doc)
-            .bind(&row.uid)
-            .bind(row.revision - 1)
-            .execute(&mut *conn)
-            .await
             .map_err(broken)?;
-            if done.rows_affected() != 1 {
+            if changed != 1 {
                 return Err(Failed::Refused(Error::Conflict(row.name.clone())));
             }
             for v in &update.upsert_versions {
-                super::upsert_version(conn, &row.uid, v)
-                    .await
-                    .map_err(broken)?;
+                upsert_version(conn, &row.uid, v)?;
             }
             for id in &update.delete_versions {
-                sqlx::query("DELETE FROM versions WHERE secret_uid = ? AND version_id = ?")
-                    .bind(&row.uid)
-                    .bind(id)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(broken)?;
+                exec(
+                    conn,
+                    "DELETE FROM versions WHERE secret_uid = ? AND version_id = ?",
+                    params![row.uid, id],
+                )
+                .map_err(broken)?;
             }
             Ok(Done::Changed(true))
         }
-        Write::Delete(uid) => delete_secret(conn, uid).await.map(Done::Changed),
+        Write::Delete(uid) => delete_secret(conn, uid).map(Done::Changed),
         Write::DeleteIfDue { uid, now_ms } => {
             // Checked and deleted under the one write lock: a RestoreSecret that committed
             // before this keeps the secret.
-            let due: Option<i64> = sqlx::query_scalar(
+            let due: Option<i64> = scalar(
+                conn,
                 "SELECT 1 FROM secrets WHERE uid = ? AND deleted_ms IS NOT NULL \
                  AND deleted_ms <= ?",
+                params![uid, now_ms],
             )
-            .bind(uid)
-            .bind(now_ms)
-            .fetch_optional(&mut *conn)
-            .await
             .map_err(broken)?;
             if due.is_none() {
                 return Ok(Done::Changed(false));
             }
-            delete_secret(conn, uid).await.map(Done::Changed)
+            delete_secret(conn, uid).map(Done::Changed)
         }
         Write::RecordAccess {
             uid,
             version_id,
             day_ms,
         } => {
-            sqlx::query("UPDATE secrets SET last_accessed_ms = ? WHERE uid = ?")
-                .bind(day_ms)
-                .bind(uid)
-                .execute(&mut *conn)
-                .await
-                .map_err(broken)?;
-            sqlx::query(
+            exec(
+                conn,
+                "UPDATE secrets SET last_accessed_ms = ? WHERE uid = ?",
+                params![day_ms, uid],
+            )
+            .map_err(broken)?;
+            exec(
+                conn,
                 "UPDATE versions SET last_accessed_ms = ? \
                  WHERE secret_uid = ? AND version_id = ?",
+                params![day_ms, uid, version_id],
             )
-            .bind(day_ms)
-            .bind(uid)
-            .bind(version_id)
-            .execute(&mut *conn)
-            .await
             .map_err(broken)?;
             Ok(Done::Changed(true))
         }
         Write::PutMetaIfAbsent(key, value) => {
-            let r =
-                sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING")
-                    .bind(key)
-                    .bind(value)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(broken)?;
-            Ok(Done::Changed(r.rows_affected() == 1))
+            let n = exec(
+                conn,
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                params![key, value],
+            )
+            .map_err(broken)?;
+            Ok(Done::Changed(n == 1))
         }
         Write::PutMetas(entries) => {
             for (key, value) in entries {
-                sqlx::query(
+                exec(
+                    conn,
                     "INSERT INTO meta (key, value) VALUES (?, ?) \
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    params![key, value],
                 )
-                .bind(key)
-                .bind(value)
-                .execute(&mut *conn)
-                .await
                 .map_err(broken)?;
             }
             Ok(Done::Changed(true))
         }
         Write::DeleteMeta(key) => {
-            let r = sqlx::query("DELETE FROM meta WHERE key = ?")
-                .bind(key)
-                .execute(&mut *conn)
-                .await
-                .map_err(broken)?;
-            Ok(Done::Changed(r.rows_affected() == 1))
+            let n = exec(conn, "DELETE FROM meta WHERE key = ?", params![key]).map_err(broken)?;
+            Ok(Done::Changed(n == 1))
         }
         Write::PutHistory {
             id,
@@ -379,16 +522,12 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
             started_ms,
             record,
         } => {
-            sqlx::query(
+            exec(
+                conn,
                 "INSERT INTO rotation_history (id, secret_uid, started_ms, record) \
                  VALUES (?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET record = excluded.record",
+                params![id, secret_uid, started_ms, record],
             )
-            .bind(id)
-            .bind(secret_uid)
-            .bind(started_ms)
-            .bind(record)
-            .execute(&mut *conn)
-            .await
             .map_err(broken)?;
             Ok(Done::Changed(true))
         }
@@ -397,36 +536,33 @@ async fn apply(conn: &mut SqliteConnection, w: &Write) -> Result<Done, Failed> {
             owner,
             lease_ms,
         } => claim(conn, uid, owner, *lease_ms)
-            .await
             .map(Done::Claimed)
             .map_err(broken),
         Write::Renew(claim, lease_ms) => {
-            let r = sqlx::query(
+            let n = exec(
+                conn,
                 "UPDATE rotation_claims SET lease_until_ms = ? \
                  WHERE uid = ? AND owner = ? AND fence = ?",
+                params![
+                    now_ms().saturating_add(*lease_ms),
+                    claim.uid,
+                    claim.owner,
+                    claim.fence
+                ],
             )
-            .bind(now_ms().saturating_add(*lease_ms))
-            .bind(&claim.uid)
-            .bind(&claim.owner)
-            .bind(claim.fence)
-            .execute(&mut *conn)
-            .await
             .map_err(broken)?;
-            Ok(Done::Changed(r.rows_affected() == 1))
+            Ok(Done::Changed(n == 1))
         }
         Write::Release(claim) => {
             // The row stays (without owner) so that the next claim's fence counts on.
-            let r = sqlx::query(
+            let n = exec(
+                conn,
                 "UPDATE rotation_claims SET owner = '', lease_until_ms = 0 \
                  WHERE uid = ? AND owner = ? AND fence = ?",
+                params![claim.uid, claim.owner, claim.fence],
             )
-            .bind(&claim.uid)
-            .bind(&claim.owner)
-            .bind(claim.fence)
-            .execute(&mut *conn)
-            .await
             .map_err(broken)?;
-            Ok(Done::Changed(r.rows_affected() == 1))
+            Ok(Done::Changed(n == 1))
         }
     }
 }
@@ -444,82 +580,64 @@ fn now_ms() -> i64 {
 }
 
 /// Deletes a secret with its versions, history and claim; returns whether it existed.
-async fn delete_secret(conn: &mut SqliteConnection, uid: &str) -> Result<bool, Failed> {
+fn delete_secret(conn: &Connection, uid: &str) -> Result<bool, Failed> {
     for sql in [
         "DELETE FROM versions WHERE secret_uid = ?",
         "DELETE FROM rotation_history WHERE secret_uid = ?",
         "DELETE FROM rotation_claims WHERE uid = ?",
     ] {
-        sqlx::query(sql)
-            .bind(uid)
-            .execute(&mut *conn)
-            .await
-            .map_err(broken)?;
+        exec(conn, sql, [uid]).map_err(broken)?;
     }
-    let n = sqlx::query("DELETE FROM secrets WHERE uid = ?")
-        .bind(uid)
-        .execute(&mut *conn)
-        .await
-        .map_err(broken)?;
-    Ok(n.rows_affected() == 1)
+    let n = exec(conn, "DELETE FROM secrets WHERE uid = ?", [uid]).map_err(broken)?;
+    Ok(n == 1)
 }
 
 /// Whether `claim` is still the secret's (same owner and fence; an expired lease that
 /// nobody took over still counts).
-async fn claim_held(conn: &mut SqliteConnection, claim: &Claim) -> Result<bool> {
-    let held: Option<i64> = sqlx::query_scalar(
+fn claim_held(conn: &Connection, claim: &Claim) -> rusqlite::Result<bool> {
+    let held: Option<i64> = scalar(
+        conn,
         "SELECT 1 FROM rotation_claims WHERE uid = ? AND owner = ? AND fence = ?",
-    )
-    .bind(&claim.uid)
-    .bind(&claim.owner)
-    .bind(claim.fence)
-    .fetch_optional(&mut *conn)
-    .await?;
+        params![claim.uid, claim.owner, claim.fence],
+    )?;
     Ok(held.is_some())
 }
 
 /// Claims a secret's rotation for `owner` (see [`crate::Store::claim_rotation`]); `None`
 /// while another owner's lease runs or when the secret does not exist.
-async fn claim(
-    conn: &mut SqliteConnection,
+fn claim(
+    conn: &Connection,
     uid: &str,
     owner: &str,
     lease_ms: i64,
-) -> Result<Option<Claim>> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM secrets WHERE uid = ?")
-        .bind(uid)
-        .fetch_optional(&mut *conn)
-        .await?;
+) -> rusqlite::Result<Option<Claim>> {
+    let exists: Option<i64> = scalar(conn, "SELECT 1 FROM secrets WHERE uid = ?", [uid])?;
     if exists.is_none() {
         return Ok(None);
     }
     let now = now_ms();
     let until = now.saturating_add(lease_ms);
-    let current: Option<(String, i64, i64)> =
-        sqlx::query_as("SELECT owner, fence, lease_until_ms FROM rotation_claims WHERE uid = ?")
-            .bind(uid)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let current: Option<(String, i64, i64)> = conn
+        .prepare_cached("SELECT owner, fence, lease_until_ms FROM rotation_claims WHERE uid = ?")?
+        .query_row([uid], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .optional()?;
     let fence = match current {
         None => {
-            sqlx::query(
+            exec(
+                conn,
                 "INSERT INTO rotation_claims (uid, owner, fence, lease_until_ms) \
                  VALUES (?, ?, 1, ?)",
-            )
-            .bind(uid)
-            .bind(owner)
-            .bind(until)
-            .execute(&mut *conn)
-            .await?;
+                params![uid, owner, until],
+            )?;
             1
         }
         // Held by `owner` already: extend the lease, keep the fence.
         Some((held_by, fence, _)) if held_by == owner && !owner.is_empty() => {
-            sqlx::query("UPDATE rotation_claims SET lease_until_ms = ? WHERE uid = ?")
-                .bind(until)
-                .bind(uid)
-                .execute(&mut *conn)
-                .await?;
+            exec(
+                conn,
+                "UPDATE rotation_claims SET lease_until_ms = ? WHERE uid = ?",
+                params![until, uid],
+            )?;
             fence
         }
         // Another owner's lease still runs.
@@ -528,16 +646,12 @@ async fn claim(
         }
         // Released or expired: taken over with the next fence.
         Some((_, fence, _)) => {
-            sqlx::query(
+            exec(
+                conn,
                 "UPDATE rotation_claims SET owner = ?, fence = ?, lease_until_ms = ? \
                  WHERE uid = ?",
-            )
-            .bind(owner)
-            .bind(fence + 1)
-            .bind(until)
-            .bind(uid)
-            .execute(&mut *conn)
-            .await?;
+                params![owner, fence + 1, until, uid],
+            )?;
             fence + 1
         }
     };
