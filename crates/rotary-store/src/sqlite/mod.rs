@@ -84,9 +84,12 @@ impl SqliteStore {
         })
         .await
         .map_err(|e| Error::Corrupt(format!("opening the store's writer: {e}")))??;
+        // The service's read cache sits in front of the readers, and the kernel caches the
+        // file: each reader keeps a 1 MiB page cache instead of SQLite's 2 MiB default, which
+        // over 8 readers held 16 MiB after one scan of the store.
         let reader = SqlitePoolOptions::new()
             .max_connections(8)
-            .connect_with(opts.read_only(true))
+            .connect_with(opts.read_only(true).pragma("cache_size", "-1024"))
             .await?;
         Ok(Self { reader, writer })
     }
