@@ -328,14 +328,17 @@ def test_thousand_due_rotations_run_once_across_nodes_with_one_killed(cluster):
             problems.append(f"history {[(r['Outcome'], r['Token']) for r in real]}")
         return name, problems
 
-    with ThreadPoolExecutor(THREADS) as pool:
-        bad = [(n, p) for n, p in pool.map(verify, names) if p]
-    assert not bad, f"{len(bad)} secrets wrong, e.g. {bad[:5]}"
-    # Every node took part (the claims spread the work).
-    started = {n.log_path.name: n.log_path.read_text(errors="replace").count("Rotation succeeded")
-               for n in cluster.nodes}
-    assert sum(1 for v in started.values() if v > 0) >= 2, started
-    _restart_dead(cluster)
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            bad = [(n, p) for n, p in pool.map(verify, names) if p]
+        assert not bad, f"{len(bad)} secrets wrong, e.g. {bad[:5]}"
+        # Every node took part (the claims spread the work).
+        started = {n.log_path.name: n.log_path.read_text(errors="replace").count(
+            "Rotation succeeded") for n in cluster.nodes}
+        assert sum(1 for v in started.values() if v > 0) >= 2, started
+    finally:
+        # The later tests need every node, whatever this one found.
+        _restart_dead(cluster)
 
 
 def test_node_killed_inside_a_step_has_its_rotation_finished_by_another(cluster):

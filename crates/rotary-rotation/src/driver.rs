@@ -618,6 +618,13 @@ impl RotationEngine {
             self.finished(run, Outcome::Succeeded, None).await;
             return;
         }
+        // The history records success before the completion commits: a node that dies
+        // between the two leaves a rotation still in progress, which is resumed and checked
+        // again (and the record corrected if the check fails), never a finished rotation
+        // whose record says InProgress.
+        run.rec.outcome = Outcome::Succeeded;
+        run.rec.ended_at = Some(secs(self.service.clock().now_ms()));
+        self.save(&run.due.uid, run.started_ms, &run.rec).await;
         match self.service.complete_rotation(&arn, &token).await {
             Ok(Completion::Succeeded) => {
                 tracing::info!(secret_arn = %arn, version_id = %token, "Rotation succeeded");
@@ -632,6 +639,9 @@ impl RotationEngine {
             }
             Ok(Completion::Gone) => self.abandoned(run).await,
             Err(e) => {
+                run.rec.outcome = Outcome::InProgress;
+                run.rec.ended_at = None;
+                self.save(&run.due.uid, run.started_ms, &run.rec).await;
                 self.retry_later(&run.due, "Completing a rotation", &e)
                     .await
             }
