@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
+use rotary_wire::dto::KmsOperation;
 use rotary_wire::rotary_api::RotaryOperation;
 use rotary_wire::{api_error, ApiError, ErrorCode, Operation};
 
@@ -400,7 +401,7 @@ enum Target {
     Aws(Operation),
     Rotary(RotaryOperation),
     Iam(&'static str),
-    Kms(&'static str),
+    Kms(KmsOperation),
     Server(&'static str),
 }
 
@@ -414,7 +415,7 @@ impl Target {
         RotaryOperation::from_name(name)
             .map(Target::Rotary)
             .or_else(|| find(crate::iam::OPERATIONS).map(Target::Iam))
-            .or_else(|| find(crate::kms::OPERATIONS).map(Target::Kms))
+            .or_else(|| KmsOperation::from_name(name).map(Target::Kms))
             .or_else(|| find(SERVER_OPERATIONS).map(Target::Server))
     }
 
@@ -422,7 +423,8 @@ impl Target {
         match self {
             Target::Aws(op) => op.name(),
             Target::Rotary(op) => op.name(),
-            Target::Iam(name) | Target::Kms(name) | Target::Server(name) => name,
+            Target::Kms(op) => op.name(),
+            Target::Iam(name) | Target::Server(name) => name,
         }
     }
 }
@@ -501,9 +503,8 @@ async fn handle(
     let action = match op {
         Target::Aws(op) => Action::Aws(op),
         Target::Rotary(op) => Action::Rotary(op.name(), &rotary_resource),
-        Target::Iam(name) | Target::Kms(name) | Target::Server(name) => {
-            Action::Rotary(name, &rotary_resource)
-        }
+        Target::Kms(op) => Action::Rotary(op.name(), &rotary_resource),
+        Target::Iam(name) | Target::Server(name) => Action::Rotary(name, &rotary_resource),
     };
     let allowed = st
         .authorizer
@@ -535,7 +536,7 @@ async fn handle(
                 .await
         }
         Target::Iam(name) => crate::iam::handle(&st.iam, name, &body).await,
-        Target::Kms(name) => crate::kms::handle(&st.service, &cx, name, &body).await,
+        Target::Kms(op) => crate::kms::handle(&st.service, &cx, op, &body).await,
         Target::Server(_) => simulate(st, &body, &info).await,
     }
 }

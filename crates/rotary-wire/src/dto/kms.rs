@@ -8,8 +8,52 @@ use serde_with::skip_serializing_none;
 use crate::timestamp::Timestamp;
 use crate::validate::{Validate, Violations};
 
+/// A KMS key operation of Rotary's API (`X-Amz-Target: rotary.<Name>`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KmsOperation {
+    /// A new key, with an optional alias.
+    CreateKey,
+    /// Every key.
+    ListKeys,
+    /// One key.
+    DescribeKey,
+    /// A new key-material version.
+    RotateKey,
+}
+
+impl KmsOperation {
+    /// Every operation.
+    pub const ALL: [KmsOperation; 4] = [
+        KmsOperation::CreateKey,
+        KmsOperation::ListKeys,
+        KmsOperation::DescribeKey,
+        KmsOperation::RotateKey,
+    ];
+
+    /// The operation's name (the target without `rotary.`; the action is `rotary:<name>`).
+    pub fn name(self) -> &'static str {
+        match self {
+            KmsOperation::CreateKey => "CreateKey",
+            KmsOperation::ListKeys => "ListKeys",
+            KmsOperation::DescribeKey => "DescribeKey",
+            KmsOperation::RotateKey => "RotateKey",
+        }
+    }
+
+    /// The operation of a name (without the prefix).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|o| o.name() == name)
+    }
+
+    /// The `X-Amz-Target` of the operation (`rotary.RotateKey`).
+    pub fn target(self) -> String {
+        format!("rotary.{}", self.name())
+    }
+}
+
 /// `CreateKeyRequest`.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct CreateKeyRequest {
     /// What the key is for (0..8192 characters, as KMS).
@@ -35,7 +79,8 @@ impl Validate for ListKeysRequest {
 }
 
 /// `DescribeKeyRequest` and `RotateKeyRequest`: a key by id, key ARN, alias name or alias ARN.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct KeyIdRequest {
     /// The key.
@@ -99,4 +144,33 @@ pub struct KeyMetadataResponse {
 pub struct ListKeysResponse {
     /// Every key, by alias then id.
     pub keys: Vec<KeyMetadata>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn operations_and_requests_round_trip() {
+        for op in KmsOperation::ALL {
+            assert_eq!(KmsOperation::from_name(op.name()), Some(op));
+            assert_eq!(op.target(), format!("rotary.{}", op.name()));
+        }
+        assert_eq!(KmsOperation::from_name("CreateFunction"), None);
+        let req = CreateKeyRequest {
+            description: None,
+            alias: Some("alias/team".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&req).unwrap(),
+            r#"{"Alias":"alias/team"}"#
+        );
+        let req = KeyIdRequest {
+            key_id: Some("k".into()),
+        };
+        let json = serde_json::to_string(&req).unwrap();
+        assert_eq!(json, r#"{"KeyId":"k"}"#);
+        let back: KeyIdRequest = serde_json::from_str(&json).unwrap();
+        assert_eq!(back.key_id.as_deref(), Some("k"));
+    }
 }

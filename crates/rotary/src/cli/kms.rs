@@ -2,6 +2,7 @@
 //! `rotary.DescribeKey` and `rotary.RotateKey`. Key material is never sent to the client.
 
 use clap::Subcommand;
+use rotary_wire::dto::{CreateKeyRequest, KeyIdRequest, KmsOperation};
 use serde_json::{json, Value};
 
 use super::client::Client;
@@ -36,22 +37,25 @@ pub(crate) enum KmsCommand {
 
 /// Runs `rotary kms …`.
 pub(super) async fn run(client: &Client, json_out: bool, cmd: &KmsCommand) -> anyhow::Result<()> {
-    let (target, body) = match cmd {
-        KmsCommand::CreateKey { alias, description } => {
-            let mut body = json!({});
-            if let Some(a) = alias {
-                body["Alias"] = json!(a);
-            }
-            if let Some(d) = description {
-                body["Description"] = json!(d);
-            }
-            ("rotary.CreateKey", body)
-        }
-        KmsCommand::List => ("rotary.ListKeys", json!({})),
-        KmsCommand::Describe { key } => ("rotary.DescribeKey", json!({ "KeyId": key })),
-        KmsCommand::Rotate { key } => ("rotary.RotateKey", json!({ "KeyId": key })),
+    let key_id = |key: &String| KeyIdRequest {
+        key_id: Some(key.clone()),
     };
-    let out = client.call(target, &body).await?;
+    let (op, body) = match cmd {
+        KmsCommand::CreateKey { alias, description } => (
+            KmsOperation::CreateKey,
+            serde_json::to_value(CreateKeyRequest {
+                description: description.clone(),
+                alias: alias.clone(),
+            })?,
+        ),
+        KmsCommand::List => (KmsOperation::ListKeys, json!({})),
+        KmsCommand::Describe { key } => (
+            KmsOperation::DescribeKey,
+            serde_json::to_value(key_id(key))?,
+        ),
+        KmsCommand::Rotate { key } => (KmsOperation::RotateKey, serde_json::to_value(key_id(key))?),
+    };
+    let out = client.call(&op.target(), &body).await?;
     if json_out {
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
