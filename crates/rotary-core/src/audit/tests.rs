@@ -290,15 +290,30 @@ async fn open_refuses_truncated_log() {
 }
 
 #[tokio::test]
-async fn open_refuses_torn_or_edited_tail() {
+async fn open_cuts_a_torn_last_record_and_refuses_an_edited_one() {
     let (_d, path, l) = five().await;
     let mut s = l.join("\n") + "\n";
     s.truncate(s.len() - 5);
     std::fs::write(&path, &s).unwrap();
-    assert!(matches!(
-        AuditLog::open(&path, AuditConfig::default()),
-        Err(AuditError::Broken { .. })
-    ));
+    // A record torn by a killed process (never synced, so audit.head is behind it): cut off,
+    // kept as evidence, the chain goes on from record 4.
+    std::fs::remove_file(crate::audit::head_path(&path)).unwrap();
+    let torn = s[s.rfind('\n').unwrap() + 1..].to_owned();
+    let log = AuditLog::open(&path, AuditConfig::default()).unwrap();
+    let mut evidence = path.as_os_str().to_owned();
+    evidence.push(".torn");
+    assert_eq!(std::fs::read_to_string(&evidence).unwrap(), torn + "\n");
+    log.record(rec(6)).await.unwrap();
+    log.flush().await.unwrap();
+    let lines: Vec<String> = std::fs::read_to_string(&path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.len(), 5);
+    assert_eq!(lines[..4], l[..4]);
+    assert!(lines[4].contains("\"Sequence\":5"), "{}", lines[4]);
+    drop(log);
     let mut l2 = l.clone();
     l2[4] = l2[4].replace("req-5", "req-6");
     write_lines(&path, &l2);

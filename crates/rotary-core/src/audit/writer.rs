@@ -52,6 +52,69 @@ pub struct AuditLog {
     path: PathBuf,
 }
 
+/// A process killed while appending (a SIGKILL can end a large write between pages) leaves
+/// the log ending in part of a line. That record was never written whole, so its request was
+/// never answered; the partial line is cut off and its bytes appended to `<log>.torn` as
+/// evidence, and the chain continues from the last whole record. Everything else about the
+/// tail (an edited line, a log behind `audit.head`) is still refused by the checks after this.
+/// Returns the log's length afterwards.
+fn cut_torn_tail(file: &mut File, path: &Path, len: u64) -> std::io::Result<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    const BLOCK: u64 = 64 * 1024;
+    const MAX_RECORD: u64 = 16 * 1024 * 1024;
+    if len == 0 {
+        return Ok(0);
+    }
+    let mut last = [0u8; 1];
+    file.seek(SeekFrom::Start(len - 1))?;
+    file.read_exact(&mut last)?;
+    if last[0] == b'\n' {
+        return Ok(len);
+    }
+    // Find the end of the last whole line, no further back than one record can be long.
+    let mut end = len;
+    let keep = loop {
+        let from = end.saturating_sub(BLOCK);
+        let mut block = vec![0u8; (end - from) as usize];
+        file.seek(SeekFrom::Start(from))?;
+        file.read_exact(&mut block)?;
+        if let Some(nl) = block.iter().rposition(|&b| b == b'\n') {
+            break from + nl as u64 + 1;
+        }
+        if from == 0 {
+            break 0;
+        }
+        if len - from > MAX_RECORD {
+            // Not a torn record: leave it for the checks to refuse.
+            return Ok(len);
+        }
+        end = from;
+    };
+    let mut torn = vec![0u8; (len - keep) as usize];
+    file.seek(SeekFrom::Start(keep))?;
+    file.read_exact(&mut torn)?;
+    let mut evidence_path = path.as_os_str().to_owned();
+    evidence_path.push(".torn");
+    let mut evidence = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .mode(0o600)
+        .open(&evidence_path)?;
+    evidence.write_all(&torn)?;
+    evidence.write_all(b"\n")?;
+    evidence.sync_data()?;
+    file.set_len(keep)?;
+    file.sync_data()?;
+    tracing::warn!(
+        log = %path.display(),
+        bytes = torn.len(),
+        evidence = %std::path::Path::new(&evidence_path).display(),
+        "The audit log ended in a torn record (the process was killed while appending it); \
+         its bytes were moved to the evidence file and the chain continues from the last whole record"
+    );
+    Ok(keep)
+}
+
 impl AuditLog {
     /// Opens (creating, mode 0600) the log at `path`, checks that its last record is whole
     /// and not behind `audit.head`, and starts the writer continuing its chain.
@@ -81,7 +144,7 @@ impl AuditLog {
                 ),
             });
         }
-        let len = meta.len();
+        let len = cut_torn_tail(&mut file, path, meta.len()).map_err(io(path))?;
         let refuse = |position, reason: String| AuditError::Broken {
             path: path.to_owned(),
             position,
