@@ -158,9 +158,10 @@ def test_file_system_turned_read_only_by_the_kernel(ext4_data_dir):
     assert r.returncode in (0, 1), r.stdout + r.stderr  # 1: errors were corrected
     image.mount()
     integrity_ok(mnt / "rotary.db")
-    # The audit log may end with a record torn by the switch to read-only; the server then
-    # refuses to continue its chain, and the operator keeps the log as evidence and moves it
-    # aside, as docs/audit.md says. Only the last record may be torn.
+    # The audit log may end with a record torn by the switch to read-only. The server cuts a
+    # torn record it was never able to sync; if `verify` finds the log broken otherwise, the
+    # operator keeps it as evidence and moves it aside, as docs/audit.md says. Only the last
+    # record may be torn.
     r = subprocess.run([lib.ROTARY_BIN, "audit", "verify", "--data-dir", str(mnt)],
                        capture_output=True, text=True, timeout=60)
     if r.returncode != 0:
