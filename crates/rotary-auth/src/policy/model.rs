@@ -152,7 +152,8 @@ pub fn parse(
                     Some("2008-10-17") => Version::V2008_10_17,
                     _ => {
                         return Err(PolicyError::document(format!(
-                            "The policy Version must be \"2012-10-17\" or \"2008-10-17\", not {v}."
+                            "The policy Version must be \"2012-10-17\" or \"2008-10-17\", not {}.",
+                            describe(v)
                         )))
                     }
                 })
@@ -326,6 +327,20 @@ fn parse_statement(
         principal,
         conditions,
     })
+}
+
+/// Names a JSON value for an error message: a string is quoted, anything else is named by its
+/// type. Numbers are not echoed, because their printed form is not exact (a large number
+/// reads back differently), and an error must depend only on the document's value.
+fn describe(v: &Value) -> String {
+    match v {
+        Value::String(_) => v.to_string(),
+        Value::Null => "null".into(),
+        Value::Bool(b) => b.to_string(),
+        Value::Number(_) => "a number".into(),
+        Value::Array(_) => "an array".into(),
+        Value::Object(_) => "an object".into(),
+    }
 }
 
 fn polarity<T>(t: T, negated: bool) -> Polarity<T> {

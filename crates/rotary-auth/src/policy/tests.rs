@@ -1220,6 +1220,48 @@ fn eval_ten_statement_policy_decides() {
     assert_eq!(d.statement.and_then(|s| s.sid), Some("Read"));
 }
 
+/// Found by the policy fuzz target (fuzz/regressions/policy/version-large-number): the error
+/// for a numeric Version echoed the number, whose printed form changes when the document is
+/// re-spaced (serde_json's float reading is not exact). The error now names the type.
+#[test]
+fn a_non_string_version_is_named_by_its_type() {
+    let text =
+        r#"{"Version":24691777777777777777777777777777777777777777773578024,"Statements":[]}"#;
+    let value: serde_json::Value = serde_json::from_str(text).expect("json");
+    let pretty = serde_json::to_string_pretty(&value).expect("prints");
+    let err = parse(text, PolicyKind::Identity, usize::MAX).expect_err("refused");
+    assert_eq!(
+        err.message(),
+        "The policy Version must be \"2012-10-17\" or \"2008-10-17\", not a number."
+    );
+    assert_eq!(parse(&pretty, PolicyKind::Identity, usize::MAX), Err(err));
+    let err = parse(
+        r#"{"Version":"2010-01-01","Statement":[]}"#,
+        PolicyKind::Identity,
+        9999,
+    )
+    .expect_err("refused");
+    assert_eq!(
+        err.message(),
+        "The policy Version must be \"2012-10-17\" or \"2008-10-17\", not \"2010-01-01\"."
+    );
+}
+
+/// A numeric condition value parses to the same document whether the text is compact or
+/// re-spaced: serde_json reads floats exactly (`float_roundtrip`), so printing the value and
+/// reading it back gives the same number.
+#[test]
+fn a_large_numeric_condition_value_survives_re_spacing() {
+    let text = r#"{"Version":"2012-10-17","Statement":{"Effect":"Allow","Action":"*","Resource":"*",
+        "Condition":{"NumericLessThan":{"aws:EpochTime":24691777777777777777777777777777777777777777773578024}}}}"#;
+    let value: serde_json::Value = serde_json::from_str(text).expect("json");
+    let pretty = serde_json::to_string_pretty(&value).expect("prints");
+    assert_eq!(
+        parse(&pretty, PolicyKind::Identity, usize::MAX),
+        parse(text, PolicyKind::Identity, usize::MAX)
+    );
+}
+
 /// Not a timed assertion: prints the cost per evaluation. Run with
 /// `cargo test -p rotary-auth --release policy::tests::bench -- --ignored --nocapture`.
 #[test]
