@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use aes_gcm::aead::OsRng;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use rand::RngCore;
 use zeroize::Zeroizing;
@@ -48,8 +48,15 @@ type Material = Zeroizing<[u8; 32]>;
 
 /// The unwrapped KMS keys, held in memory only.
 pub struct Keyring {
-    master: MasterKey,
+    master: RwLock<MasterKeys>,
     keys: RwLock<HashMap<String, BTreeMap<u32, Material>>>,
+}
+
+/// The master keys a node holds: the one it seals with, and during an online master-key
+/// rotation a second one that also opens (see [`Keyring::add_master`]).
+struct MasterKeys {
+    seal: Arc<MasterKey>,
+    also: Option<Arc<MasterKey>>,
 }
 
 impl std::fmt::Debug for Keyring {
@@ -90,14 +97,69 @@ impl Keyring {
     /// A keyring over a master key with no KMS keys yet.
     pub fn new(master: MasterKey) -> Self {
         Self {
-            master,
+            master: RwLock::new(MasterKeys {
+                seal: Arc::new(master),
+                also: None,
+            }),
             keys: RwLock::new(HashMap::new()),
         }
     }
 
-    /// The master key (to wrap other server secrets).
-    pub fn master(&self) -> &MasterKey {
-        &self.master
+    fn masters(&self) -> (Arc<MasterKey>, Option<Arc<MasterKey>>) {
+        let m = self.master.read().unwrap_or_else(|e| e.into_inner());
+        (m.seal.clone(), m.also.clone())
+    }
+
+    /// Seals a server secret (a KMS key, credentials, a function's environment) under the
+    /// master key this node seals with.
+    pub fn wrap_master(&self, label: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
+        self.masters().0.wrap(label, plaintext)
+    }
+
+    /// Opens what [`Keyring::wrap_master`] sealed: with the sealing key, or with the second
+    /// key while one is held.
+    pub fn unwrap_master(&self, label: &[u8], sealed: &[u8]) -> Result<SecretBytes> {
+        let (seal, also) = self.masters();
+        match seal.unwrap(label, sealed) {
+            Ok(plain) => Ok(plain),
+            Err(e) => match also {
+                Some(other) => other.unwrap(label, sealed),
+                None => Err(e),
+            },
+        }
+    }
+
+    /// The fingerprints of the sealing key and of the second key, if one is held.
+    pub fn master_fingerprints(&self) -> (String, Option<String>) {
+        let (seal, also) = self.masters();
+        (seal.fingerprint(), also.map(|k| k.fingerprint()))
+    }
+
+    /// Holds `key` as a second master key: values sealed under it open, new seals still use
+    /// the current key until [`Keyring::seal_with`] switches. Returns false (and changes
+    /// nothing) when it is the sealing key already.
+    pub fn add_master(&self, key: MasterKey) -> bool {
+        let mut m = self.master.write().unwrap_or_else(|e| e.into_inner());
+        if m.seal.same_as(&key) {
+            return false;
+        }
+        m.also = Some(Arc::new(key));
+        true
+    }
+
+    /// Makes the held second key the sealing key when `opens` says that it (and not the
+    /// current one) opens the data; the current key is kept as the second, so values still
+    /// sealed under it open. Returns whether it switched.
+    pub fn seal_with(&self, opens: impl Fn(&MasterKey) -> bool) -> bool {
+        let mut m = self.master.write().unwrap_or_else(|e| e.into_inner());
+        let Some(also) = m.also.clone() else {
+            return false;
+        };
+        if opens(&m.seal) || !opens(&also) {
+            return false;
+        }
+        m.also = Some(std::mem::replace(&mut m.seal, also));
+        true
     }
 
     /// Loads one stored key-material version of a KMS key (replacing the same version if it
@@ -106,7 +168,7 @@ impl Keyring {
         if wrapped.version == 0 {
             return Err(Error::Decrypt("bad KMS key version"));
         }
-        let bytes = self.master.unwrap(
+        let bytes = self.unwrap_master(
             &kms_version_label(&wrapped.name, wrapped.version),
             &wrapped.sealed,
         )?;
@@ -164,9 +226,7 @@ impl Keyring {
         }
         let mut k = Zeroizing::new([0u8; 32]);
         OsRng.fill_bytes(k.as_mut());
-        let sealed = self
-            .master
-            .wrap(&kms_version_label(name, version), k.as_ref())?;
+        let sealed = self.wrap_master(&kms_version_label(name, version), k.as_ref())?;
         Ok(WrappedKey {
             name: name.to_owned(),
             version,
@@ -449,5 +509,50 @@ mod tests {
         };
         assert!(ring.load(&as_k2).is_err());
         assert_eq!(ring.open(b"aad", &sealed).unwrap().expose(), b"secret");
+    }
+
+    #[test]
+    fn a_second_master_key_opens_and_takes_over_sealing_only_when_the_check_says_so() {
+        let old = MasterKey::generate();
+        let next = MasterKey::generate();
+        let ring = Keyring::new(old.clone());
+        let under_old = ring.wrap_master(b"l", b"before").unwrap();
+        let under_next = next.wrap(b"l", b"staged").unwrap();
+        assert!(ring.unwrap_master(b"l", &under_next).is_err());
+        assert!(
+            !ring.add_master(old.clone()),
+            "the sealing key is not a second key"
+        );
+        assert!(ring.add_master(next.clone()));
+        assert_eq!(
+            ring.unwrap_master(b"l", &under_next).unwrap().expose(),
+            b"staged"
+        );
+        // Sealing stays on the old key while the check opens with it.
+        let check_old = old.wrap(b"check", b"c").unwrap();
+        let opens = |check: &[u8]| {
+            let check = check.to_vec();
+            move |k: &MasterKey| k.unwrap(b"check", &check).is_ok()
+        };
+        assert!(!ring.seal_with(opens(&check_old)));
+        assert!(old
+            .unwrap(b"l", &ring.wrap_master(b"l", b"x").unwrap())
+            .is_ok());
+        // The check re-keyed: the next key seals, the old one still opens.
+        let check_next = next.wrap(b"check", b"c").unwrap();
+        assert!(ring.seal_with(opens(&check_next)));
+        assert!(!ring.seal_with(opens(&check_next)), "switches once");
+        let sealed = ring.wrap_master(b"l", b"after").unwrap();
+        assert!(next.unwrap(b"l", &sealed).is_ok() && old.unwrap(b"l", &sealed).is_err());
+        assert_eq!(
+            ring.unwrap_master(b"l", &under_old).unwrap().expose(),
+            b"before"
+        );
+        assert_eq!(
+            ring.master_fingerprints(),
+            (next.fingerprint(), Some(old.fingerprint()))
+        );
+        assert_ne!(old.fingerprint(), next.fingerprint());
+        assert_eq!(old.fingerprint().len(), 16);
     }
 }

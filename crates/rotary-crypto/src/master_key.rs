@@ -15,6 +15,9 @@ use crate::{Error, Result, SecretBytes};
 const NONCE_LEN: usize = 12;
 
 /// The root of the key hierarchy. Wraps KMS keys and server credentials.
+/// A clone is another zeroizing copy: the running server holds the key it seals with and,
+/// during an online master-key rotation, a second one.
+#[derive(Clone)]
 pub struct MasterKey(Zeroizing<[u8; 32]>);
 
 impl std::fmt::Debug for MasterKey {
@@ -116,6 +119,19 @@ impl MasterKey {
     /// keys the process already holds).
     pub fn same_as(&self, other: &MasterKey) -> bool {
         self.0.as_ref() == other.0.as_ref()
+    }
+
+    /// A short public name for this key: the first 8 bytes of HMAC-SHA-256(key,
+    /// "rotary-master-key-fingerprint") in hex. It tells two key files apart (and lets nodes
+    /// report which key they hold) without revealing anything about the key.
+    pub fn fingerprint(&self) -> String {
+        use hmac::{Hmac, Mac};
+        let Ok(mut mac) = <Hmac<sha2::Sha256> as Mac>::new_from_slice(self.0.as_ref()) else {
+            return String::new();
+        };
+        mac.update(b"rotary-master-key-fingerprint");
+        let tag = mac.finalize().into_bytes();
+        tag[..8].iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Seals `plaintext` (a key or credential) with AAD `label`: nonce ‖ ciphertext.

@@ -185,7 +185,7 @@ mod tests {
     fn bare_and_json_forms_round_trip_and_rewrap() {
         let old = MasterKey::generate();
         let new = MasterKey::generate();
-        let ring = Keyring::new(old);
+        let ring = Keyring::new(old.clone());
         let w1 = ring.generate("alias/a").unwrap();
         let bare = StoredKey {
             sealed: w1.sealed.clone(),
@@ -222,19 +222,17 @@ mod tests {
         );
 
         // Master-key rotation re-wraps both records, keeping their form.
-        let rw_key = rewrap_stored("kms:alias/a", &full.encode(), ring.master(), &new)
+        let rw_key = rewrap_stored("kms:alias/a", &full.encode(), &old, &new)
             .unwrap()
             .unwrap();
-        let rw_bare = rewrap_stored("kms:alias/a", &bare.encode(), ring.master(), &new)
+        let rw_bare = rewrap_stored("kms:alias/a", &bare.encode(), &old, &new)
             .unwrap()
             .unwrap();
         assert_eq!(rw_bare.len(), 60);
-        let rw_ver = rewrap_stored(&vkey, &v.encode(), ring.master(), &new)
+        let rw_ver = rewrap_stored(&vkey, &v.encode(), &old, &new)
             .unwrap()
             .unwrap();
-        assert!(rewrap_stored("other", b"x", ring.master(), &new)
-            .unwrap()
-            .is_none());
+        assert!(rewrap_stored("other", b"x", &old, &new).unwrap().is_none());
         let fresh = Keyring::new(new);
         let k = StoredKey::decode(&rw_key).unwrap();
         assert_eq!(k.description.as_deref(), Some("d"));

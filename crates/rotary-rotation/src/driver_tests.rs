@@ -78,6 +78,9 @@ impl Store for FaultyStore {
     async fn put_metas(&self, entries: &[(String, Vec<u8>)]) -> Result<()> {
         self.inner.put_metas(entries).await
     }
+    async fn put_metas_if_unchanged(&self, entries: &[rotary_store::MetaSwap]) -> Result<bool> {
+        self.inner.put_metas_if_unchanged(entries).await
+    }
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {
         self.inner.list_meta(prefix).await
     }

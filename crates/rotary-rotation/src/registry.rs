@@ -189,8 +189,7 @@ impl FunctionRegistry {
             zeroize::Zeroizing::new(serde_json::to_vec(spec.env()).map_err(|e| seal_err(&e))?);
         let sealed = self
             .keyring
-            .master()
-            .wrap(&Self::env_label(name), &env)
+            .wrap_master(&Self::env_label(name), &env)
             .map_err(|e| seal_err(&e))?;
         if let Some(obj) = json.as_object_mut() {
             obj.remove("Env");
@@ -222,8 +221,7 @@ impl FunctionRegistry {
             .map_err(|e| seal_err(&e))?;
         let env = self
             .keyring
-            .master()
-            .unwrap(&Self::env_label(name), &bytes)
+            .unwrap_master(&Self::env_label(name), &bytes)
             .map_err(|e| seal_err(&e))?;
         let env: serde_json::Value =
             serde_json::from_slice(env.expose()).map_err(|e| seal_err(&e))?;

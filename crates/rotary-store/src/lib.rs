@@ -261,6 +261,18 @@ pub enum Lookup<'a> {
     Uid(&'a str),
 }
 
+/// One conditional replacement of a server-wide value: `key` is set to `new` only if it
+/// still holds `expected` ([`Store::put_metas_if_unchanged`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetaSwap {
+    /// The metadata key.
+    pub key: String,
+    /// The value it must still hold.
+    pub expected: Vec<u8>,
+    /// The value it gets.
+    pub new: Vec<u8>,
+}
+
 /// Persistent storage of secrets. Implementations: [`SqliteStore`] (embedded) and
 /// [`PostgresStore`] (shared by several nodes).
 #[async_trait]
@@ -342,6 +354,11 @@ pub trait Store: Send + Sync + 'static {
     /// Stores or replaces several server-wide values in one transaction: all or none
     /// (master-key rotation re-wraps every sealed value at once).
     async fn put_metas(&self, entries: &[(String, Vec<u8>)]) -> Result<()>;
+    /// Replaces several server-wide values in one transaction, each only if it still holds
+    /// the value read before (`(key, expected, new)`): all or none. Returns false, changing
+    /// nothing, when any of them changed or is gone (an online master-key rotation re-wraps
+    /// values that running nodes may update meanwhile).
+    async fn put_metas_if_unchanged(&self, entries: &[MetaSwap]) -> Result<bool>;
     /// Server-wide values whose key starts with `prefix`.
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>>;
     /// Deletes a server-wide value; returns whether it existed.

@@ -9,6 +9,7 @@ mod config;
 mod fsperm;
 mod keycheck;
 mod masterkey;
+mod nextkey;
 mod passphrase;
 mod serve;
 
@@ -56,7 +57,15 @@ enum MasterKeyCommand {
     /// Re-wrap everything the master key seals under a new key; the old key file is kept as
     /// KEYFILE.old and no longer opens the data. A sealed key file stays sealed, with the
     /// same passphrase.
-    Rotate(KeyFileArgs),
+    Rotate(RotateArgs),
+    /// Write the next master key to KEYFILE.new (sealed like KEYFILE), for an online
+    /// rotation: copy it beside every node's key file and send each node SIGHUP, then run
+    /// `rotate --online`. Prints the key's fingerprint; a key already staged is kept.
+    Stage(KeyFileArgs),
+    /// After an online rotation: re-wrap under KEYFILE anything still sealed under
+    /// KEYFILE.old (sealed by a node that switched late). Prints how many; 0 means KEYFILE.old
+    /// opens nothing in the data any more.
+    Sweep(KeyFileArgs),
     /// Seal the key file with a passphrase (Argon2id + AES-256-GCM), replacing it
     /// atomically; the server then needs the passphrase to start. At a prompt it is asked
     /// twice.
@@ -87,6 +96,31 @@ struct KeyFileArgs {
     store: Option<String>,
 }
 
+/// `rotary master-key rotate`.
+#[derive(Debug, clap::Args)]
+struct RotateArgs {
+    #[command(flatten)]
+    keys: KeyFileArgs,
+    /// Re-key while the nodes run, under the key `stage` wrote to KEYFILE.new, which every
+    /// node must hold (docs/operations.md, "Rotating it online").
+    #[arg(long)]
+    online: bool,
+    /// With --online: how long to wait for every node to report sealing with the new key
+    /// before the final sweep.
+    #[arg(
+        long,
+        default_value_t = 30,
+        value_name = "SECONDS",
+        requires = "online"
+    )]
+    wait_seconds: u64,
+    /// With --online: re-key even though a node that reported its keys does not hold the
+    /// next key (a node that is gone for good; a running one could no longer open what the
+    /// others seal).
+    #[arg(long, requires = "online")]
+    force: bool,
+}
+
 impl KeyFileArgs {
     fn key_file(&self) -> std::path::PathBuf {
         self.master_key_file
@@ -101,7 +135,10 @@ impl KeyFileArgs {
 
 fn master_key(cmd: MasterKeyCommand) -> ExitCode {
     let result = match cmd {
-        MasterKeyCommand::Rotate(args) => rotate_master_key(&args),
+        MasterKeyCommand::Rotate(args) if args.online => rotate_master_key_online(&args),
+        MasterKeyCommand::Rotate(args) => rotate_master_key(&args.keys),
+        MasterKeyCommand::Stage(args) => stage_master_key(&args),
+        MasterKeyCommand::Sweep(args) => sweep_master_key(&args),
         MasterKeyCommand::Seal(args) => seal_master_key(&args),
         MasterKeyCommand::Unseal(args) => unseal_master_key(&args),
         MasterKeyCommand::UnsealTest(args) => unseal_test_master_key(&args),
@@ -138,6 +175,89 @@ fn rotate_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
         if sealed { " (sealed with the same passphrase)" } else { "" },
         masterkey::sibling(&key, ".old").display()
     ))
+}
+
+fn stage_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    let key = args.key_file();
+    let (fingerprint, created) = masterkey::stage(&key, &args.passphrase())?;
+    let new = masterkey::sibling(&key, ".new");
+    Ok(if created {
+        format!(
+            "Staged the next master key in {} (fingerprint {fingerprint}). Copy it beside the \
+             key file of every node (mode 0600) and send each node SIGHUP, then run `rotary \
+             master-key rotate --online`.",
+            new.display()
+        )
+    } else {
+        format!(
+            "{} already holds a staged key (fingerprint {fingerprint}); it was kept.",
+            new.display()
+        )
+    })
+}
+
+fn sweep_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    let key = args.key_file();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    let n = runtime.block_on(async {
+        let store = open_store_to_rekey(args).await?;
+        masterkey::sweep(store.as_ref(), &key, &args.passphrase()).await
+    })?;
+    Ok(format!(
+        "Swept: {n} values sealed under {} re-wrapped under {}.",
+        masterkey::sibling(&key, ".old").display(),
+        key.display()
+    ))
+}
+
+fn rotate_master_key_online(args: &RotateArgs) -> anyhow::Result<String> {
+    let key = args.keys.key_file();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
+    let outcome = runtime.block_on(async {
+        let store = open_store_to_rekey(&args.keys).await?;
+        masterkey::rotate_online(
+            store.as_ref(),
+            &key,
+            &args.keys.passphrase(),
+            masterkey::Online {
+                wait: std::time::Duration::from_secs(args.wait_seconds),
+                force: args.force,
+            },
+        )
+        .await
+    })?;
+    let mut message = format!(
+        "Rotated the master key online: {} sealed values re-wrapped, {} more swept after the \
+         nodes switched; {} is the new key (fingerprint {}{}), the old one is {}.",
+        outcome.rekeyed,
+        outcome.swept,
+        key.display(),
+        outcome.fingerprint,
+        if outcome.sealed { ", sealed" } else { "" },
+        masterkey::sibling(&key, ".old").display()
+    );
+    if outcome.late.is_empty() {
+        message.push_str(
+            " Every node seals with the new key. On each other node, replace the key file with \
+             the staged one (mv KEYFILE.new KEYFILE); remove the old key once the new one is \
+             backed up.",
+        );
+    } else {
+        message.push_str(&format!(
+            " These nodes did not report sealing with the new key within {} s: {}. Check them \
+             (each switches within a second of seeing the new key check, and logs it), then \
+             run `rotary master-key sweep` to re-wrap what they sealed under the old key.",
+            args.wait_seconds,
+            outcome.late.join(", ")
+        ));
+    }
+    Ok(message)
 }
 
 /// The store `master-key rotate` re-keys: `--store`, or the data directory's SQLite file.

@@ -97,6 +97,242 @@ pub(crate) async fn rotate(
     Ok((entries.len(), sealed_new.is_some()))
 }
 
+/// How `rotary master-key rotate --online` behaves.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Online {
+    /// How long to wait, after the re-key, for every node to report sealing with the new key.
+    pub(crate) wait: std::time::Duration,
+    /// Re-key even though a node that reported does not hold the next key (a node that is
+    /// gone for good).
+    pub(crate) force: bool,
+}
+
+/// What an online rotation did.
+#[derive(Debug)]
+pub(crate) struct OnlineOutcome {
+    /// Values re-wrapped in the re-key transaction.
+    pub(crate) rekeyed: usize,
+    /// Values sealed under the old key after the re-key (by a node that had not switched
+    /// yet) and re-wrapped by the final sweep.
+    pub(crate) swept: usize,
+    /// The fingerprint of the new key.
+    pub(crate) fingerprint: String,
+    /// Nodes that did not report sealing with the new key in time.
+    pub(crate) late: Vec<String>,
+    /// Whether the key file is sealed with a passphrase.
+    pub(crate) sealed: bool,
+}
+
+/// `rotary master-key stage`: writes the next key to `KEYFILE.new` (sealed with the same
+/// passphrase when the key file is sealed), unless one is staged already. Returns the
+/// staged key's fingerprint and whether this call created it.
+pub(crate) fn stage(key_path: &Path, passphrase: &Passphrase) -> anyhow::Result<(String, bool)> {
+    // The current key must open (a sealed file: with the passphrase the new one gets).
+    let current = passphrase::open_key_file(key_path, passphrase)?;
+    if let Some(next) = crate::nextkey::read_next_key(key_path, passphrase)? {
+        if next.same_as(&current) {
+            bail!(ConfigError(format!(
+                "{} holds the current key: remove it and stage again",
+                sibling(key_path, ".new").display()
+            )));
+        }
+        return Ok((next.fingerprint(), false));
+    }
+    let next = MasterKey::generate();
+    let new_path = sibling(key_path, ".new");
+    match passphrase::read_key_file(key_path)? {
+        KeyFile::Plain(_) => write_key(&new_path, &next)?,
+        KeyFile::Sealed(sealed) => {
+            let pass = passphrase
+                .get(false)?
+                .ok_or_else(|| passphrase::wrong_passphrase(key_path))?;
+            passphrase::save_new_sealed(&new_path, &SealedKey::seal(&next, &pass, sealed.params)?)?;
+        }
+    }
+    Ok((next.fingerprint(), true))
+}
+
+/// `rotary master-key rotate --online`: re-keys a store that running nodes serve, under the
+/// key staged in `KEYFILE.new` that every node holds (see [`crate::nextkey`]).
+///
+/// 1. Every node that reported its keys must hold the staged key (unless `force`).
+/// 2. One transaction re-wraps every value sealed under the old key and the key check, each
+///    only if it is unchanged since it was read (a node may update an access key meanwhile:
+///    then it is read and re-wrapped again). This is the commit point.
+/// 3. The nodes see the key check change and seal with the new key; this waits until each
+///    reports so (at most `wait`).
+/// 4. A sweep re-wraps what a node sealed under the old key between 2 and its switch.
+/// 5. `KEYFILE` becomes `KEYFILE.old` and `KEYFILE.new` becomes `KEYFILE`.
+///
+/// Run again after a crash, it finishes the job: values already under the new key are
+/// left as they are.
+pub(crate) async fn rotate_online(
+    store: &dyn Store,
+    key_path: &Path,
+    passphrase: &Passphrase,
+    online: Online,
+) -> anyhow::Result<OnlineOutcome> {
+    let old = passphrase::open_key_file(key_path, passphrase)?;
+    let new_path = sibling(key_path, ".new");
+    let new = crate::nextkey::read_next_key(key_path, passphrase)?.ok_or_else(|| {
+        ConfigError(format!(
+            "no next key is staged at {}: run `rotary master-key stage`, copy that file beside \
+             the key file of every node and send each node SIGHUP, then run this again",
+            new_path.display()
+        ))
+    })?;
+    if new.same_as(&old) {
+        bail!(ConfigError(format!(
+            "{} holds the current key: remove it and stage again",
+            new_path.display()
+        )));
+    }
+    let check = store.get_meta(KEY_CHECK_META).await?.ok_or_else(|| {
+        ConfigError("this store has no master key check: start a node on it first".into())
+    })?;
+    let opens = |k: &MasterKey| k.unwrap(keycheck::KEY_CHECK_LABEL, &check).is_ok();
+    if !opens(&old) && !opens(&new) {
+        bail!(ConfigError(format!(
+            "neither {} nor {} opens this data",
+            key_path.display(),
+            new_path.display()
+        )));
+    }
+    let fingerprint = new.fingerprint();
+    let nodes = crate::nextkey::reports(store).await?;
+    let missing: Vec<&crate::nextkey::NodeKeys> =
+        nodes.iter().filter(|n| !n.holds(&fingerprint)).collect();
+    if !missing.is_empty() && !online.force {
+        let list = missing
+            .iter()
+            .map(|n| format!("{} (reported {})", n.node, age(n.at_ms)))
+            .collect::<Vec<_>>()
+            .join(", ");
+        bail!(ConfigError(format!(
+            "not every node holds the next key {fingerprint}: {list}. Copy {} beside its key \
+             file and send it SIGHUP (or restart it); a node that is gone for good: --force. \
+             Nothing was changed",
+            new_path.display()
+        )));
+    }
+    let rekeyed = rekey(store, &old, &new).await?;
+    // Wait for the nodes that hold the key to seal with it.
+    let waiting: Vec<String> = nodes
+        .iter()
+        .filter(|n| n.holds(&fingerprint))
+        .map(|n| n.node.clone())
+        .collect();
+    let deadline = tokio::time::Instant::now() + online.wait;
+    let late = loop {
+        let reports = crate::nextkey::reports(store).await?;
+        let late: Vec<String> = waiting
+            .iter()
+            .filter(|id| {
+                !reports
+                    .iter()
+                    .any(|r| &r.node == *id && r.seals_with == fingerprint)
+            })
+            .cloned()
+            .collect();
+        if late.is_empty() || tokio::time::Instant::now() >= deadline {
+            break late;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let swept = rekey(store, &old, &new).await?;
+    let old_path = sibling(key_path, ".old");
+    if old_path.exists() {
+        bail!(ConfigError(format!(
+            "the data is now on the new key, but {} exists from an earlier rotation: remove it, \
+             then rename {} to {} and {} to {}",
+            old_path.display(),
+            key_path.display(),
+            old_path.display(),
+            new_path.display(),
+            key_path.display()
+        )));
+    }
+    std::fs::rename(key_path, &old_path)
+        .with_context(|| format!("renaming {} to {}", key_path.display(), old_path.display()))?;
+    std::fs::rename(&new_path, key_path)
+        .with_context(|| format!("renaming {} to {}", new_path.display(), key_path.display()))?;
+    sync_dir(key_path)?;
+    let sealed = matches!(passphrase::read_key_file(key_path)?, KeyFile::Sealed(_));
+    Ok(OnlineOutcome {
+        rekeyed,
+        swept,
+        fingerprint,
+        late,
+        sealed,
+    })
+}
+
+/// `rotary master-key sweep`: re-wraps under `KEYFILE` (which must open the data) whatever
+/// is still sealed under `KEYFILE.old`. Returns how many values it re-wrapped.
+pub(crate) async fn sweep(
+    store: &dyn Store,
+    key_path: &Path,
+    passphrase: &Passphrase,
+) -> anyhow::Result<usize> {
+    let (new, _) = keycheck::open_master_key(
+        key_path,
+        passphrase,
+        store,
+        ROOT_CREDENTIALS_META,
+        ROOT_CREDENTIALS_LABEL,
+    )
+    .await?;
+    let old_path = sibling(key_path, ".old");
+    if !old_path.exists() {
+        bail!(ConfigError(format!(
+            "{} does not exist: there is no old key to sweep",
+            old_path.display()
+        )));
+    }
+    let old = passphrase::open_key_file(&old_path, passphrase)?;
+    rekey(store, &old, &new).await
+}
+
+/// Re-wraps, in one conditional transaction, every value of `store` sealed under `old`;
+/// values already under `new` stay. Retried (re-read) while running nodes change some of
+/// them meanwhile. Returns how many were re-wrapped.
+async fn rekey(store: &dyn Store, old: &MasterKey, new: &MasterKey) -> anyhow::Result<usize> {
+    for _ in 0..20 {
+        let mut swaps = Vec::new();
+        for (key, value) in store.list_meta("").await? {
+            match rewrap(&key, &value, old, new) {
+                Ok(Some(v)) => swaps.push(rotary_store::MetaSwap {
+                    key,
+                    expected: value,
+                    new: v,
+                }),
+                Ok(None) => {}
+                // Already under the new key (re-wrapping it from the new key works).
+                Err(_) if rewrap(&key, &value, new, new).is_ok() => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if swaps.is_empty() || store.put_metas_if_unchanged(&swaps).await? {
+            return Ok(swaps.len());
+        }
+    }
+    bail!(
+        "the store's sealed values kept changing while they were re-wrapped: run the command again"
+    )
+}
+
+/// "5 s ago", "3 min ago", for a report's time.
+fn age(at_ms: i64) -> String {
+    let secs = (crate::serve::unix_ms() - at_ms).max(0) / 1000;
+    if secs < 120 {
+        format!("{secs} s ago")
+    } else if secs < 7200 {
+        format!("{} min ago", secs / 60)
+    } else {
+        format!("{} h ago", secs / 3600)
+    }
+}
+
 /// The re-wrapped form of one metadata value, or `None` when the master key does not seal it.
 fn rewrap(
     key: &str,

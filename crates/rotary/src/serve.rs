@@ -107,8 +107,7 @@ async fn root_keys(
     let stored = match store.get_meta(ROOT_CREDENTIALS_META).await? {
         Some(sealed) => {
             let plain = keyring
-                .master()
-                .unwrap(ROOT_CREDENTIALS_LABEL, &sealed)
+                .unwrap_master(ROOT_CREDENTIALS_LABEL, &sealed)
                 .context("the stored root credentials do not open with this master key")?;
             Some(
                 serde_json::from_slice::<RootKeys>(plain.expose())
@@ -119,7 +118,7 @@ async fn root_keys(
     };
     let seal = |keys: &RootKeys| -> anyhow::Result<Vec<u8>> {
         let json = zeroize::Zeroizing::new(serde_json::to_vec(keys)?);
-        Ok(keyring.master().wrap(ROOT_CREDENTIALS_LABEL, &json)?)
+        Ok(keyring.wrap_master(ROOT_CREDENTIALS_LABEL, &json)?)
     };
     match (from_env, stored) {
         (Some(env), stored) => {
@@ -278,11 +277,23 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         ROOT_CREDENTIALS_LABEL,
     )
     .await?;
-    drop(passphrase);
     if created {
         tracing::info!(path = %config.master_key_file.display(), "Created a new master key");
     }
     let keyring = Arc::new(Keyring::new(master));
+    // An online master-key rotation in progress: the next key, staged beside the key file,
+    // opens values too (crate::nextkey).
+    crate::nextkey::load_next_key(
+        &config.master_key_file,
+        &passphrase,
+        &keyring,
+        store.as_ref(),
+        &node_id,
+    )
+    .await
+    .context("loading the next master key")?;
+    drop(passphrase);
+    reload_next_key_on_sighup(&config, keyring.clone(), store.clone(), node_id.clone())?;
     let test_clock = config.test_clock.then(|| Arc::new(OffsetClock::default()));
     if let Some(c) = &test_clock {
         let stored = store.get_meta(TEST_CLOCK_META).await?;
@@ -370,6 +381,13 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     });
     let _shared_watch =
         watch_shared_state(&store, iam.clone(), registry.clone(), test_clock.clone());
+    crate::nextkey::spawn_seal_key_watch(
+        keyring.clone(),
+        store.clone(),
+        node_id.clone(),
+        iam.clone(),
+        registry.clone(),
+    );
     let engine = RotationEngine::new(
         service.clone(),
         registry,
@@ -562,6 +580,38 @@ fn reload_tls_on_sighup(tls: Arc<TlsFiles>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// On SIGHUP, reads the next master key staged beside the key file (`KEYFILE.new`), for an
+/// online master-key rotation; a sealed one needs the passphrase from a file or the
+/// environment. A key that does not load is logged and nothing changes.
+fn reload_next_key_on_sighup(
+    config: &Config,
+    keyring: Arc<Keyring>,
+    store: Arc<dyn Store>,
+    node_id: String,
+) -> anyhow::Result<()> {
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
+    let key_path = config.master_key_file.clone();
+    let passphrase_file = config.master_key_passphrase_file.clone();
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            let passphrase = crate::passphrase::Passphrase::new(passphrase_file.clone());
+            if let Err(e) = crate::nextkey::load_next_key(
+                &key_path,
+                &passphrase,
+                &keyring,
+                store.as_ref(),
+                &node_id,
+            )
+            .await
+            {
+                tracing::error!(error = %format!("{e:#}"), "Loading the next master key failed");
+            }
+        }
+    });
+    Ok(())
+}
+
 /// The key signing HTTP function calls and webhooks: read from its file, or created there
 /// (32 random bytes, hex, mode 0600) on first start.
 fn signing_key(path: &std::path::Path) -> anyhow::Result<zeroize::Zeroizing<Vec<u8>>> {
@@ -719,7 +769,7 @@ fn session_label(akid: &str) -> Vec<u8> {
     clippy::disallowed_methods,
     reason = "session credentials expire on the wall clock, as SigV4 timestamps do, not the test clock"
 )]
-fn unix_ms() -> i64 {
+pub(crate) fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -740,8 +790,7 @@ impl SharedSessions {
             .ok()??;
         let json = self
             .keyring
-            .master()
-            .unwrap(&session_label(akid), &sealed)
+            .unwrap_master(&session_label(akid), &sealed)
             .ok()?;
         let rec: SessionRecord = serde_json::from_slice(json.expose()).ok()?;
         if rec.expires_ms <= unix_ms() {
@@ -784,7 +833,7 @@ impl rotary_rotation::SessionShare for SharedSessions {
         };
         let sealed = serde_json::to_vec(&rec)
             .map_err(anyhow::Error::from)
-            .and_then(|json| Ok(self.keyring.master().wrap(&session_label(akid), &json)?));
+            .and_then(|json| Ok(self.keyring.wrap_master(&session_label(akid), &json)?));
         let result = match sealed {
             Ok(sealed) => self
                 .store

@@ -543,8 +543,7 @@ impl Iam {
     fn seal(&self, akid: &str, secret: &SecretKey) -> Result<String, IamError> {
         let sealed = self
             .keyring
-            .master()
-            .wrap(&key_label(akid), secret.expose().as_bytes())
+            .wrap_master(&key_label(akid), secret.expose().as_bytes())
             .map_err(|_| IamError::Seal(akid.to_owned()))?;
         Ok(base64::engine::general_purpose::STANDARD.encode(sealed))
     }
@@ -556,8 +555,7 @@ impl Iam {
             .map_err(|_| IamError::Seal(akid.clone()))?;
         let plain = self
             .keyring
-            .master()
-            .unwrap(&key_label(akid), &bytes)
+            .unwrap_master(&key_label(akid), &bytes)
             .map_err(|_| IamError::Seal(akid.clone()))?;
         let text = std::str::from_utf8(plain.expose()).map_err(|_| IamError::Seal(akid.clone()))?;
         Ok(SecretKey::new(text.to_owned()))

@@ -26,8 +26,8 @@ mod feed;
 use crate::sql::{self, Bind, Dialect, Sql};
 use crate::sql::{secret_row, version_row};
 use crate::{
-    Change, Claim, Error, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
-    SecretUpdate, Store, VersionRow, VersionWrite,
+    Change, Claim, Error, ListQuery, Lookup, MetaSwap, Result, SealedRecord, SecretRecord,
+    SecretRow, SecretUpdate, Store, VersionRow, VersionWrite,
 };
 
 /// How a [`PostgresStore`] connects.
@@ -629,6 +629,37 @@ impl Store for PostgresStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn put_metas_if_unchanged(&self, entries: &[MetaSwap]) -> Result<bool> {
+        let mut tx = self.begin().await?;
+        for swap in entries {
+            let current: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT value FROM meta WHERE key = $1 FOR UPDATE")
+                    .bind(&swap.key)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if current.as_deref() != Some(swap.expected.as_slice()) {
+                tx.rollback().await?;
+                return Ok(false);
+            }
+        }
+        for swap in entries {
+            sqlx::query("UPDATE meta SET value = $1 WHERE key = $2")
+                .bind(&swap.new)
+                .bind(&swap.key)
+                .execute(&mut *tx)
+                .await?;
+            notify(
+                &mut tx,
+                &Change::Meta {
+                    key: swap.key.clone(),
+                },
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 
     async fn list_meta(&self, prefix: &str) -> Result<Vec<(String, Vec<u8>)>> {

@@ -17,7 +17,7 @@ use writer::{Write, Writer};
 use crate::sql::{self, Bind, Dialect, Sql};
 use crate::sql::{secret_row, version_row};
 use crate::{
-    Claim, Error, ListOrder, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
+    Claim, Error, ListOrder, MetaSwap, ListQuery, Lookup, Result, SealedRecord, SecretRecord, SecretRow,
     SecretUpdate, Store, VersionRow, VersionWrite,
 };
 
@@ -335,6 +335,12 @@ impl Store for SqliteStore {
             .write(Write::PutMetas(entries.to_vec()))
             .await
             .map(drop)
+    }
+
+    async fn put_metas_if_unchanged(&self, entries: &[MetaSwap]) -> Result<bool> {
+        self.writer
+            .changed(Write::PutMetasIfUnchanged(entries.to_vec()))
+            .await
     }
 
     async fn put_meta(&self, key: &str, value: &[u8]) -> Result<()> {

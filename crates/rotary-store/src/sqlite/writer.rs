@@ -21,7 +21,7 @@ use rusqlite::{ffi, params, Connection, OpenFlags, OptionalExtension, Params};
 use sqlx::error::{DatabaseError, ErrorKind};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::{Claim, Error, Result, SecretRow, SecretUpdate, VersionWrite};
+use crate::{Claim, Error, MetaSwap, Result, SecretRow, SecretUpdate, VersionWrite};
 
 /// Writes that wait for one commit at most.
 const MAX_BATCH: usize = 256;
@@ -46,6 +46,8 @@ pub(super) enum Write {
     },
     PutMetaIfAbsent(String, Vec<u8>),
     PutMetas(Vec<(String, Vec<u8>)>),
+    /// Replaces values only if every one still holds its expected value.
+    PutMetasIfUnchanged(Vec<MetaSwap>),
     DeleteMeta(String),
     PutHistory {
         id: String,
@@ -507,6 +509,30 @@ fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
                     "INSERT INTO meta (key, value) VALUES (?, ?) \
                      ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     params![key, value],
+                )
+                .map_err(broken)?;
+            }
+            Ok(Done::Changed(true))
+        }
+        Write::PutMetasIfUnchanged(swaps) => {
+            for swap in swaps {
+                let current: Option<Vec<u8>> = conn
+                    .query_row(
+                        "SELECT value FROM meta WHERE key = ?",
+                        params![swap.key],
+                        |row| row.get(0),
+                    )
+                    .optional()
+                    .map_err(broken)?;
+                if current.as_deref() != Some(swap.expected.as_slice()) {
+                    return Ok(Done::Changed(false));
+                }
+            }
+            for swap in swaps {
+                exec(
+                    conn,
+                    "UPDATE meta SET value = ? WHERE key = ?",
+                    params![swap.new, swap.key],
                 )
                 .map_err(broken)?;
             }

@@ -242,6 +242,29 @@ async fn meta_values(b: &dyn Backend) {
     assert!(!s.delete_meta("kms:a").await.unwrap());
     assert_eq!(s.get_meta("kms:a").await.unwrap(), None);
     assert!(s.put_meta_if_absent("kms:a", b"6").await.unwrap());
+
+    // Conditional replacement: all or none, and only over the values read before.
+    let swap = |key: &str, expected: &[u8], new: &[u8]| rotary_store::MetaSwap {
+        key: key.into(),
+        expected: expected.to_vec(),
+        new: new.to_vec(),
+    };
+    assert!(!s
+        .put_metas_if_unchanged(&[swap("kms:a", b"6", b"A"), swap("kms:b", b"stale", b"B")])
+        .await
+        .unwrap());
+    assert_eq!(s.get_meta("kms:a").await.unwrap().unwrap(), b"6");
+    assert!(!s
+        .put_metas_if_unchanged(&[swap("absent", b"", b"x")])
+        .await
+        .unwrap());
+    assert_eq!(s.get_meta("absent").await.unwrap(), None);
+    assert!(s
+        .put_metas_if_unchanged(&[swap("kms:a", b"6", b"A"), swap("kms:b", &[0, 255, 0], b"B")])
+        .await
+        .unwrap());
+    assert_eq!(s.get_meta("kms:a").await.unwrap().unwrap(), b"A");
+    assert_eq!(s.get_meta("kms:b").await.unwrap().unwrap(), b"B");
 }
 
 async fn purge_and_delete_if_due(b: &dyn Backend) {
