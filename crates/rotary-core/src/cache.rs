@@ -7,9 +7,13 @@
 //! Values are opened per request, as without the cache.
 //!
 //! # Bounds
-//! Entries are weighed by their approximate size in bytes; the total stays under the
+//! Entries are weighed by the heap memory they take, as glibc's malloc allocates it (every
+//! string and vector of the parsed secret, the sealed values, the two maps' slots): a
+//! typical secret with one version weighs about 2 KiB, and filling a cache with 50,000 of
+//! them grows the process by about as much (`bytes_per_entry`). The total stays under the
 //! configured budget (`--read-cache-mib`), the least useful entries evicted first
-//! (`quick_cache`'s CLOCK-Pro). A budget of zero turns the cache off.
+//! (`quick_cache`'s CLOCK-Pro). A budget of zero turns the cache off. The sealed values of
+//! an entry are kept in one allocation, and the internal id is shared by both maps.
 //!
 //! # Coherence
 //! Every write to a secret goes through [`crate::SecretsService`], which invalidates the
@@ -22,57 +26,135 @@
 //! carry its revision, so a change notice from another node (`uid`, `revision`) can drop
 //! exactly the entries older than that revision ([`SecretCache::invalidate_below`]).
 
-use std::collections::HashMap;
+use std::mem::size_of;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use quick_cache::sync::Cache;
 use quick_cache::Weighter;
 
-use crate::secret::Secret;
+use crate::secret::{Secret, Version};
+use rotary_store::VersionRow;
 
 /// A secret as cached: parsed, with the sealed value of each version that has one.
 #[derive(Debug)]
 pub struct CachedSecret {
     /// The secret at one revision.
     pub secret: Secret,
-    sealed: HashMap<String, Vec<u8>>,
+    /// The secret's internal id, shared with the cache's two maps.
+    uid: Arc<str>,
+    /// The sealed values, one after the other in one allocation (shared by the copies that
+    /// [`SecretCache::record_access`] makes).
+    sealed: Arc<[u8]>,
+    /// `(index in secret.versions, end of its value in sealed)`, by index; a value starts
+    /// where the previous one ends.
+    spans: Box<[(u32, u32)]>,
     weight: u64,
 }
+
+/// Bytes glibc's malloc takes for a request of `n` bytes (its chunk: 8 bytes of header,
+/// 16-byte aligned, 32 at least); 0 for nothing allocated.
+fn chunk(n: usize) -> usize {
+    if n == 0 {
+        0
+    } else {
+        ((n + 8 + 15) & !15).max(32)
+    }
+}
+
+/// Heap bytes of a version's metadata row beyond the row itself.
+fn row_heap(row: &VersionRow) -> usize {
+    chunk(row.version_id.len())
+        + chunk(row.stages.len() * size_of::<String>())
+        + row.stages.iter().map(|s| chunk(s.len())).sum::<usize>()
+        + row.kms_key_id.as_ref().map_or(0, |k| chunk(k.len()))
+}
+
+/// Per-entry bookkeeping of the two maps beyond the keys' text: a slot, its share of the
+/// index and of the empty capacity (measured, roughly).
+const MAP_SLOT_BYTES: usize = 64;
 
 impl CachedSecret {
     /// Builds an entry from what the store read in one snapshot.
     pub(crate) fn new(secret: Secret, values: Vec<(String, Vec<u8>)>) -> Self {
-        let row = &secret.row;
-        let mut weight = 512
-            + (row.uid.len() + row.namespace.len() + row.name.len() + row.arn.len())
-            + row.doc.len() * 3;
-        for v in &secret.versions {
-            weight += 192 + v.row.version_id.len() * 2 + v.row.stages.len() * 32;
+        let mut bytes = Vec::with_capacity(values.iter().map(|(_, v)| v.len()).sum());
+        let mut spans = Vec::with_capacity(values.len());
+        for (id, value) in &values {
+            let Some(i) = secret.version_index(id) else {
+                continue;
+            };
+            bytes.extend_from_slice(value);
+            spans.push((i as u32, bytes.len() as u32));
         }
-        let sealed: HashMap<String, Vec<u8>> = values.into_iter().collect();
-        weight += sealed
-            .iter()
-            .map(|(k, v)| 64 + k.len() + v.len())
-            .sum::<usize>();
+        let spans: Box<[(u32, u32)]> = spans.into();
+        let sealed: Arc<[u8]> = bytes.into();
+        let uid: Arc<str> = secret.row.uid.as_str().into();
+        let weight = Self::heap_bytes(&secret, &uid, &sealed, &spans);
         Self {
             secret,
+            uid,
             sealed,
+            spans,
             weight: weight as u64,
         }
     }
 
+    /// What the entry holds on the heap, with malloc's overhead: the weight that the
+    /// budget bounds, so that `--read-cache-mib` is close to the memory the cache takes.
+    /// The parsed document is counted as three times its text (its strings and their
+    /// containers); the id map's entry for the name or ARN that found the secret as one
+    /// more copy of the ARN.
+    fn heap_bytes(
+        secret: &Secret,
+        uid: &Arc<str>,
+        sealed: &Arc<[u8]>,
+        spans: &[(u32, u32)],
+    ) -> usize {
+        let row = &secret.row;
+        let mut n = chunk(size_of::<CachedSecret>() + 16)
+            + [&row.uid, &row.namespace, &row.name, &row.arn, &row.doc]
+                .iter()
+                .map(|s| chunk(s.len()))
+                .sum::<usize>()
+            + if row.doc.len() > 2 {
+                row.doc.len() * 3
+            } else {
+                0
+            }
+            + chunk(uid.len() + 16)
+            + chunk(sealed.len() + 16)
+            + chunk(std::mem::size_of_val(spans));
+        // The working rows and the copy `Secret` keeps of them as loaded.
+        n += chunk(secret.versions.len() * size_of::<Version>())
+            + chunk(secret.versions.len() * size_of::<VersionRow>());
+        n += secret
+            .versions
+            .iter()
+            .map(|v| 2 * row_heap(&v.row))
+            .sum::<usize>();
+        // The two maps: the entry's slot keyed by the shared id, the id map's slot and key.
+        n + 2 * MAP_SLOT_BYTES + chunk(row.arn.len())
+    }
+
     /// The sealed value of a version, as read with the metadata.
     pub fn sealed(&self, version_id: &str) -> Option<&[u8]> {
-        self.sealed.get(version_id).map(Vec::as_slice)
+        let i = self.secret.version_index(version_id)? as u32;
+        let mut start = 0;
+        for &(at, end) in self.spans.iter() {
+            if at == i {
+                return self.sealed.get(start as usize..end as usize);
+            }
+            start = end;
+        }
+        None
     }
 }
 
 #[derive(Clone)]
 struct ByBytes;
 
-impl Weighter<String, Arc<CachedSecret>> for ByBytes {
-    fn weight(&self, _uid: &String, entry: &Arc<CachedSecret>) -> u64 {
+impl Weighter<Arc<str>, Arc<CachedSecret>> for ByBytes {
+    fn weight(&self, _uid: &Arc<str>, entry: &Arc<CachedSecret>) -> u64 {
         entry.weight
     }
 }
@@ -84,9 +166,9 @@ pub(crate) struct FillTicket(u64);
 /// The cache; see the module documentation.
 pub(crate) struct SecretCache {
     /// Secret id as a client sent it (name, ARN, partial ARN) → internal id.
-    ids: Option<Cache<String, String>>,
+    ids: Option<Cache<Box<str>, Arc<str>>>,
     /// Internal id → entry.
-    entries: Option<Cache<String, Arc<CachedSecret>, ByBytes>>,
+    entries: Option<Cache<Arc<str>, Arc<CachedSecret>, ByBytes>>,
     /// Bumped by every invalidation, under `lock`.
     epoch: AtomicU64,
     /// Makes "epoch still current, then insert" atomic with "bump epoch, then remove".
@@ -101,8 +183,9 @@ impl std::fmt::Debug for SecretCache {
     }
 }
 
-/// Rough size of one cached secret, to size the id map.
-const TYPICAL_ENTRY_BYTES: u64 = 1024;
+/// Weight of a typical cached secret (one version, no tags or description: about 1.9 KiB),
+/// to size the maps.
+const TYPICAL_ENTRY_BYTES: u64 = 1900;
 
 impl SecretCache {
     /// A cache of at most `budget_bytes` (0: no caching).
@@ -110,9 +193,12 @@ impl SecretCache {
         let (ids, entries) = if budget_bytes == 0 {
             (None, None)
         } else {
+            // The id map holds about one id per entry (most clients name a secret one way);
+            // ids of evicted entries are dead weight, so it is sized to the entries the
+            // budget holds, with a quarter more for secrets read by two ids.
             let items = (budget_bytes / TYPICAL_ENTRY_BYTES).max(16) as usize;
             (
-                Some(Cache::new(items * 2)),
+                Some(Cache::new(items + items / 4)),
                 Some(Cache::with_weighter(items, budget_bytes, ByBytes)),
             )
         };
@@ -127,7 +213,7 @@ impl SecretCache {
     /// The entry for a secret id, if cached.
     pub(crate) fn get(&self, id: &str) -> Option<Arc<CachedSecret>> {
         let uid = self.ids.as_ref()?.get(id)?;
-        self.entries.as_ref()?.get(&uid)
+        self.entries.as_ref()?.get(&*uid)
     }
 
     /// Call before loading from the store; pass the ticket to [`Self::fill`].
@@ -145,9 +231,8 @@ impl SecretCache {
         if self.epoch.load(Ordering::Acquire) != ticket.0 {
             return;
         }
-        let uid = entry.secret.row.uid.clone();
-        ids.insert(id.to_owned(), uid.clone());
-        entries.insert(uid, entry);
+        ids.insert(id.into(), entry.uid.clone());
+        entries.insert(entry.uid.clone(), entry);
     }
 
     /// Replaces a secret's entry with its state as just committed (write-through), so the
@@ -158,9 +243,8 @@ impl SecretCache {
         };
         let _guard = self.lock.lock();
         self.epoch.fetch_add(1, Ordering::AcqRel);
-        let uid = entry.secret.row.uid.clone();
-        ids.insert(id.to_owned(), uid.clone());
-        entries.insert(uid, entry);
+        ids.insert(id.into(), entry.uid.clone());
+        entries.insert(entry.uid.clone(), entry);
     }
 
     /// Sets the day of the last read on a cached secret and one of its versions, as the
@@ -177,10 +261,12 @@ impl SecretCache {
         }
         let entry = CachedSecret {
             secret,
+            uid: old.uid.clone(),
             sealed: old.sealed.clone(),
+            spans: old.spans.clone(),
             weight: old.weight,
         };
-        entries.insert(uid.to_owned(), Arc::new(entry));
+        entries.insert(old.uid.clone(), Arc::new(entry));
     }
 
     /// Drops a secret's entry (after a write to it committed, or a lost compare-and-swap).
@@ -253,7 +339,15 @@ mod tests {
                 revision,
                 doc: "{}".into(),
             },
-            versions: vec![],
+            versions: vec![rotary_store::VersionRow {
+                version_id: "v1".into(),
+                seq: 1,
+                created_ms: 0,
+                last_accessed_ms: None,
+                stages: vec!["AWSCURRENT".into()],
+                kms_key_id: None,
+                has_value: true,
+            }],
         };
         Arc::new(CachedSecret::new(
             Secret::from_record(rec).expect("valid doc"),
@@ -323,6 +417,125 @@ mod tests {
         }
         let held = c.len();
         assert!(held > 0 && held < 200, "held {held} entries within 64 KiB");
+    }
+
+    /// A secret as CreateSecret leaves it: one version, its sealed value.
+    fn typical(i: usize) -> Arc<CachedSecret> {
+        let uid = format!("2a27e00b-d7a5-48ba-b756-{i:012}");
+        let rec = SecretRecord {
+            row: SecretRow {
+                uid: uid.clone(),
+                namespace: "000000000000:us-east-1".into(),
+                name: format!("scale-{i:06}"),
+                arn: format!(
+                    "arn:aws:secretsmanager:us-east-1:000000000000:secret:scale-{i:06}-0HtqH2"
+                ),
+                created_ms: 0,
+                last_changed_ms: 0,
+                last_accessed_ms: None,
+                deleted_ms: None,
+                rotation_due_ms: None,
+                revision: 1,
+                doc: "{}".into(),
+            },
+            versions: vec![rotary_store::VersionRow {
+                version_id: format!("0ac57938-f502-4630-b8a4-{i:012}"),
+                seq: 1,
+                created_ms: 0,
+                last_accessed_ms: None,
+                stages: vec!["AWSCURRENT".into()],
+                kms_key_id: Some("alias/aws/secretsmanager".into()),
+                has_value: true,
+            }],
+        };
+        let version = rec.versions[0].version_id.clone();
+        Arc::new(CachedSecret::new(
+            Secret::from_record(rec).expect("valid doc"),
+            vec![(version, vec![7; 183])],
+        ))
+    }
+
+    #[test]
+    fn sealed_values_by_version() {
+        let mut rec_versions = Vec::new();
+        for (i, id) in ["a", "b", "c"].iter().enumerate() {
+            rec_versions.push(rotary_store::VersionRow {
+                version_id: (*id).into(),
+                seq: i as i64,
+                created_ms: 0,
+                last_accessed_ms: None,
+                stages: vec![],
+                kms_key_id: None,
+                has_value: *id != "b",
+            });
+        }
+        let mut e = entry("u1", 1);
+        let mut secret = e.secret.clone();
+        secret.versions = Secret::from_record(SecretRecord {
+            row: secret.row.clone(),
+            versions: rec_versions,
+        })
+        .expect("valid doc")
+        .versions;
+        e = Arc::new(CachedSecret::new(
+            secret,
+            vec![
+                ("a".into(), b"first".to_vec()),
+                ("c".into(), b"third".to_vec()),
+            ],
+        ));
+        assert_eq!(e.sealed("a"), Some(b"first".as_slice()));
+        assert_eq!(e.sealed("b"), None);
+        assert_eq!(e.sealed("c"), Some(b"third".as_slice()));
+        assert_eq!(e.sealed("d"), None);
+    }
+
+    #[test]
+    fn a_typical_entry_weighs_what_the_map_sizing_assumes() {
+        let w = typical(1).weight;
+        assert!(
+            (TYPICAL_ENTRY_BYTES * 3 / 4..TYPICAL_ENTRY_BYTES * 5 / 4).contains(&w),
+            "weight {w}"
+        );
+    }
+
+    /// What a cached entry really takes: the process's resident memory grown by filling a
+    /// cache with 50,000 typical secrets, per entry, against the weight the budget counts.
+    /// A measurement, not a check: `cargo test -p rotary-core --release -- --ignored
+    /// --nocapture bytes_per_entry`.
+    #[test]
+    #[ignore]
+    fn bytes_per_entry() {
+        fn rss_kib() -> u64 {
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+                .unwrap_or(0)
+        }
+        let n = 50_000;
+        let c = SecretCache::new(1 << 30);
+        let before = rss_kib();
+        for i in 0..n {
+            let e = typical(i);
+            c.fill(&e.secret.row.name.clone(), e, c.ticket());
+        }
+        let after = rss_kib();
+        assert_eq!(c.len(), n);
+        println!(
+            "sizes: entry {} secret {} doc {} version {} row {}",
+            size_of::<CachedSecret>(),
+            size_of::<Secret>(),
+            size_of::<crate::secret::SecretDoc>(),
+            size_of::<Version>(),
+            size_of::<VersionRow>()
+        );
+        println!(
+            "{} bytes per entry resident, weight {}",
+            (after - before) * 1024 / n as u64,
+            typical(1).weight
+        );
     }
 
     #[test]
