@@ -159,13 +159,18 @@ fn master_key(cmd: MasterKeyCommand) -> ExitCode {
     }
 }
 
-fn rotate_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
-    let key = args.key_file();
-    let runtime = tokio::runtime::Builder::new_current_thread()
+/// Runs a `master-key` command's store work on a single-threaded runtime.
+fn block_on<T>(work: impl std::future::Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-    let (n, sealed) = runtime.block_on(async {
+        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?
+        .block_on(work)
+}
+
+fn rotate_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
+    let key = args.key_file();
+    let (n, sealed) = block_on(async {
         let store = open_store_to_rekey(args).await?;
         masterkey::rotate(store.as_ref(), &key, &args.passphrase()).await
     })?;
@@ -198,11 +203,7 @@ fn stage_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
 
 fn sweep_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
     let key = args.key_file();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-    let n = runtime.block_on(async {
+    let n = block_on(async {
         let store = open_store_to_rekey(args).await?;
         masterkey::sweep(store.as_ref(), &key, &args.passphrase()).await
     })?;
@@ -215,11 +216,7 @@ fn sweep_master_key(args: &KeyFileArgs) -> anyhow::Result<String> {
 
 fn rotate_master_key_online(args: &RotateArgs) -> anyhow::Result<String> {
     let key = args.keys.key_file();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| anyhow::anyhow!("starting the async runtime: {e}"))?;
-    let outcome = runtime.block_on(async {
+    let outcome = block_on(async {
         let store = open_store_to_rekey(&args.keys).await?;
         masterkey::rotate_online(
             store.as_ref(),

@@ -41,6 +41,24 @@ pub(crate) fn sibling(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(p)
 }
 
+/// The key in `key_path`, which must open `store`'s data (a missing or wrong key file is
+/// refused as `rotary serve` refuses it).
+async fn open_current_key(
+    store: &dyn Store,
+    key_path: &Path,
+    passphrase: &Passphrase,
+) -> anyhow::Result<MasterKey> {
+    let (key, _) = keycheck::open_master_key(
+        key_path,
+        passphrase,
+        store,
+        ROOT_CREDENTIALS_META,
+        ROOT_CREDENTIALS_LABEL,
+    )
+    .await?;
+    Ok(key)
+}
+
 /// Rotates the master key of `store`, whose key is `key_path`. Returns the number of values
 /// re-wrapped and whether the key file is sealed.
 pub(crate) async fn rotate(
@@ -49,14 +67,7 @@ pub(crate) async fn rotate(
     passphrase: &Passphrase,
 ) -> anyhow::Result<(usize, bool)> {
     // The current key must open the data (this also refuses a missing key file).
-    let (old, _) = keycheck::open_master_key(
-        key_path,
-        passphrase,
-        store,
-        ROOT_CREDENTIALS_META,
-        ROOT_CREDENTIALS_LABEL,
-    )
-    .await?;
+    let old = open_current_key(store, key_path, passphrase).await?;
     let new = MasterKey::generate();
     // A sealed key file: the new one is sealed too, with the passphrase that opened the old
     // one (already read, so no second prompt).
@@ -274,14 +285,7 @@ pub(crate) async fn sweep(
     key_path: &Path,
     passphrase: &Passphrase,
 ) -> anyhow::Result<usize> {
-    let (new, _) = keycheck::open_master_key(
-        key_path,
-        passphrase,
-        store,
-        ROOT_CREDENTIALS_META,
-        ROOT_CREDENTIALS_LABEL,
-    )
-    .await?;
+    let new = open_current_key(store, key_path, passphrase).await?;
     let old_path = sibling(key_path, ".old");
     if !old_path.exists() {
         bail!(ConfigError(format!(
