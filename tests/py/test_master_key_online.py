@@ -50,9 +50,9 @@ class Load(threading.Thread):
     """Writes and reads through both nodes, and now and then creates a KMS key and an access
     key, until stopped. Every failure is kept."""
 
-    def __init__(self, nodes, secret, user):
+    def __init__(self, nodes, secrets, user):
         super().__init__(daemon=True)
-        self.nodes, self.secret, self.user = nodes, secret, user
+        self.nodes, self.secrets, self.user = nodes, secrets, user
         self.stop_event = threading.Event()
         self.errors: list[str] = []
         self.kms_keys: list[str] = []
@@ -67,8 +67,10 @@ class Load(threading.Thread):
             a, b = clients[i % 2], clients[(i + 1) % 2]
             try:
                 value = f"load-{i}"
-                a.put_secret_value(SecretId=self.secret, SecretString=value)
-                got = b.get_secret_value(SecretId=self.secret)["SecretString"]
+                # Spread over several secrets: a secret keeps at most 100 versions.
+                secret = self.secrets[i % len(self.secrets)]
+                a.put_secret_value(SecretId=secret, SecretString=value)
+                got = b.get_secret_value(SecretId=secret)["SecretString"]
                 # The other node may have written after us; it must be one of the load's.
                 assert got.startswith("load-"), got
                 self.writes += 1
@@ -120,8 +122,9 @@ def test_online_master_key_rotation_on_two_nodes(tmp_path):
         ok(nodes[0].url, "CreateUser", {"UserName": user})
         ok(nodes[0].url, "PutUserPolicy", {"UserName": user, "PolicyName": "read",
                                            "PolicyDocument": POLICY})
-        loaded = lib.unique_name("mk-load")
-        a.create_secret(Name=loaded, SecretString="load-0")
+        loaded = [lib.unique_name("mk-load") for _ in range(20)]
+        for name in loaded:
+            a.create_secret(Name=name, SecretString="load-0")
 
         load = Load(nodes, loaded, user)
         load.start()
@@ -200,7 +203,8 @@ def test_online_master_key_rotation_on_two_nodes(tmp_path):
         for n in nodes:
             sm = n.client()
             assert sm.get_secret_value(SecretId=before)["SecretString"] == "made-before"
-            assert sm.get_secret_value(SecretId=loaded)["SecretString"].startswith("load-")
+            for name in loaded:
+                assert sm.get_secret_value(SecretId=name)["SecretString"].startswith("load-")
             for k in load.access_keys:
                 as_user = lib.make_client(n.url, access_key=k["AccessKeyId"],
                                           secret_key=k["SecretAccessKey"])
