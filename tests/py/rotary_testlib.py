@@ -211,13 +211,16 @@ class Server:
         env: dict | None = None,
         args: list[str] | None = None,
         ca_bundle: str | None = None,
+        region: str = REGION,
     ):
         """`args`: extra `rotary serve` flags. `ca_bundle`: the server serves TLS (pass
-        --tls-cert/--tls-key in `args`) with a certificate signed by this CA file."""
+        --tls-cert/--tls-key in `args`) with a certificate signed by this CA file.
+        `region`: the server's `--region`."""
         self.base_dir = Path(base_dir)
         self.extra_env = dict(env or {})
         self.extra_args = list(args or [])
         self.ca_bundle = ca_bundle
+        self.region = region
         self.data_dir = self.base_dir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if os.environ.get("ROTARY_TEST_STORE") == "postgres" and "--store" not in self.extra_args:
@@ -260,7 +263,7 @@ class Server:
                 ROTARY_BIN, "serve",
                 "--data-dir", str(self.data_dir),
                 "--listen", f"127.0.0.1:{self.port}",
-                "--region", REGION,
+                "--region", self.region,
                 "--account-id", ACCOUNT,
                 *self.extra_args,
             ],

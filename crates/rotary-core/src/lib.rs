@@ -24,6 +24,7 @@ pub mod labels;
 pub mod names;
 pub mod policy;
 pub mod random_password;
+pub mod replication;
 pub mod rotation;
 pub mod schedule;
 pub mod secret;

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::labels::VersionLabels;
+use crate::replication::Replication;
 use crate::rotation::{describe_rotation, RotationConfig};
 
 /// The KMS key used when a secret names none.
@@ -38,12 +39,33 @@ pub struct SecretDoc {
     /// Rotation configuration and progress, once RotateSecret configured it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rotation: Option<RotationConfig>,
+    /// Cross-region replication: the replicas of a primary, or a replica's primary.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replication: Option<Replication>,
 }
 
 impl SecretDoc {
     /// The KMS key that seals new versions.
     pub fn kms_key(&self) -> &str {
         self.kms_key_id.as_deref().unwrap_or(DEFAULT_KMS_KEY)
+    }
+
+    /// Whether the secret is a replica of a secret in another region (read-only here).
+    pub fn is_replica(&self) -> bool {
+        self.replication
+            .as_ref()
+            .is_some_and(Replication::is_replica)
+    }
+
+    /// `PrimaryRegion`: a replica's primary region, or `own` for a primary with replicas;
+    /// `None` for a secret that is not replicated.
+    pub fn primary_region<'a>(&'a self, own: &'a str) -> Option<&'a str> {
+        let r = self.replication.as_ref()?;
+        match &r.primary_region {
+            Some(p) => Some(p),
+            None if !r.replicas.is_empty() => Some(own),
+            None => None,
+        }
     }
 
     /// The owning service, from the reserved tag.
@@ -208,6 +230,14 @@ impl Secret {
     ) -> Result<SecretUpdate, serde_json::Error> {
         self.row.doc = serde_json::to_string(&self.doc)?;
         self.row.revision += 1;
+        // A change to a primary with replicas makes them stale: the row, written in this
+        // same transaction, is the outbox the replication shipper reads.
+        self.row.replication_due_ms = self
+            .doc
+            .replication
+            .as_ref()
+            .is_some_and(Replication::has_work)
+            .then_some(0);
         if let Some(ms) = doc_changed_at {
             self.row.last_changed_ms = ms;
         }

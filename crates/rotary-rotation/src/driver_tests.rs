@@ -90,6 +90,17 @@ impl Store for FaultyStore {
     async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
         self.inner.due_rotations(now_ms, limit).await
     }
+    async fn due_replications(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        self.inner.due_replications(now_ms, limit).await
+    }
+    async fn set_replication_due(
+        &self,
+        uid: &str,
+        revision: i64,
+        due_ms: Option<i64>,
+    ) -> Result<bool> {
+        self.inner.set_replication_due(uid, revision, due_ms).await
+    }
     async fn put_history(
         &self,
         id: &str,
@@ -151,6 +162,7 @@ async fn fixture() -> Fixture {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             read_cache_bytes: rotary_core::service::DEFAULT_READ_CACHE_BYTES,
+            replica_regions: Vec::new(),
         },
     )
     .await

@@ -520,6 +520,10 @@ impl Authorizer {
                 "secretsmanager:ForceDeleteWithoutRecovery",
             ),
             ("BlockPublicPolicy", "secretsmanager:BlockPublicPolicy"),
+            (
+                "ForceOverwriteReplicaSecret",
+                "secretsmanager:ForceOverwriteReplicaSecret",
+            ),
         ] {
             if let Some(b) = body.get(member).and_then(Value::as_bool) {
                 ctx = ctx.with(key, b.to_string());

@@ -53,7 +53,10 @@ pub(crate) async fn dispatch(
         PutResourcePolicy => put_resource_policy,
         GetResourcePolicy => get_resource_policy,
         DeleteResourcePolicy => delete_resource_policy,
-        ValidateResourcePolicy => validate_resource_policy;
+        ValidateResourcePolicy => validate_resource_policy,
+        ReplicateSecretToRegions => replicate_secret_to_regions,
+        RemoveRegionsFromReplication => remove_regions_from_replication,
+        StopReplicationToReplica => stop_replication_to_replica;
         Operation::RotateSecret => {
             encode(&svc.rotate_secret(cx, decode(body)?, functions).await?)
         }

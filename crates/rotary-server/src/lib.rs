@@ -26,6 +26,7 @@ pub mod kms;
 mod limits;
 mod listener;
 mod metrics;
+pub mod replication;
 mod router;
 mod tls;
 

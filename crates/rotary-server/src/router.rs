@@ -403,6 +403,7 @@ enum Target {
     Iam(&'static str),
     Kms(KmsOperation),
     Server(&'static str),
+    Replica(&'static str),
 }
 
 impl Target {
@@ -417,6 +418,7 @@ impl Target {
             .or_else(|| find(crate::iam::OPERATIONS).map(Target::Iam))
             .or_else(|| KmsOperation::from_name(name).map(Target::Kms))
             .or_else(|| find(SERVER_OPERATIONS).map(Target::Server))
+            .or_else(|| find(crate::replication::OPERATIONS).map(Target::Replica))
     }
 
     fn label(&self) -> &'static str {
@@ -424,7 +426,7 @@ impl Target {
             Target::Aws(op) => op.name(),
             Target::Rotary(op) => op.name(),
             Target::Kms(op) => op.name(),
-            Target::Iam(name) | Target::Server(name) => name,
+            Target::Iam(name) | Target::Server(name) | Target::Replica(name) => name,
         }
     }
 }
@@ -498,13 +500,15 @@ async fn handle(
     let rotary_resource = match op {
         Target::Rotary(op) => rotary_resource(st, op, &body),
         Target::Iam(name) => st.iam.resource_arn(name, &body),
-        Target::Aws(_) | Target::Kms(_) | Target::Server(_) => "*".to_owned(),
+        Target::Aws(_) | Target::Kms(_) | Target::Server(_) | Target::Replica(_) => "*".to_owned(),
     };
     let action = match op {
         Target::Aws(op) => Action::Aws(op),
         Target::Rotary(op) => Action::Rotary(op.name(), &rotary_resource),
         Target::Kms(op) => Action::Rotary(op.name(), &rotary_resource),
-        Target::Iam(name) | Target::Server(name) => Action::Rotary(name, &rotary_resource),
+        Target::Iam(name) | Target::Server(name) | Target::Replica(name) => {
+            Action::Rotary(name, &rotary_resource)
+        }
     };
     let allowed = st
         .authorizer
@@ -538,6 +542,16 @@ async fn handle(
         Target::Iam(name) => crate::iam::handle(&st.iam, name, &body).await,
         Target::Kms(op) => crate::kms::handle(&st.service, &cx, op, &body).await,
         Target::Server(_) => simulate(st, &body, &info).await,
+        Target::Replica(name) => {
+            crate::replication::handle(
+                &st.service,
+                st.credentials.as_ref(),
+                &principal,
+                name,
+                &body,
+            )
+            .await
+        }
     }
 }
 

@@ -93,6 +93,10 @@ pub struct SecretRow {
     pub deleted_ms: Option<i64>,
     /// When the rotation scheduler should next look at the secret (ms), if ever.
     pub rotation_due_ms: Option<i64>,
+    /// When the replication shipper should next send the secret to its replica regions
+    /// (ms), if ever: set by the write that makes the replicas stale, in the same
+    /// transaction, so the row itself is the durable outbox.
+    pub replication_due_ms: Option<i64>,
     /// Bumped by every update.
     pub revision: i64,
     /// Other metadata as JSON, owned by the domain layer.
@@ -365,6 +369,20 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_meta(&self, key: &str) -> Result<bool>;
     /// Ids of secrets whose rotation is due at or before `now_ms`, most overdue first.
     async fn due_rotations(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
+    /// Ids of secrets whose replicas are due to be sent (`replication_due_ms <= now_ms`),
+    /// most overdue first, at most `limit` of them.
+    async fn due_replications(&self, now_ms: i64, limit: i64) -> Result<Vec<String>>;
+    /// Sets `replication_due_ms` of secret `uid` to `due_ms` if its revision is still
+    /// `revision`; false if the secret changed or is gone. Changes nothing else: not the
+    /// revision (a write that is not a change of the secret: the replication shipper
+    /// records a send, or the next try, without racing the writes it ships), and it
+    /// announces no change to other nodes (cached copies stay valid).
+    async fn set_replication_due(
+        &self,
+        uid: &str,
+        revision: i64,
+        due_ms: Option<i64>,
+    ) -> Result<bool>;
     /// Stores or replaces a rotation history record.
     async fn put_history(
         &self,

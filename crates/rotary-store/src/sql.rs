@@ -197,6 +197,7 @@ where
         last_accessed_ms: r.try_get("last_accessed_ms")?,
         deleted_ms: r.try_get("deleted_ms")?,
         rotation_due_ms: r.try_get("rotation_due_ms")?,
+        replication_due_ms: r.try_get("replication_due_ms")?,
         revision: r.try_get("revision")?,
         doc: r.try_get("doc")?,
     })

@@ -12,8 +12,9 @@ use crate::decode::decode_request;
 use crate::dto::{
     BatchGetSecretValueRequest, CreateSecretRequest, DeleteSecretRequest, GetRandomPasswordRequest,
     GetSecretValueRequest, ListSecretVersionIdsRequest, ListSecretsRequest,
-    PutResourcePolicyRequest, PutSecretValueRequest, RotateSecretRequest, SecretIdRequest,
-    TagResourceRequest, UntagResourceRequest, UpdateSecretRequest, UpdateSecretVersionStageRequest,
+    PutResourcePolicyRequest, PutSecretValueRequest, RemoveRegionsFromReplicationRequest,
+    ReplicateSecretToRegionsRequest, RotateSecretRequest, SecretIdRequest, TagResourceRequest,
+    UntagResourceRequest, UpdateSecretRequest, UpdateSecretVersionStageRequest,
     ValidateResourcePolicyRequest,
 };
 use crate::error::ApiError;
@@ -48,11 +49,14 @@ pub fn decode_and_check(op: Operation, body: &[u8]) -> Result<Checked, ApiError>
         Op::PutResourcePolicy => run::<PutResourcePolicyRequest>(body),
         Op::ValidateResourcePolicy => run::<ValidateResourcePolicyRequest>(body),
         Op::RotateSecret => run::<RotateSecretRequest>(body),
+        Op::ReplicateSecretToRegions => run::<ReplicateSecretToRegionsRequest>(body),
+        Op::RemoveRegionsFromReplication => run::<RemoveRegionsFromReplicationRequest>(body),
         Op::DescribeSecret
         | Op::RestoreSecret
         | Op::GetResourcePolicy
         | Op::DeleteResourcePolicy
-        | Op::CancelRotateSecret => run::<SecretIdRequest>(body),
+        | Op::CancelRotateSecret
+        | Op::StopReplicationToReplica => run::<SecretIdRequest>(body),
     }
 }
 

@@ -38,6 +38,9 @@ operations! {
     ValidateResourcePolicy,
     RotateSecret,
     CancelRotateSecret,
+    ReplicateSecretToRegions,
+    RemoveRegionsFromReplication,
+    StopReplicationToReplica,
 }
 
 /// The target prefix of Secrets Manager operations.

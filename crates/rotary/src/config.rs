@@ -211,6 +211,23 @@ struct FileConfig {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     metrics_listen: Option<String>,
+    /// Other regions this server replicates secrets to.
+    #[serde(default)]
+    regions: Vec<RegionConfig>,
+}
+
+/// A `[[regions]]` entry of the TOML file: a peer region (docs/replication.md).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RegionConfig {
+    /// The peer's region (its `--region`).
+    pub name: String,
+    /// The peer's API URL.
+    pub endpoint: String,
+    /// A secret on this server holding the access key to use there.
+    pub credentials_secret: String,
+    /// PEM CA certificates for the peer's TLS certificate.
+    pub ca_file: Option<PathBuf>,
 }
 
 /// Log output format.
@@ -272,6 +289,8 @@ pub(crate) struct Config {
     pub tls: Option<TlsPaths>,
     /// Separate address for /metrics and /health.
     pub metrics_listen: Option<SocketAddr>,
+    /// Peer regions (`[[regions]]`).
+    pub regions: Vec<RegionConfig>,
 }
 
 /// The PEM files of `--tls-cert` and `--tls-key`.
@@ -388,6 +407,31 @@ impl Config {
             }
             None => format!("{scheme}://{listen}"),
         };
+        let regions = file.regions;
+        for (i, r) in regions.iter().enumerate() {
+            if !is_region(&r.name) {
+                bail!(
+                    "[[regions]] name {:?} is not a region name like us-west-2",
+                    r.name
+                );
+            }
+            if r.name == region {
+                bail!("[[regions]] {:?} is this server's own region", r.name);
+            }
+            if regions[..i].iter().any(|o| o.name == r.name) {
+                bail!("[[regions]] {:?} is listed twice", r.name);
+            }
+            if !(r.endpoint.starts_with("http://") || r.endpoint.starts_with("https://")) {
+                bail!(
+                    "[[regions]] {:?}: endpoint {:?} must start with http:// or https://",
+                    r.name,
+                    r.endpoint
+                );
+            }
+            if r.credentials_secret.is_empty() {
+                bail!("[[regions]] {:?}: credentials_secret is empty", r.name);
+            }
+        }
         let metrics_listen = match args.http.metrics_listen.or(file.metrics_listen) {
             None => None,
             Some(a) => Some(
@@ -541,6 +585,7 @@ impl Config {
                 .unwrap_or(false),
             tls,
             metrics_listen,
+            regions,
         })
     }
 }

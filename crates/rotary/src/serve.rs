@@ -321,6 +321,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
             read_cache_bytes: config.read_cache_bytes,
+            replica_regions: config.regions.iter().map(|r| r.name.clone()).collect(),
         },
     )
     .await
@@ -507,6 +508,22 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
     // Started after the listener is bound: rotations missed while the server was down run
     // now, and their functions can reach the endpoint.
     engine.spawn();
+    if !config.regions.is_empty() {
+        let peers = config
+            .regions
+            .iter()
+            .map(|r| rotary_server::replication::Peer {
+                region: r.name.clone(),
+                endpoint: r.endpoint.clone(),
+                credentials_secret: r.credentials_secret.clone(),
+                ca_file: r.ca_file.clone(),
+            })
+            .collect();
+        let shipper = rotary_server::replication::Shipper::new(service.clone(), peers)
+            .map_err(|e| anyhow::anyhow!(e))?;
+        tokio::spawn(Arc::new(shipper).run());
+        tracing::info!(regions = ?config.regions.iter().map(|r| &r.name).collect::<Vec<_>>(), "Replicating secrets to other regions");
+    }
     rotary_server::serve(
         listener,
         rotary_server::router(state),

@@ -40,6 +40,7 @@ fn secret(rotation: Option<RotationConfig>) -> Secret {
             last_accessed_ms: None,
             deleted_ms: None,
             rotation_due_ms: Some(NOW),
+            replication_due_ms: None,
             revision: 1,
             doc: serde_json::to_string(&doc).unwrap(),
         },

@@ -602,6 +602,7 @@ mod tests {
                 region: "us-east-1".into(),
                 account_id: "000000000000".into(),
                 read_cache_bytes: crate::service::DEFAULT_READ_CACHE_BYTES,
+                replica_regions: Vec::new(),
             },
         )
         .await

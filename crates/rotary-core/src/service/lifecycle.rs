@@ -37,10 +37,14 @@ impl SecretsService {
             ));
         }
         let id = req.secret_id.as_deref().unwrap_or_default();
+        if let Some(secret) = self.find(id).await? {
+            check_deletable(id, &secret)?;
+        }
         if force {
             let now = self.now();
             return match self.find(id).await? {
                 Some(secret) => {
+                    check_deletable(id, &secret)?;
                     self.delete_stored(&secret.row.uid).await?;
                     tracing::info!(secret_arn = %secret.row.arn, "Deleted a secret without recovery");
                     Ok(DeleteSecretResponse {
@@ -62,6 +66,7 @@ impl SecretsService {
             };
         }
         self.mutate_live(id, None, |secret, _| {
+            check_deletable(id, secret)?;
             let now = self.now();
             let when = now + days * DAY_MS;
             secret.row.deleted_ms = Some(when);
@@ -95,4 +100,26 @@ impl SecretsService {
         })
         .await
     }
+}
+
+/// A replica is deleted only through its primary, and a primary only once it has no
+/// replicas (RemoveRegionsFromReplication deletes them), as AWS refuses both.
+fn check_deletable(id: &str, secret: &crate::secret::Secret) -> Result<(), ApiError> {
+    if secret.doc.is_replica() {
+        return Err(super::replica_error());
+    }
+    let regions: Vec<&str> = secret
+        .doc
+        .replication
+        .iter()
+        .flat_map(|r| r.replicas.iter().map(|x| x.region.as_str()))
+        .collect();
+    if regions.is_empty() {
+        return Ok(());
+    }
+    Err(api_error!(
+        InvalidParameterException,
+        "You can't delete secret {id} that still has replica regions [{}]",
+        regions.join(",")
+    ))
 }

@@ -160,7 +160,7 @@ impl SecretsService {
                 name: &s.row.name,
                 description: s.doc.description.as_deref(),
                 tags: s.doc.tags.as_deref().unwrap_or_default(),
-                primary_region: None,
+                primary_region: s.doc.primary_region(&self.config.region),
                 owning_service: s.doc.owning_service(),
             };
             if filter::matches(filters, &c) {
@@ -214,7 +214,7 @@ impl SecretsService {
                     name: &s.row.name,
                     description: s.doc.description.as_deref(),
                     tags,
-                    primary_region: None,
+                    primary_region: s.doc.primary_region(&self.config.region),
                     owning_service: s.doc.owning_service(),
                 };
                 if filter::matches(filters, &c) {
@@ -257,14 +257,16 @@ impl SecretsService {
                 limit,
             )
             .await?;
-        let secret_list = items
-            .iter()
-            .map(|s| {
-                let mut e = s.describe();
-                e.secret_versions_to_stages = e.version_ids_to_stages.take();
-                e
-            })
-            .collect();
+        let mut secret_list = Vec::with_capacity(items.len());
+        for s in &items {
+            let mut e = if s.doc.replication.is_some() {
+                self.describe_full(s).await?
+            } else {
+                s.describe()
+            };
+            e.secret_versions_to_stages = e.version_ids_to_stages.take();
+            secret_list.push(e);
+        }
         Ok(ListSecretsResponse {
             secret_list: Some(secret_list),
             next_token,

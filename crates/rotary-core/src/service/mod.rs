@@ -5,6 +5,7 @@ mod lifecycle;
 mod list;
 mod misc;
 mod read;
+mod replication;
 mod rotation;
 pub mod rotation_read;
 mod write;
@@ -50,9 +51,13 @@ pub mod msg {
         "Secrets Manager can't decrypt the protected secret text using the provided KMS key.";
     /// Bad pagination token.
     pub const BAD_NEXT_TOKEN: &str = "The NextToken value is invalid.";
-    /// Replication is not offered by a single server.
-    pub const NO_REPLICATION: &str =
-        "Rotary does not replicate secrets to other regions; remove AddReplicaRegions.";
+    /// A write to a replica.
+    pub const REPLICA_READ_ONLY: &str =
+        "Operation not permitted on a replica secret. Call must be made in primary secret's region.";
+    /// A replica region equal to the primary's.
+    pub const INVALID_REPLICA_REGION: &str = "Invalid replica region.";
+    /// A replica region that already holds another secret of the name.
+    pub const REPLICA_NAME_TAKEN: &str = "Secret with this name already exists in this region";
 }
 
 /// Who is calling and for which request; passed to every operation.
@@ -119,6 +124,8 @@ pub struct ServiceConfig {
     pub account_id: String,
     /// Budget of the read cache in bytes (0 turns it off); see [`crate::cache`].
     pub read_cache_bytes: u64,
+    /// The other regions this server replicates secrets to (its configured peers).
+    pub replica_regions: Vec<String>,
 }
 
 /// The read cache's budget when none is configured: room for about 16,000 typical secrets.
@@ -133,6 +140,8 @@ pub struct SecretsService {
     pub(crate) namespace: String,
     /// Woken when a rotation becomes due now (RotateSecret).
     pub(crate) rotation_wakeup: Arc<tokio::sync::Notify>,
+    /// Woken when a write leaves replicas to update or delete.
+    pub(crate) replication_wakeup: Arc<tokio::sync::Notify>,
     /// Parsed secrets and their sealed values (see [`crate::cache`]).
     pub(crate) cache: SecretCache,
     /// Whether other nodes write to the store too (it announces changes): a cached secret
@@ -190,6 +199,7 @@ impl SecretsService {
             config,
             namespace,
             rotation_wakeup: Arc::new(tokio::sync::Notify::new()),
+            replication_wakeup: Arc::new(tokio::sync::Notify::new()),
             write_queues: (0..WRITE_QUEUES)
                 .map(|_| tokio::sync::Mutex::new(()))
                 .collect(),
@@ -264,6 +274,12 @@ impl SecretsService {
     /// The clock.
     pub fn clock(&self) -> &Arc<dyn Clock> {
         &self.clock
+    }
+
+    /// Woken when a write leaves replicas to update or delete (the replication shipper
+    /// waits on it).
+    pub fn replication_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.replication_wakeup.clone()
     }
 
     /// The configured region.
@@ -433,11 +449,28 @@ impl SecretsService {
         .await
     }
 
-    /// Loads, changes and writes one secret, retrying if it changed concurrently.
+    /// Loads, changes and writes one secret, retrying if it changed concurrently. A
+    /// replica is refused: it changes only through its primary.
     ///
     /// When `token` names a version that holds a value, its framed plaintext is passed to
     /// `f`, so idempotent replays can be told from conflicting reuse of a token.
     pub(crate) async fn mutate<T>(
+        &self,
+        id: &str,
+        token: Option<&str>,
+        f: impl Fn(&mut Secret, Option<&SecretBytes>) -> Result<Outcome<T>, ApiError>,
+    ) -> Result<T, ApiError> {
+        self.mutate_any(id, token, |secret, existing| {
+            if secret.doc.is_replica() {
+                return Err(replica_error());
+            }
+            f(secret, existing)
+        })
+        .await
+    }
+
+    /// [`Self::mutate`] without the replica guard (promoting a replica).
+    pub(crate) async fn mutate_any<T>(
         &self,
         id: &str,
         token: Option<&str>,
@@ -481,8 +514,12 @@ impl SecretsService {
                         .try_with(Clone::clone)
                         .ok()
                         .filter(|c| c.uid == update.row.uid);
+                    let replicate = update.row.replication_due_ms.is_some();
                     match self.store.update(&update).await {
                         Ok(()) => {
+                            if replicate {
+                                self.replication_wakeup.notify_one();
+                            }
                             let rec = rotary_store::SecretRecord {
                                 row: update.row,
                                 versions,
@@ -633,6 +670,10 @@ pub(crate) fn write_failed(e: rotary_store::Error) -> ApiError {
 pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "Internal failure");
     ApiError::internal()
+}
+
+pub(crate) fn replica_error() -> ApiError {
+    api_error!(InvalidRequestException, "{}", msg::REPLICA_READ_ONLY)
 }
 
 pub(crate) fn deleted_error() -> ApiError {

@@ -225,10 +225,10 @@ impl SecretsService {
         req.check()?;
         let id = req.secret_id.as_deref().unwrap_or_default();
         if let Some(cached) = cx.prefetched(id) {
-            return Ok(cached.secret.describe());
+            return self.describe_full(&cached.secret).await;
         }
         let cached = self.resolve_cached(id).await?;
-        Ok(cached.secret.describe())
+        self.describe_full(&cached.secret).await
     }
 
     /// ListSecretVersionIds: labelled versions (all with `IncludeDeprecated`), oldest first.

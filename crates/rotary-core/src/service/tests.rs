@@ -34,6 +34,7 @@ async fn service() -> (SecretsService, Arc<TestClock>, tempfile::TempDir) {
             region: "us-east-1".into(),
             account_id: "000000000000".into(),
             read_cache_bytes: crate::service::DEFAULT_READ_CACHE_BYTES,
+            replica_regions: Vec::new(),
         },
     )
     .await

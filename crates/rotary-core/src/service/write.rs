@@ -10,9 +10,11 @@ use rotary_wire::dto::{
 use rotary_wire::validate::Validate;
 use rotary_wire::{api_error, ApiError, Blob, Sensitive};
 
+use super::replication::in_progress;
 use super::{internal, msg, Ctx, Outcome, SecretsService};
 use crate::clock::DAY_MS;
 use crate::labels::{self, AWSCURRENT, MAX_LABELS_PER_SECRET};
+use crate::replication::Replication;
 use crate::secret::{sorted, Plain, Secret, SecretDoc, Version};
 use crate::{arn, names};
 
@@ -174,17 +176,11 @@ impl SecretsService {
                 msg::TOKEN_REQUIRED
             ));
         }
-        if req
-            .add_replica_regions
-            .as_ref()
-            .is_some_and(|r| !r.is_empty())
-        {
-            return Err(api_error!(
-                InvalidRequestException,
-                "{}",
-                msg::NO_REPLICATION
-            ));
-        }
+        let replicas = self.new_replicas(
+            &[],
+            req.add_replica_regions.as_deref().unwrap_or_default(),
+            req.force_overwrite_replica_secret.unwrap_or(false),
+        )?;
         let tags = req.tags.as_deref().map(check_tags).transpose()?;
         if tags.as_ref().is_some_and(|t| t.len() > MAX_TAGS) {
             return Err(api_error!(
@@ -203,6 +199,10 @@ impl SecretsService {
             policy: None,
             secret_type: req.secret_type.clone(),
             rotation: None,
+            replication: (!replicas.is_empty()).then(|| Replication {
+                replicas: replicas.clone(),
+                ..Default::default()
+            }),
         };
         loop {
             if let Some(existing) = self.find(name).await? {
@@ -238,6 +238,7 @@ impl SecretsService {
                 last_accessed_ms: None,
                 deleted_ms: None,
                 rotation_due_ms: None,
+                replication_due_ms: (!replicas.is_empty()).then_some(0),
                 revision: 1,
                 doc: serde_json::to_string(&doc).map_err(internal)?,
             };
@@ -246,12 +247,16 @@ impl SecretsService {
             self.cache.forget_ids(&[name, &arn]);
             match inserted {
                 Ok(()) => {
+                    if !replicas.is_empty() {
+                        self.replication_wakeup.notify_one();
+                    }
                     return Ok(CreateSecretResponse {
                         arn: Some(arn),
                         name: Some(name.to_owned()),
                         version_id: value.and(token).map(str::to_owned),
-                        replication_status: None,
-                    })
+                        replication_status: (!replicas.is_empty())
+                            .then(|| replicas.iter().map(in_progress).collect()),
+                    });
                 }
                 // Created concurrently: answer as if it existed when we looked.
                 Err(rotary_store::Error::NameTaken(_)) => continue,

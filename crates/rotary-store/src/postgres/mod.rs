@@ -68,18 +68,20 @@ const CHANNEL: &str = "rotary_changes";
 const FEED_CAPACITY: usize = 4096;
 
 const SECRET_COLS: &str = "uid, namespace, name, arn, created_ms, last_changed_ms, \
-                           last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc";
+                           last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, \
+                           revision, doc";
 const VERSION_COLS: &str =
     "secret_uid, version_id, seq, created_ms, last_accessed_ms, stages, kms_key_id, \
      ciphertext IS NOT NULL AS has_value";
 const FIND_BY_NAME: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
-     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets \
-     WHERE namespace = $1 AND name = $2";
+     last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc \
+     FROM secrets WHERE namespace = $1 AND name = $2";
 const FIND_BY_ARN: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
-     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets \
-     WHERE namespace = $1 AND arn = $2";
+     last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc \
+     FROM secrets WHERE namespace = $1 AND arn = $2";
 const FIND_BY_UID: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
-     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets WHERE uid = $1";
+     last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc \
+     FROM secrets WHERE uid = $1";
 const VERSIONS_OF: &str = "SELECT secret_uid, version_id, seq, created_ms, last_accessed_ms, \
      stages, kms_key_id, ciphertext IS NOT NULL AS has_value FROM versions \
      WHERE secret_uid = $1 ORDER BY seq";
@@ -376,8 +378,8 @@ impl Store for PostgresStore {
         let mut tx = self.begin().await?;
         let r = sqlx::query(
             "INSERT INTO secrets (uid, namespace, name, arn, created_ms, last_changed_ms, \
-             last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+             last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
         )
         .bind(&row.uid)
         .bind(&row.namespace)
@@ -388,6 +390,7 @@ impl Store for PostgresStore {
         .bind(row.last_accessed_ms)
         .bind(row.deleted_ms)
         .bind(row.rotation_due_ms)
+        .bind(row.replication_due_ms)
         .bind(row.revision)
         .bind(&row.doc)
         .execute(&mut *tx)
@@ -433,8 +436,8 @@ impl Store for PostgresStore {
         }
         let done = sqlx::query(
             "UPDATE secrets SET name = $1, arn = $2, last_changed_ms = $3, \
-             last_accessed_ms = $4, deleted_ms = $5, rotation_due_ms = $6, revision = $7, \
-             doc = $8 WHERE uid = $9 AND revision = $10",
+             last_accessed_ms = $4, deleted_ms = $5, rotation_due_ms = $6, \
+             replication_due_ms = $7, revision = $8, doc = $9 WHERE uid = $10 AND revision = $11",
         )
         .bind(&row.name)
         .bind(&row.arn)
@@ -442,6 +445,7 @@ impl Store for PostgresStore {
         .bind(row.last_accessed_ms)
         .bind(row.deleted_ms)
         .bind(row.rotation_due_ms)
+        .bind(row.replication_due_ms)
         .bind(row.revision)
         .bind(&row.doc)
         .bind(&row.uid)
@@ -707,6 +711,37 @@ impl Store for PostgresStore {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?)
+    }
+
+    async fn due_replications(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT uid FROM secrets WHERE replication_due_ms IS NOT NULL \
+             AND replication_due_ms <= $1 ORDER BY replication_due_ms LIMIT $2",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    async fn set_replication_due(
+        &self,
+        uid: &str,
+        revision: i64,
+        due_ms: Option<i64>,
+    ) -> Result<bool> {
+        // One statement, no notice: the revision stays, so every cached copy stays valid.
+        // The row lock it takes orders it after a concurrent update of the secret, whose
+        // new revision then fails the condition (READ COMMITTED re-checks the newest row).
+        let r = sqlx::query(
+            "UPDATE secrets SET replication_due_ms = $1 WHERE uid = $2 AND revision = $3",
+        )
+        .bind(due_ms)
+        .bind(uid)
+        .bind(revision)
+        .execute(&self.pool)
+        .await?;
+        Ok(r.rows_affected() == 1)
     }
 
     async fn put_history(

@@ -33,19 +33,21 @@ pub struct SqliteStore {
 }
 
 const SECRET_COLS: &str = "uid, namespace, name, arn, created_ms, last_changed_ms, \
-                           last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc";
+                           last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, \
+                           revision, doc";
 const VERSION_COLS: &str =
     "secret_uid, version_id, seq, created_ms, last_accessed_ms, stages, kms_key_id, \
      ciphertext IS NOT NULL AS has_value";
 // The lookups as constant text, so that sqlx's statement cache reuses their prepared form.
 const FIND_BY_NAME: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
-     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets \
-     WHERE namespace = ? AND name = ?";
+     last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc \
+     FROM secrets WHERE namespace = ? AND name = ?";
 const FIND_BY_ARN: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
-     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets \
-     WHERE namespace = ? AND arn = ?";
+     last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc \
+     FROM secrets WHERE namespace = ? AND arn = ?";
 const FIND_BY_UID: &str = "SELECT uid, namespace, name, arn, created_ms, last_changed_ms, \
-     last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc FROM secrets WHERE uid = ?";
+     last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, doc \
+     FROM secrets WHERE uid = ?";
 const VERSIONS_OF: &str = "SELECT secret_uid, version_id, seq, created_ms, last_accessed_ms, \
      stages, kms_key_id, ciphertext IS NOT NULL AS has_value FROM versions \
      WHERE secret_uid = ? ORDER BY seq";
@@ -389,6 +391,32 @@ impl Store for SqliteStore {
         .bind(limit)
         .fetch_all(&self.reader)
         .await?)
+    }
+
+    async fn due_replications(&self, now_ms: i64, limit: i64) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT uid FROM secrets WHERE replication_due_ms IS NOT NULL \
+             AND replication_due_ms <= ? ORDER BY replication_due_ms LIMIT ?",
+        )
+        .bind(now_ms)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await?)
+    }
+
+    async fn set_replication_due(
+        &self,
+        uid: &str,
+        revision: i64,
+        due_ms: Option<i64>,
+    ) -> Result<bool> {
+        self.writer
+            .changed(Write::SetReplicationDue {
+                uid: uid.to_owned(),
+                revision,
+                due_ms,
+            })
+            .await
     }
 
     async fn put_history(

@@ -44,6 +44,12 @@ pub(super) enum Write {
         version_id: String,
         day_ms: i64,
     },
+    /// Sets a secret's `replication_due_ms` if its revision is still `revision` (no bump).
+    SetReplicationDue {
+        uid: String,
+        revision: i64,
+        due_ms: Option<i64>,
+    },
     PutMetaIfAbsent(String, Vec<u8>),
     PutMetas(Vec<(String, Vec<u8>)>),
     /// Replaces values only if every one still holds its expected value.
@@ -388,8 +394,8 @@ fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
             let r = exec(
                 conn,
                 "INSERT INTO secrets (uid, namespace, name, arn, created_ms, last_changed_ms, \
-                 last_accessed_ms, deleted_ms, rotation_due_ms, revision, doc) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 last_accessed_ms, deleted_ms, rotation_due_ms, replication_due_ms, revision, \
+                 doc) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 params![
                     row.uid,
                     row.namespace,
@@ -400,6 +406,7 @@ fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
                     row.last_accessed_ms,
                     row.deleted_ms,
                     row.rotation_due_ms,
+                    row.replication_due_ms,
                     row.revision,
                     row.doc,
                 ],
@@ -425,8 +432,8 @@ fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
             let changed = exec(
                 conn,
                 "UPDATE secrets SET name = ?, arn = ?, last_changed_ms = ?, \
-                 last_accessed_ms = ?, deleted_ms = ?, rotation_due_ms = ?, revision = ?, \
-                 doc = ? WHERE uid = ? AND revision = ?",
+                 last_accessed_ms = ?, deleted_ms = ?, rotation_due_ms = ?, \
+                 replication_due_ms = ?, revision = ?, doc = ? WHERE uid = ? AND revision = ?",
                 params![
                     row.name,
                     row.arn,
@@ -434,6 +441,7 @@ fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
                     row.last_accessed_ms,
                     row.deleted_ms,
                     row.rotation_due_ms,
+                    row.replication_due_ms,
                     row.revision,
                     row.doc,
                     row.uid,
@@ -492,6 +500,19 @@ fn apply(conn: &Connection, w: &Write) -> Result<Done, Failed> {
             )
             .map_err(broken)?;
             Ok(Done::Changed(true))
+        }
+        Write::SetReplicationDue {
+            uid,
+            revision,
+            due_ms,
+        } => {
+            let n = exec(
+                conn,
+                "UPDATE secrets SET replication_due_ms = ? WHERE uid = ? AND revision = ?",
+                params![due_ms, uid, revision],
+            )
+            .map_err(broken)?;
+            Ok(Done::Changed(n == 1))
         }
         Write::PutMetaIfAbsent(key, value) => {
             let n = exec(

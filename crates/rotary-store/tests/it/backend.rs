@@ -118,6 +118,7 @@ pub(crate) fn row(uid: &str, name: &str) -> SecretRow {
         last_accessed_ms: None,
         deleted_ms: None,
         rotation_due_ms: None,
+        replication_due_ms: None,
         revision: 1,
         doc: "{}".into(),
     }

@@ -68,6 +68,8 @@ async fn a_write_through_one_node_reaches_the_others_feed() {
         })
         .await
         .is_err());
+    // Nor does recording a replication's due time (the revision stays: caches stay valid).
+    assert!(writer.set_replication_due("u1", 2, Some(7)).await.unwrap());
     writer.put_meta("kms:a", b"1").await.unwrap();
     assert_eq!(
         next_change(&mut rx).await,

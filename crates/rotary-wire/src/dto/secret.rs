@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_with::skip_serializing_none;
 
 use super::shared::{
-    validate_filters, validate_tags, Filter, ReplicaRegionType, ReplicationStatusType, Tag,
+    is_region_name, validate_filters, validate_replica_regions, validate_tags, Filter,
+    ReplicaRegionType, ReplicationStatusType, Tag, REGION_PATTERN,
 };
 use crate::sensitive::{Blob, Sensitive};
 use crate::timestamp::Timestamp;
@@ -108,6 +109,9 @@ impl Validate for CreateSecretRequest {
         value(v, &self.secret_string, &self.secret_binary);
         validate_tags(v, "tags", self.tags.as_deref());
         v.len("type", self.secret_type.as_deref(), 0, 256);
+        if self.add_replica_regions.is_some() {
+            validate_replica_regions(v, "addReplicaRegions", self.add_replica_regions.as_deref());
+        }
     }
 }
 
@@ -610,4 +614,80 @@ impl Validate for UntagResourceRequest {
             }
         }
     }
+}
+
+/// `ReplicateSecretToRegionsRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicateSecretToRegionsRequest {
+    /// Secret id (of the primary).
+    pub secret_id: Option<String>,
+    /// Regions to replicate to.
+    pub add_replica_regions: Option<Vec<ReplicaRegionType>>,
+    /// Overwrite a secret of the same name in a replica region.
+    pub force_overwrite_replica_secret: Option<bool>,
+}
+
+impl Validate for ReplicateSecretToRegionsRequest {
+    fn validate(&self, v: &mut Violations) {
+        secret_id(v, &self.secret_id);
+        v.required("addReplicaRegions", &self.add_replica_regions);
+        validate_replica_regions(v, "addReplicaRegions", self.add_replica_regions.as_deref());
+    }
+}
+
+/// `RemoveRegionsFromReplicationRequest`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RemoveRegionsFromReplicationRequest {
+    /// Secret id (of the primary).
+    pub secret_id: Option<String>,
+    /// Regions whose replicas are deleted.
+    pub remove_replica_regions: Option<Vec<String>>,
+}
+
+impl Validate for RemoveRegionsFromReplicationRequest {
+    fn validate(&self, v: &mut Violations) {
+        secret_id(v, &self.secret_id);
+        v.required("removeReplicaRegions", &self.remove_replica_regions);
+        v.list_len(
+            "removeReplicaRegions",
+            self.remove_replica_regions.as_deref(),
+            1,
+            usize::MAX,
+        );
+        for (i, r) in self
+            .remove_replica_regions
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+        {
+            let path = format!("removeReplicaRegions.{}.member", i + 1);
+            v.len(&path, Some(r), 1, 128);
+            v.pattern(&path, Some(r), is_region_name(r), REGION_PATTERN);
+        }
+    }
+}
+
+/// The response of ReplicateSecretToRegions and RemoveRegionsFromReplication.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ReplicationResponse {
+    /// ARN of the primary.
+    #[serde(rename = "ARN")]
+    pub arn: Option<String>,
+    /// Every replica's status after the change.
+    pub replication_status: Option<Vec<ReplicationStatusType>>,
+}
+
+/// `StopReplicationToReplicaResponse`.
+#[skip_serializing_none]
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct StopReplicationToReplicaResponse {
+    /// ARN of the promoted secret.
+    #[serde(rename = "ARN")]
+    pub arn: Option<String>,
 }

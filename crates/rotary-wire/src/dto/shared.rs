@@ -38,7 +38,7 @@ pub struct ReplicaRegionType {
 
 /// `ReplicationStatusType`.
 #[skip_serializing_none]
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ReplicationStatusType {
     /// Region.
@@ -49,6 +49,45 @@ pub struct ReplicationStatusType {
     pub status: Option<String>,
     /// Status message.
     pub status_message: Option<String>,
+    /// Day of the last read of the replica.
+    pub last_accessed_date: Option<crate::timestamp::Timestamp>,
+}
+
+/// A region name as the model constrains it (`RegionType`): `^([a-z]+-)+\d+$`, 1..128.
+pub fn is_region_name(s: &str) -> bool {
+    let Some((head, digits)) = s.rsplit_once('-') else {
+        return false;
+    };
+    !digits.is_empty()
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && head
+            .split('-')
+            .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
+}
+
+/// The model's pattern for a region.
+pub const REGION_PATTERN: &str = r"^([a-z]+-)+\d+$";
+
+/// Checks an `AddReplicaRegions` list (`AddReplicaRegionListType`, at least one entry).
+pub fn validate_replica_regions(
+    v: &mut crate::validate::Violations,
+    path: &str,
+    regions: Option<&[ReplicaRegionType]>,
+) {
+    v.list_len(path, regions, 1, usize::MAX);
+    for (i, r) in regions.unwrap_or_default().iter().enumerate() {
+        let region = format!("{path}.{}.member.region", i + 1);
+        v.len(&region, r.region.as_deref(), 1, 128);
+        if let Some(name) = r.region.as_deref() {
+            v.pattern(&region, Some(name), is_region_name(name), REGION_PATTERN);
+        }
+        v.len(
+            &format!("{path}.{}.member.kmsKeyId", i + 1),
+            r.kms_key_id.as_deref(),
+            0,
+            2048,
+        );
+    }
 }
 
 /// The filter keys AWS accepts.
