@@ -421,9 +421,9 @@ def replica_gone(sm, sid) -> bool:
 def create_replicated(env: Regions, prefix: str, regions=(WEST,), **kw) -> tuple[str, dict]:
     name = lib.unique_name(prefix)
     kw.setdefault("SecretString", secret_value(prefix))
-    r = env.east.create_secret(Name=name, AddReplicaRegions=[{"Region": x} for x in regions],
-                               **kw)
-    return name, r
+    if regions:
+        kw["AddReplicaRegions"] = [{"Region": x} for x in regions]
+    return name, env.east.create_secret(Name=name, **kw)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -740,6 +740,26 @@ def test_name_clash_fails_unless_forced_to_overwrite(regions):
     assert env.west.get_secret_value(SecretId=name)["SecretString"] == value
 
 
+def test_a_replica_region_may_name_its_own_kms_key(regions):
+    env = regions
+    alias = f"alias/{lib.unique_name('replica-key')}"
+    name, r = create_replicated(env, "repl-kms", regions=())  # no replicas yet
+    assert "ReplicationStatus" not in r, r
+    out = env.east.replicate_secret_to_regions(
+        SecretId=name, AddReplicaRegions=[{"Region": WEST, "KmsKeyId": alias}])
+    assert out["ReplicationStatus"] == [
+        {"Region": WEST, "KmsKeyId": alias, "Status": "InProgress"}], out
+    s = wait_status(env.east, name, WEST, "InSync")
+    assert s["KmsKeyId"] == alias, s
+    wait_replica_matches(env, env.west, name)
+    # Sealed there under that key (created on first use, as an alias always is); the
+    # primary keeps its default key.
+    assert env.west.describe_secret(SecretId=name).get("KmsKeyId") == alias
+    assert "KmsKeyId" not in env.east.describe_secret(SecretId=name)
+    versions = lib.list_all_versions(env.west, name)
+    assert len(versions) == 1 and versions[0]["KmsKeyIds"] != ["DefaultEncryptionKey"], versions
+
+
 def test_replica_regions_must_be_configured_peers(regions):
     env = regions
     for region, message in ((EAST, INVALID_REPLICA_REGION), ("ap-south-1", None)):
@@ -855,3 +875,51 @@ def test_values_and_credentials_never_in_plaintext_on_the_wire_in_logs_or_data_d
                 continue
             found += [f"{f}: {n[:40]!r}" for n in forms if n in data]
     assert not found, "plaintext found:\n" + "\n".join(found)
+
+
+def test_a_replica_forced_over_a_clash_once_is_not_forced_after_its_promotion(regions):
+    """ForceOverwriteReplicaSecret is a parameter of one ReplicateSecretToRegions call: once
+    that region's replica is promoted (failover), the old primary's later writes must not
+    overwrite the promoted secret, as for any other replica."""
+    env = regions
+    name = lib.unique_name("repl-force-promote")
+    env.west.create_secret(Name=name, SecretString=canary("repl-force-local"))
+    env.east.create_secret(Name=name, SecretString=secret_value("repl-force"))
+    env.east.replicate_secret_to_regions(SecretId=name, AddReplicaRegions=[{"Region": WEST}],
+                                         ForceOverwriteReplicaSecret=True)
+    wait_status(env.east, name, WEST, "InSync")
+    wait_replica_matches(env, env.west, name)
+
+    env.west.stop_replication_to_replica(SecretId=name)
+    value = secret_value("repl-force-promoted")
+    env.west.put_secret_value(SecretId=name, SecretString=value)
+    promoted = lib.snapshot(env.west, name)
+    env.east.put_secret_value(SecretId=name, SecretString=secret_value("repl-force-old"))
+    # The write makes the region InProgress until the primary has tried to send it.
+    s = wait_until(lambda: (x := statuses(env.east, name)[WEST])["Status"] != "InProgress"
+                   and x, SYNC_TIMEOUT, "the old primary to send its write")
+    assert env.west.get_secret_value(SecretId=name)["SecretString"] == value, \
+        f"the old primary overwrote the promoted secret (its status: {s})"
+    assert lib.snapshot(env.west, name) == promoted
+    assert s["Status"] == "Failed" and s.get("StatusMessage") == PROMOTED, s
+
+
+def test_a_removed_replica_is_deleted_when_its_region_returns_even_after_the_primary(regions):
+    """RemoveRegionsFromReplication while the region is down, then the primary deleted at
+    once (allowed: it has no replica regions left): the replica must still be deleted when
+    the region is back, not left behind as a read-only replica of nothing."""
+    env = regions
+    west = env.servers[WEST]
+    name, _ = create_replicated(env, "repl-orphan")
+    wait_status(env.east, name, WEST, "InSync")
+    wait_replica_matches(env, env.west, name)
+    try:
+        west.kill()
+        env.east.remove_regions_from_replication(SecretId=name, RemoveReplicaRegions=[WEST])
+        env.east.delete_secret(SecretId=name, ForceDeleteWithoutRecovery=True)
+    finally:
+        if not west.alive():
+            west.start()
+    wait_until(lambda: replica_gone(env.west, name), CATCH_UP_TIMEOUT,
+               f"the replica of the deleted primary {name} to be deleted",
+               lambda: f"replica: {env.west.describe_secret(SecretId=name)}")

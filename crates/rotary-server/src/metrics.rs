@@ -5,6 +5,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::{Family, MetricConstructor};
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -25,6 +26,17 @@ struct OperationLabels {
     operation: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionOutcomeLabels {
+    region: String,
+    outcome: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegionLabels {
+    region: String,
+}
+
 #[derive(Clone, Copy, Debug)]
 struct LatencyHistogram;
 
@@ -40,6 +52,9 @@ impl MetricConstructor<Histogram> for LatencyHistogram {
 pub struct Metrics {
     requests: Family<RequestLabels, Counter>,
     durations: Family<OperationLabels, Histogram, LatencyHistogram>,
+    replica_sends: Family<RegionOutcomeLabels, Counter>,
+    replica_lag: Family<RegionLabels, Gauge<f64, std::sync::atomic::AtomicU64>>,
+    replica_failing: Family<RegionLabels, Gauge>,
 }
 
 impl Default for Metrics {
@@ -47,6 +62,9 @@ impl Default for Metrics {
         Metrics {
             requests: Family::default(),
             durations: Family::new_with_constructor(LatencyHistogram),
+            replica_sends: Family::default(),
+            replica_lag: Family::default(),
+            replica_failing: Family::default(),
         }
     }
 }
@@ -62,8 +80,45 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// Records one snapshot sent to a replica region (`applied` or `failed`).
+    pub fn record_replica_send(&self, region: &str, applied: bool) {
+        self.replica_sends
+            .get_or_create(&RegionOutcomeLabels {
+                region: region.to_owned(),
+                outcome: if applied { "applied" } else { "failed" },
+            })
+            .inc();
+    }
+
+    /// Sets a replica region's lag (the age of the oldest change not applied there yet) and
+    /// how many secrets failed to replicate there on their last attempt.
+    pub fn set_replica_state(&self, region: &str, lag_seconds: f64, failing: usize) {
+        let labels = RegionLabels {
+            region: region.to_owned(),
+        };
+        self.replica_lag.get_or_create(&labels).set(lag_seconds);
+        self.replica_failing
+            .get_or_create(&labels)
+            .set(i64::try_from(failing).unwrap_or(i64::MAX));
+    }
+
     /// Adds the server's metrics to `registry`.
     pub fn register(&self, registry: &mut Registry) {
+        registry.register(
+            "rotary_replication_sends",
+            "Secret snapshots sent to replica regions, by region and outcome",
+            self.replica_sends.clone(),
+        );
+        registry.register(
+            "rotary_replication_lag_seconds",
+            "Age of the oldest change not yet applied in a replica region (0 when in sync)",
+            self.replica_lag.clone(),
+        );
+        registry.register(
+            "rotary_replication_failing_secrets",
+            "Secrets whose last attempt to replicate to a region failed",
+            self.replica_failing.clone(),
+        );
         registry.register(
             "rotary_api_requests",
             "API requests by operation and outcome",

@@ -200,6 +200,16 @@ pub struct Shipper {
     peers: HashMap<String, (Peer, reqwest::Client)>,
     /// Consecutive failed rounds per secret, for the retry backoff.
     failures: parking_lot::Mutex<HashMap<String, u32>>,
+    /// Per region: the secrets with a change not applied there yet, since when; and the
+    /// secrets whose last attempt failed there.
+    pending: parking_lot::Mutex<HashMap<String, RegionBacklog>>,
+    metrics: Arc<crate::Metrics>,
+}
+
+#[derive(Default)]
+struct RegionBacklog {
+    since: HashMap<String, std::time::Instant>,
+    failing: std::collections::HashSet<String>,
 }
 
 /// Secrets taken per round.
@@ -212,7 +222,11 @@ const RETRY_CAP_MS: i64 = 30_000;
 
 impl Shipper {
     /// A shipper for `peers`; fails when a peer's CA file does not load.
-    pub fn new(service: Arc<SecretsService>, peers: Vec<Peer>) -> Result<Self, String> {
+    pub fn new(
+        service: Arc<SecretsService>,
+        peers: Vec<Peer>,
+        metrics: Arc<crate::Metrics>,
+    ) -> Result<Self, String> {
         let mut map = HashMap::new();
         for p in peers {
             let mut builder = reqwest::Client::builder()
@@ -237,11 +251,19 @@ impl Shipper {
                 .map_err(|e| format!("HTTP client for region {}: {e}", p.region))?;
             map.insert(p.region.clone(), (p, client));
         }
-        Ok(Self {
+        let pending = map
+            .keys()
+            .map(|r| (r.clone(), RegionBacklog::default()))
+            .collect();
+        let shipper = Self {
             service,
             peers: map,
             failures: parking_lot::Mutex::new(HashMap::new()),
-        })
+            pending: parking_lot::Mutex::new(pending),
+            metrics,
+        };
+        shipper.publish_backlog();
+        Ok(shipper)
     }
 
     /// Runs until the process ends: sends whatever the outbox holds, then waits for a
@@ -260,6 +282,7 @@ impl Shipper {
             for uid in &due {
                 self.ship(uid).await;
             }
+            self.publish_backlog();
             if due.len() as i64 >= BATCH {
                 continue;
             }
@@ -270,17 +293,74 @@ impl Shipper {
         }
     }
 
+    /// Publishes each region's lag and failing count.
+    fn publish_backlog(&self) {
+        let pending = self.pending.lock();
+        for (region, b) in pending.iter() {
+            let lag = b
+                .since
+                .values()
+                .map(|t| t.elapsed().as_secs_f64())
+                .fold(0.0, f64::max);
+            self.metrics.set_replica_state(region, lag, b.failing.len());
+        }
+    }
+
+    /// Notes the outcome of sending secret `uid` to `region` (`None`: no longer sent there).
+    fn note(&self, uid: &str, region: &str, outcome: Option<bool>) {
+        let mut pending = self.pending.lock();
+        let Some(b) = pending.get_mut(region) else {
+            return;
+        };
+        match outcome {
+            Some(true) | None => {
+                b.since.remove(uid);
+                b.failing.remove(uid);
+            }
+            Some(false) => {
+                b.since
+                    .entry(uid.to_owned())
+                    .or_insert_with(std::time::Instant::now);
+                b.failing.insert(uid.to_owned());
+            }
+        }
+    }
+
+    /// The regions this shipper sends to.
+    fn regions(&self) -> Vec<String> {
+        self.pending.lock().keys().cloned().collect()
+    }
+
     /// Sends one secret to its replica regions and deletes its removed replicas.
     async fn ship(&self, uid: &str) {
+        {
+            // A change waits from now, unless it was already waiting.
+            let mut pending = self.pending.lock();
+            for b in pending.values_mut() {
+                b.since
+                    .entry(uid.to_owned())
+                    .or_insert_with(std::time::Instant::now);
+            }
+        }
         let export = match self.service.export_replication(uid).await {
             Ok(Some(e)) => e,
-            Ok(None) => return,
+            Ok(None) => {
+                for r in self.regions() {
+                    self.note(uid, &r, None);
+                }
+                return;
+            }
             Err(e) => {
                 tracing::warn!(secret_uid = %uid, error = %e, "Reading a secret to replicate failed");
                 self.retry_later(uid, None).await;
                 return;
             }
         };
+        for r in self.regions() {
+            if !export.replicas.iter().any(|x| x.region == r) {
+                self.note(uid, &r, None);
+            }
+        }
         let mut failed = false;
         for region in &export.removing {
             let req = DeleteRequest {
@@ -303,14 +383,20 @@ impl Shipper {
         }
         for replica in &export.replicas {
             let outcome = match self.send_snapshot(&export, &replica.region, replica).await {
-                Ok(()) => ReplicaOutcome {
-                    revision: export.revision,
-                    ok: true,
-                    message: None,
-                    at_ms: self.service.clock().now_ms(),
-                },
+                Ok(()) => {
+                    self.note(uid, &replica.region, Some(true));
+                    self.metrics.record_replica_send(&replica.region, true);
+                    ReplicaOutcome {
+                        revision: export.revision,
+                        ok: true,
+                        message: None,
+                        at_ms: self.service.clock().now_ms(),
+                    }
+                }
                 Err(SendError(message)) => {
                     tracing::warn!(secret_uid = %uid, region = %replica.region, error = %message, "Replicating a secret failed; it will be retried");
+                    self.note(uid, &replica.region, Some(false));
+                    self.metrics.record_replica_send(&replica.region, false);
                     failed = true;
                     ReplicaOutcome {
                         revision: export.revision,

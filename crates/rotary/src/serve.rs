@@ -425,6 +425,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         })?)),
         None => None,
     };
+    let metrics = Arc::new(Metrics::default());
     let state = AppState {
         service: service.clone(),
         rotation: engine.clone(),
@@ -435,7 +436,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
             iam: iam.clone(),
             sessions: shared_sessions.clone(),
         }),
-        metrics: Arc::new(Metrics::default()),
+        metrics: metrics.clone(),
         region: config.region.clone(),
         body_limits: Arc::new(BodyLimits::new(&limits)),
         metrics_access: if config.metrics_listen.is_some() {
@@ -519,8 +520,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
                 ca_file: r.ca_file.clone(),
             })
             .collect();
-        let shipper = rotary_server::replication::Shipper::new(service.clone(), peers)
-            .map_err(|e| anyhow::anyhow!(e))?;
+        let shipper =
+            rotary_server::replication::Shipper::new(service.clone(), peers, metrics.clone())
+                .map_err(|e| anyhow::anyhow!(e))?;
         tokio::spawn(Arc::new(shipper).run());
         tracing::info!(regions = ?config.regions.iter().map(|r| &r.name).collect::<Vec<_>>(), "Replicating secrets to other regions");
     }

@@ -681,4 +681,6 @@ pub(crate) fn deleted_error() -> ApiError {
 }
 
 #[cfg(test)]
+mod replication_tests;
+#[cfg(test)]
 mod tests;

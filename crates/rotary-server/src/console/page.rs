@@ -842,6 +842,22 @@ pub(super) async fn details(State(c): State<Console>, req: Request) -> Response 
                     button type="submit" { "Add tag" }
                 }
                 p { a href=(format!("/console/secret/policy?id={}", q(&name))) { "Resource policy" } }
+                @if let Some(primary) = d.get("PrimaryRegion").and_then(Value::as_str) {
+                    h3 { "Replication" }
+                    @if d.get("ReplicationStatus").is_none() {
+                        p id="replica-of" { "A read-only replica of the secret in " strong { (primary) } ". Change it in its primary region." }
+                    } @else {
+                        table id="replicas" {
+                            thead { tr { th scope="col" { "Region" } th scope="col" { "Status" } th scope="col" { "Message" } th scope="col" { "Encryption key" } } }
+                            tbody { @for r in d.get("ReplicationStatus").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default() { tr {
+                                td { (s(r, "Region")) }
+                                td class=(if s(r, "Status") == "Failed" { "failed" } else { "" }) { (s(r, "Status")) }
+                                td { (s(r, "StatusMessage")) }
+                                td { @match r.get("KmsKeyId").and_then(Value::as_str) { Some(k) => code { (k) }, None => "default" } }
+                            } } }
+                        }
+                    }
+                }
             }
             section aria-labelledby="value-h" {
                 h2 id="value-h" { "Secret value" }
