@@ -198,12 +198,20 @@ impl Drop for PeerKey {
 pub struct Shipper {
     service: Arc<SecretsService>,
     peers: HashMap<String, (Peer, reqwest::Client)>,
-    /// Consecutive failed rounds per secret, for the retry backoff.
-    failures: parking_lot::Mutex<HashMap<String, u32>>,
+    /// Per region: consecutive failed calls and when to try it again. While a region is
+    /// backing off, secrets are not sent to it (each would wait out its timeouts) and are
+    /// due again when it is next tried.
+    health: parking_lot::Mutex<HashMap<String, RegionHealth>>,
     /// Per region: the secrets with a change not applied there yet, since when; and the
     /// secrets whose last attempt failed there.
     pending: parking_lot::Mutex<HashMap<String, RegionBacklog>>,
     metrics: Arc<crate::Metrics>,
+}
+
+#[derive(Default)]
+struct RegionHealth {
+    failures: u32,
+    retry_at: Option<std::time::Instant>,
 }
 
 #[derive(Default)]
@@ -217,8 +225,8 @@ const BATCH: i64 = 64;
 /// How often the outbox is looked at when nothing wakes the shipper.
 const POLL: Duration = Duration::from_secs(1);
 /// First and longest wait before a failed secret is sent again.
-const RETRY_BASE_MS: i64 = 1_000;
-const RETRY_CAP_MS: i64 = 30_000;
+const RETRY_BASE_MS: u64 = 500;
+const RETRY_CAP_MS: u64 = 8_000;
 
 impl Shipper {
     /// A shipper for `peers`; fails when a peer's CA file does not load.
@@ -258,7 +266,7 @@ impl Shipper {
         let shipper = Self {
             service,
             peers: map,
-            failures: parking_lot::Mutex::new(HashMap::new()),
+            health: parking_lot::Mutex::new(HashMap::new()),
             pending: parking_lot::Mutex::new(pending),
             metrics,
         };
@@ -282,6 +290,7 @@ impl Shipper {
             for uid in &due {
                 self.ship(uid).await;
             }
+            self.clear_tombstones().await;
             self.publish_backlog();
             if due.len() as i64 >= BATCH {
                 continue;
@@ -352,7 +361,7 @@ impl Shipper {
             }
             Err(e) => {
                 tracing::warn!(secret_uid = %uid, error = %e, "Reading a secret to replicate failed");
-                self.retry_later(uid, None).await;
+                self.retry_later(uid, None, &[]).await;
                 return;
             }
         };
@@ -361,8 +370,12 @@ impl Shipper {
                 self.note(uid, &r, None);
             }
         }
-        let mut failed = false;
+        let mut failed: Vec<&str> = Vec::new();
         for region in &export.removing {
+            if self.backing_off(region) {
+                failed.push(region);
+                continue;
+            }
             let req = DeleteRequest {
                 name: export.snapshot.name.clone(),
                 primary_region: export.snapshot.primary_region.clone(),
@@ -372,20 +385,34 @@ impl Shipper {
                 Ok(_) => {
                     if let Err(e) = self.service.replica_removed(uid, region).await {
                         tracing::warn!(secret_uid = %uid, region, error = %e, "Recording a deleted replica failed");
-                        failed = true;
+                        failed.push(region);
                     }
                 }
                 Err(SendError(message)) => {
                     tracing::warn!(secret_uid = %uid, region, error = %message, "Deleting a replica failed; it will be retried");
-                    failed = true;
+                    failed.push(region);
                 }
             }
         }
         for replica in &export.replicas {
+            if self.backing_off(&replica.region) {
+                failed.push(&replica.region);
+                self.note(uid, &replica.region, Some(false));
+                continue;
+            }
             let outcome = match self.send_snapshot(&export, &replica.region, replica).await {
                 Ok(()) => {
                     self.note(uid, &replica.region, Some(true));
                     self.metrics.record_replica_send(&replica.region, true);
+                    if replica.force_overwrite {
+                        if let Err(e) = self
+                            .service
+                            .replica_force_applied(uid, &replica.region)
+                            .await
+                        {
+                            tracing::warn!(secret_uid = %uid, error = %e, "Clearing a replica's overwrite flag failed");
+                        }
+                    }
                     ReplicaOutcome {
                         revision: export.revision,
                         ok: true,
@@ -397,7 +424,7 @@ impl Shipper {
                     tracing::warn!(secret_uid = %uid, region = %replica.region, error = %message, "Replicating a secret failed; it will be retried");
                     self.note(uid, &replica.region, Some(false));
                     self.metrics.record_replica_send(&replica.region, false);
-                    failed = true;
+                    failed.push(&replica.region);
                     ReplicaOutcome {
                         revision: export.revision,
                         ok: false,
@@ -414,10 +441,9 @@ impl Shipper {
                 tracing::warn!(secret_uid = %uid, error = %e, "Recording a replication status failed");
             }
         }
-        if failed {
-            self.retry_later(uid, Some(export.revision)).await;
+        if !failed.is_empty() {
+            self.retry_later(uid, Some(export.revision), &failed).await;
         } else {
-            self.failures.lock().remove(uid);
             if let Err(e) = self
                 .service
                 .replication_sent(uid, export.revision, None)
@@ -428,18 +454,22 @@ impl Shipper {
         }
     }
 
-    /// Marks a secret due again after a backoff that doubles with each failed round.
-    async fn retry_later(&self, uid: &str, revision: Option<i64>) {
-        let n = {
-            let mut f = self.failures.lock();
-            let n = f.entry(uid.to_owned()).or_insert(0);
-            *n = n.saturating_add(1);
-            *n
+    /// Marks a secret due again when the regions it failed in are next tried (or after
+    /// the base wait).
+    async fn retry_later(&self, uid: &str, revision: Option<i64>, regions: &[&str]) {
+        let now = std::time::Instant::now();
+        let wait = {
+            let health = self.health.lock();
+            regions
+                .iter()
+                .filter_map(|r| health.get(*r)?.retry_at)
+                .map(|t| t.saturating_duration_since(now))
+                .max()
+                .unwrap_or_default()
+                .max(Duration::from_millis(RETRY_BASE_MS))
         };
-        let wait = RETRY_BASE_MS
-            .saturating_mul(1 << n.min(16).saturating_sub(1))
-            .min(RETRY_CAP_MS);
-        let at = self.service.clock().now_ms() + wait;
+        let at =
+            self.service.clock().now_ms() + i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         let revision = match revision {
             Some(r) => r,
             None => match self.service.store().revision(uid).await {
@@ -449,6 +479,63 @@ impl Shipper {
         };
         if let Err(e) = self.service.replication_sent(uid, revision, Some(at)).await {
             tracing::warn!(secret_uid = %uid, error = %e, "Postponing a replication failed");
+        }
+    }
+
+    /// Whether `region` failed lately and is not to be tried before its backoff ends.
+    fn backing_off(&self, region: &str) -> bool {
+        self.health
+            .lock()
+            .get(region)
+            .and_then(|h| h.retry_at)
+            .is_some_and(|t| t > std::time::Instant::now())
+    }
+
+    /// Records a call to `region`: a success resets its backoff, a failure doubles it.
+    fn called(&self, region: &str, ok: bool) {
+        let mut health = self.health.lock();
+        let h = health.entry(region.to_owned()).or_default();
+        if ok {
+            *h = RegionHealth::default();
+            return;
+        }
+        h.failures = h.failures.saturating_add(1);
+        let wait = RETRY_BASE_MS
+            .saturating_mul(1 << h.failures.min(16).saturating_sub(1))
+            .min(RETRY_CAP_MS);
+        h.retry_at = Some(std::time::Instant::now() + Duration::from_millis(wait));
+    }
+
+    /// Deletes the replicas that deleted primaries left to delete.
+    async fn clear_tombstones(&self) {
+        let tombstones = match self.service.replica_tombstones().await {
+            Ok(t) => t,
+            Err(e) => {
+                tracing::warn!(error = %e, "Reading replication tombstones failed");
+                return;
+            }
+        };
+        for (key, name, regions) in tombstones {
+            for region in regions {
+                if !self.peers.contains_key(&region) || self.backing_off(&region) {
+                    continue;
+                }
+                let req = DeleteRequest {
+                    name: name.clone(),
+                    primary_region: self.service.region().to_owned(),
+                };
+                let body = serde_json::to_vec(&req).unwrap_or_default();
+                match self.call(&region, "rotary.DeleteReplica", body).await {
+                    Ok(_) => {
+                        if let Err(e) = self.service.tombstone_region_done(&key, &region).await {
+                            tracing::warn!(error = %e, "Recording a deleted replica failed");
+                        }
+                    }
+                    Err(SendError(message)) => {
+                        tracing::warn!(region, error = %message, "Deleting the replica of a deleted secret failed; it will be retried");
+                    }
+                }
+            }
         }
     }
 
@@ -594,12 +681,15 @@ impl Shipper {
             req = req.header(name, value);
         }
         let resp = req.send().await.map_err(|e| {
+            self.called(region, false);
             SendError(format!(
                 "Region {region} could not be reached at {}: {}",
                 peer.endpoint,
                 error_chain(&e)
             ))
         })?;
+        // The region answered: it is up, whatever it said.
+        self.called(region, true);
         let status = resp.status();
         let bytes = resp
             .bytes()

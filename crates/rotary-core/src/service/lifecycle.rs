@@ -45,6 +45,7 @@ impl SecretsService {
             return match self.find(id).await? {
                 Some(secret) => {
                     check_deletable(id, &secret)?;
+                    self.keep_replica_tombstone(&secret).await?;
                     self.delete_stored(&secret.row.uid).await?;
                     tracing::info!(secret_arn = %secret.row.arn, "Deleted a secret without recovery");
                     Ok(DeleteSecretResponse {

@@ -637,6 +637,16 @@ impl SecretsService {
             .map_err(internal)?;
         let mut n = 0;
         for uid in due {
+            if let Some(rec) = self
+                .store
+                .find("", Lookup::Uid(&uid))
+                .await
+                .map_err(internal)?
+            {
+                if let Ok(secret) = Secret::from_record(rec) {
+                    self.keep_replica_tombstone(&secret).await?;
+                }
+            }
             // Only what is still due: a RestoreSecret that committed since the listing
             // (on any node) keeps its secret.
             let deleted = self.store.delete_if_due(&uid, self.now()).await;

@@ -23,6 +23,20 @@ use crate::replication::{
 };
 use crate::secret::{Plain, Secret, SecretDoc, DEFAULT_KMS_KEY};
 
+/// Prefix of the tombstones of deleted primaries whose replicas are still to be deleted.
+const TOMBSTONE_PREFIX: &str = "replication-tombstone:";
+
+fn tombstone_key(uid: &str) -> String {
+    format!("{TOMBSTONE_PREFIX}{uid}")
+}
+
+/// A deleted primary's replicas still to delete.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Tombstone {
+    name: String,
+    regions: Vec<String>,
+}
+
 /// The status of a replica just added.
 pub(crate) fn in_progress(r: &Replica) -> ReplicationStatusType {
     ReplicationStatusType {
@@ -162,7 +176,20 @@ impl SecretsService {
                     return Err(not_a_replica());
                 }
                 secret.doc.replication = None;
-                Ok(Outcome::Changed(secret.row.arn.clone(), Some(self.now())))
+                // Rotation moves here with the secret: a rotation the primary left midway
+                // is taken over as a crashed node's would be; otherwise the next one is
+                // planned.
+                let now = self.now();
+                match secret.doc.rotation.as_ref() {
+                    Some(r) if r.enabled && r.in_progress.is_some() => {
+                        secret.row.rotation_due_ms = Some(now);
+                    }
+                    Some(r) if r.enabled => {
+                        crate::rotation::transitions::schedule_next(secret, now)
+                    }
+                    _ => {}
+                }
+                Ok(Outcome::Changed(secret.row.arn.clone(), Some(now)))
             })
             .await?;
         tracing::info!(secret_arn = %arn, "Promoted a replica to a standalone secret");
@@ -311,6 +338,91 @@ impl SecretsService {
         })
         .await?;
         self.record_replica_outcome(uid, region, None).await
+    }
+
+    /// A forced replica (`ForceOverwriteReplicaSecret`) was applied in `region`: later
+    /// snapshots are not forced, so a secret there that stops being this replica (promoted)
+    /// is never overwritten by them.
+    pub async fn replica_force_applied(&self, uid: &str, region: &str) -> Result<(), ApiError> {
+        let Some(rec) = self
+            .store
+            .find("", Lookup::Uid(uid))
+            .await
+            .map_err(internal)?
+        else {
+            return Ok(());
+        };
+        self.mutate(&rec.row.arn, None, |secret, _| {
+            let Some(r) = secret
+                .doc
+                .replication
+                .as_mut()
+                .and_then(|r| r.replicas.iter_mut().find(|x| x.region == region))
+                .filter(|x| x.force_overwrite)
+            else {
+                return Ok(Outcome::Unchanged(()));
+            };
+            r.force_overwrite = false;
+            Ok(Outcome::Changed((), None))
+        })
+        .await
+    }
+
+    /// Before secret `secret` leaves the store: the replicas it still had to delete are
+    /// kept as a tombstone (server value `replication-tombstone:<uid>`) for the shipper, so
+    /// a region that was down when they were removed still loses them.
+    pub(crate) async fn keep_replica_tombstone(&self, secret: &Secret) -> Result<(), ApiError> {
+        let Some(repl) = &secret.doc.replication else {
+            return Ok(());
+        };
+        if repl.removing.is_empty() {
+            return Ok(());
+        }
+        let t = Tombstone {
+            name: secret.row.name.clone(),
+            regions: repl.removing.clone(),
+        };
+        let bytes = serde_json::to_vec(&t).map_err(internal)?;
+        self.store
+            .put_meta(&tombstone_key(&secret.row.uid), &bytes)
+            .await
+            .map_err(write_failed)
+    }
+
+    /// The tombstones of deleted primaries: `(key, secret name, regions)` whose replicas
+    /// are still to be deleted.
+    pub async fn replica_tombstones(&self) -> Result<Vec<(String, String, Vec<String>)>, ApiError> {
+        let rows = self
+            .store
+            .list_meta(TOMBSTONE_PREFIX)
+            .await
+            .map_err(internal)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let t: Tombstone = serde_json::from_slice(&v).ok()?;
+                Some((k, t.name, t.regions))
+            })
+            .collect())
+    }
+
+    /// A tombstone's replica in `region` was deleted: the region leaves it, and the
+    /// tombstone goes with its last region.
+    pub async fn tombstone_region_done(&self, key: &str, region: &str) -> Result<(), ApiError> {
+        let Some(raw) = self.store.get_meta(key).await.map_err(internal)? else {
+            return Ok(());
+        };
+        let Ok(mut t) = serde_json::from_slice::<Tombstone>(&raw) else {
+            self.store.delete_meta(key).await.map_err(write_failed)?;
+            return Ok(());
+        };
+        t.regions.retain(|r| r != region);
+        if t.regions.is_empty() {
+            self.store.delete_meta(key).await.map_err(write_failed)?;
+            return Ok(());
+        }
+        let bytes = serde_json::to_vec(&t).map_err(internal)?;
+        self.store.put_meta(key, &bytes).await.map_err(write_failed)
     }
 
     /// What the shipper sends for secret `uid`: its snapshot with the values opened, and
