@@ -47,6 +47,18 @@ pub(crate) fn in_progress(r: &Replica) -> ReplicationStatusType {
     }
 }
 
+/// A Lambda ARN of region `from` moved to region `to` (same account and function); any
+/// other ARN as it is.
+fn lambda_arn_in(arn: &str, from: &str, to: &str) -> String {
+    let parts: Vec<&str> = arn.splitn(5, ':').collect();
+    match parts.as_slice() {
+        ["arn", partition, "lambda", region, rest] if *region == from => {
+            format!("arn:{partition}:lambda:{to}:{rest}")
+        }
+        _ => arn.to_owned(),
+    }
+}
+
 fn not_a_replica() -> ApiError {
     api_error!(
         InvalidRequestException,
@@ -172,10 +184,22 @@ impl SecretsService {
         let id = req.secret_id.as_deref().unwrap_or_default();
         let arn = self
             .mutate_any(id, None, |secret, _| {
-                if !secret.doc.is_replica() {
+                let Some(primary) = secret
+                    .doc
+                    .replication
+                    .as_ref()
+                    .and_then(|r| r.primary_region.clone())
+                else {
                     return Err(not_a_replica());
-                }
+                };
                 secret.doc.replication = None;
+                // The rotation function named in the primary's region is looked up under
+                // the same name here.
+                if let Some(r) = secret.doc.rotation.as_mut() {
+                    if let Some(arn) = r.lambda_arn.as_deref() {
+                        r.lambda_arn = Some(lambda_arn_in(arn, &primary, &self.config.region));
+                    }
+                }
                 // Rotation moves here with the secret: a rotation the primary left midway
                 // is taken over as a crashed node's would be; otherwise the next one is
                 // planned.
@@ -721,5 +745,29 @@ impl SecretsService {
         self.delete_stored(&secret.row.uid).await?;
         tracing::info!(secret_arn = %secret.row.arn, "Deleted a replica removed from replication by its primary");
         Ok(true)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lambda_arn_in;
+
+    #[test]
+    fn a_promoted_replica_names_its_function_in_its_own_region() {
+        assert_eq!(
+            lambda_arn_in(
+                "arn:aws:lambda:us-east-1:000000000000:function:rotary-generic-password",
+                "us-east-1",
+                "us-west-2"
+            ),
+            "arn:aws:lambda:us-west-2:000000000000:function:rotary-generic-password"
+        );
+        for other in [
+            "arn:aws:lambda:eu-west-1:000000000000:function:f",
+            "arn:aws:secretsmanager:us-east-1:0:secret:x",
+            "not an arn",
+        ] {
+            assert_eq!(lambda_arn_in(other, "us-east-1", "us-west-2"), other);
+        }
     }
 }
