@@ -75,8 +75,10 @@ fn row_heap(row: &VersionRow) -> usize {
 const MAP_SLOT_BYTES: usize = 64;
 
 impl CachedSecret {
-    /// Builds an entry from what the store read in one snapshot.
-    pub(crate) fn new(secret: Secret, values: Vec<(String, Vec<u8>)>) -> Self {
+    /// Builds an entry from what the store read in one snapshot. The document's JSON text
+    /// is dropped: the entry keeps it parsed, and a write serializes it anew.
+    pub(crate) fn new(mut secret: Secret, values: Vec<(String, Vec<u8>)>) -> Self {
+        let doc_len = std::mem::take(&mut secret.row.doc).len();
         let mut bytes = Vec::with_capacity(values.iter().map(|(_, v)| v.len()).sum());
         let mut spans = Vec::with_capacity(values.len());
         for (id, value) in &values {
@@ -89,7 +91,7 @@ impl CachedSecret {
         let spans: Box<[(u32, u32)]> = spans.into();
         let sealed: Arc<[u8]> = bytes.into();
         let uid: Arc<str> = secret.row.uid.as_str().into();
-        let weight = Self::heap_bytes(&secret, &uid, &sealed, &spans);
+        let weight = Self::heap_bytes(&secret, doc_len, &uid, &sealed, &spans);
         Self {
             secret,
             uid,
@@ -101,36 +103,32 @@ impl CachedSecret {
 
     /// What the entry holds on the heap, with malloc's overhead: the weight that the
     /// budget bounds, so that `--read-cache-mib` is close to the memory the cache takes.
-    /// The parsed document is counted as three times its text (its strings and their
-    /// containers); the id map's entry for the name or ARN that found the secret as one
-    /// more copy of the ARN.
+    /// The parsed document is counted as three times its text (`doc_len`: its strings and
+    /// their containers); the id map's entry for the name or ARN that found the secret as
+    /// one more copy of the ARN.
     fn heap_bytes(
         secret: &Secret,
+        doc_len: usize,
         uid: &Arc<str>,
         sealed: &Arc<[u8]>,
         spans: &[(u32, u32)],
     ) -> usize {
         let row = &secret.row;
         let mut n = chunk(size_of::<CachedSecret>() + 16)
-            + [&row.uid, &row.namespace, &row.name, &row.arn, &row.doc]
+            + [&row.uid, &row.namespace, &row.name, &row.arn]
                 .iter()
                 .map(|s| chunk(s.len()))
                 .sum::<usize>()
-            + if row.doc.len() > 2 {
-                row.doc.len() * 3
-            } else {
-                0
-            }
+            + if doc_len > 2 { doc_len * 3 } else { 0 }
             + chunk(uid.len() + 16)
             + chunk(sealed.len() + 16)
             + chunk(std::mem::size_of_val(spans));
-        // The working rows and the copy `Secret` keeps of them as loaded.
-        n += chunk(secret.versions.len() * size_of::<Version>())
-            + chunk(secret.versions.len() * size_of::<VersionRow>());
+        // The version rows (a cached copy keeps no second copy: see `Secret::begin_change`).
+        n += chunk(secret.versions.len() * size_of::<Version>());
         n += secret
             .versions
             .iter()
-            .map(|v| 2 * row_heap(&v.row))
+            .map(|v| row_heap(&v.row))
             .sum::<usize>();
         // The two maps: the entry's slot keyed by the shared id, the id map's slot and key.
         n + 2 * MAP_SLOT_BYTES + chunk(row.arn.len())
@@ -473,8 +471,11 @@ mod tests {
         }
         let mut e = entry("u1", 1);
         let mut secret = e.secret.clone();
+        // A cached copy keeps its document parsed only.
+        let mut row = secret.row.clone();
+        row.doc = "{}".into();
         secret.versions = Secret::from_record(SecretRecord {
-            row: secret.row.clone(),
+            row,
             versions: rec_versions,
         })
         .expect("valid doc")

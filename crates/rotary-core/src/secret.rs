@@ -150,7 +150,7 @@ impl Secret {
     pub fn from_record(rec: SecretRecord) -> Result<Self, serde_json::Error> {
         let doc = serde_json::from_str(&rec.row.doc)?;
         Ok(Self {
-            original: rec.versions.clone(),
+            original: Vec::new(),
             versions: rec
                 .versions
                 .into_iter()
@@ -164,6 +164,14 @@ impl Secret {
             doc,
             deleted_versions: Vec::new(),
         })
+    }
+
+    /// Starts a change of this working copy: remembers its version rows as they are, so
+    /// that [`Self::into_update`] writes only the versions the change touched (without it,
+    /// every version is written). Copies kept for reading (the read cache) do not carry
+    /// these rows twice.
+    pub fn begin_change(&mut self) {
+        self.original = self.versions.iter().map(|v| v.row.clone()).collect();
     }
 
     /// The `ARN` + `Name` response.

@@ -55,7 +55,7 @@ pub(crate) struct ServeArgs {
     #[arg(long, env = "ROTARY_PUBLIC_URL")]
     pub public_url: Option<String>,
     /// Memory for the read cache of secrets (metadata and sealed values, never plaintext),
-    /// in MiB; 0 turns it off [default: 32].
+    /// in MiB; 0 turns it off [default: 20].
     #[arg(long, env = "ROTARY_READ_CACHE_MIB")]
     pub read_cache_mib: Option<u64>,
     /// Rotation engine flags (boxed with the HTTP ones: they make the struct large).
@@ -544,7 +544,7 @@ impl Config {
                 );
             }
         }
-        let read_cache_mib = args.read_cache_mib.or(file.read_cache_mib).unwrap_or(32);
+        let read_cache_mib = args.read_cache_mib.or(file.read_cache_mib).unwrap_or(20);
         if read_cache_mib > 1 << 20 {
             bail!("--read-cache-mib {read_cache_mib} is more than 1 TiB");
         }

@@ -487,6 +487,7 @@ impl SecretsService {
             let cached = self.resolve_cached(id).await?;
             self.load_secret_kms_key(&cached.secret).await?;
             let mut secret = cached.secret.clone();
+            secret.begin_change();
             let existing = match token {
                 Some(t) => self.token_value(&secret, t).await?,
                 None => None,
