@@ -59,6 +59,17 @@ fn lambda_arn_in(arn: &str, from: &str, to: &str) -> String {
     }
 }
 
+/// A time in ms as RFC 3339 (UTC).
+fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_else(|| ms.to_string())
+}
+
 fn not_a_replica() -> ApiError {
     api_error!(
         InvalidRequestException,
@@ -268,7 +279,14 @@ impl SecretsService {
                         st.status = Some("InSync".to_owned());
                         st.status_message = Some("Replication succeeded".to_owned());
                     }
-                    _ => {}
+                    // Applied an older revision: how far behind it is.
+                    Some(o) => {
+                        st.status_message = Some(format!(
+                            "Newer changes are being sent; the region was last in sync at {}.",
+                            rfc3339(o.at_ms)
+                        ));
+                    }
+                    None => {}
                 }
                 st
             })

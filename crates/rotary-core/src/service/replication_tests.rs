@@ -289,3 +289,54 @@ async fn only_configured_other_regions_take_replicas() {
     }
     assert!(primary.find("db").await.unwrap().is_none());
 }
+
+#[tokio::test]
+async fn statuses_follow_the_recorded_outcomes() {
+    let (primary, _d) = service("us-east-1", &["us-west-2"]).await;
+    create_replicated(&primary, "db", "v1").await;
+    let st = first_status(&primary).await;
+    assert_eq!(
+        (st.status.as_deref(), st.status_message.as_deref()),
+        (Some("InProgress"), None)
+    );
+    let uid = primary.resolve("db").await.unwrap().row.uid;
+    let rev = primary.resolve("db").await.unwrap().row.revision;
+    let outcome = |ok: bool, revision: i64| crate::replication::ReplicaOutcome {
+        revision,
+        ok,
+        message: (!ok).then(|| "Region us-west-2 could not be reached".to_owned()),
+        at_ms: 1_700_000_000_000,
+    };
+    primary
+        .record_replica_outcome(&uid, "us-west-2", Some(outcome(true, rev)))
+        .await
+        .unwrap();
+    let st = first_status(&primary).await;
+    assert_eq!(st.status.as_deref(), Some("InSync"));
+    put(&primary, "db", 2, "v2").await.unwrap();
+    let st = first_status(&primary).await;
+    assert_eq!(st.status.as_deref(), Some("InProgress"));
+    assert_eq!(
+        st.status_message.as_deref(),
+        Some("Newer changes are being sent; the region was last in sync at 2023-11-14T22:13:20Z.")
+    );
+    primary
+        .record_replica_outcome(&uid, "us-west-2", Some(outcome(false, rev + 1)))
+        .await
+        .unwrap();
+    let st = first_status(&primary).await;
+    assert_eq!(st.status.as_deref(), Some("Failed"));
+    assert_eq!(
+        st.status_message.as_deref(),
+        Some("Region us-west-2 could not be reached")
+    );
+}
+
+async fn first_status(svc: &SecretsService) -> rotary_wire::dto::ReplicationStatusType {
+    svc.describe_secret(&Ctx::default(), id("db"))
+        .await
+        .unwrap()
+        .replication_status
+        .unwrap()
+        .remove(0)
+}
