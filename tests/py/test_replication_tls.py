@@ -84,7 +84,21 @@ def test_a_peer_served_over_tls_gets_replicas_when_its_ca_is_trusted(regions):
     got = peer.get_secret_value(SecretId=name)
     assert got["SecretString"] == "over-tls-value"
     assert got["ARN"].startswith("arn:aws:secretsmanager:eu-west-1:")
-    assert peer.describe_secret(SecretId=name)["PrimaryRegion"] == "us-east-1"
+    shown = peer.describe_secret(SecretId=name)
+    assert shown["PrimaryRegion"] == "us-east-1"
+    # The replica was read: the next change sent there brings its LastAccessedDate back.
+    sm.tag_resource(SecretId=name, Tags=[{"Key": "after-read", "Value": "1"}])
+
+    def synced_with_access():
+        st = sm.describe_secret(SecretId=name)["ReplicationStatus"][0]
+        return st if st["Status"] == "InSync" and "LastAccessedDate" in st else None
+
+    deadline = time.monotonic() + 20
+    st = None
+    while time.monotonic() < deadline and not (st := synced_with_access()):
+        time.sleep(0.1)
+    assert st, sm.describe_secret(SecretId=name)["ReplicationStatus"]
+    assert st["LastAccessedDate"] == shown["LastAccessedDate"]
 
 
 def test_a_peer_certificate_from_an_untrusted_ca_is_refused(regions):

@@ -72,6 +72,9 @@ pub struct ReplicaOutcome {
     pub message: Option<String>,
     /// When (ms).
     pub at_ms: i64,
+    /// The replica's LastAccessedDate as the region reported it with this outcome.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_accessed_ms: Option<i64>,
 }
 
 /// The server-value key of a secret's replica outcomes.

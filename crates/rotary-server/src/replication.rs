@@ -62,6 +62,17 @@ struct ApplyRequest {
     snapshot: Snapshot,
 }
 
+/// The answer of `rotary.ApplyReplica`.
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct ApplyResponse {
+    /// Whether the snapshot changed the replica (false: it held that revision already).
+    applied: bool,
+    /// The replica's LastAccessedDate (ms), if it was ever read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    last_accessed_ms: Option<i64>,
+}
+
 /// The body of `rotary.DeleteReplica`.
 #[derive(Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
@@ -159,7 +170,12 @@ pub(crate) async fn handle(
                 });
             }
             let applied = service.apply_replica(snap, &values).await?;
-            Ok(serde_json::to_vec(&serde_json::json!({ "Applied": applied })).unwrap_or_default())
+            let last_accessed_ms = service.replica_last_accessed(&snap.name).await?;
+            Ok(serde_json::to_vec(&ApplyResponse {
+                applied,
+                last_accessed_ms,
+            })
+            .unwrap_or_default())
         }
         "DeleteReplica" => {
             let req: DeleteRequest = serde_json::from_slice(body).map_err(|_| bad())?;
@@ -401,7 +417,7 @@ impl Shipper {
                 continue;
             }
             let outcome = match self.send_snapshot(&export, &replica.region, replica).await {
-                Ok(()) => {
+                Ok(last_accessed_ms) => {
                     self.note(uid, &replica.region, Some(true));
                     self.metrics.record_replica_send(&replica.region, true);
                     if replica.force_overwrite {
@@ -418,6 +434,7 @@ impl Shipper {
                         ok: true,
                         message: None,
                         at_ms: self.service.clock().now_ms(),
+                        last_accessed_ms,
                     }
                 }
                 Err(SendError(message)) => {
@@ -430,6 +447,7 @@ impl Shipper {
                         ok: false,
                         message: Some(message),
                         at_ms: self.service.clock().now_ms(),
+                        last_accessed_ms: None,
                     }
                 }
             };
@@ -539,12 +557,13 @@ impl Shipper {
         }
     }
 
+    /// Sends the snapshot to `region`; returns the replica's LastAccessedDate there.
     async fn send_snapshot(
         &self,
         export: &Export,
         region: &str,
         replica: &rotary_core::replication::Replica,
-    ) -> Result<(), SendError> {
+    ) -> Result<Option<i64>, SendError> {
         let key = self.peer_key(region).await?;
         let mut salt = [0u8; 16];
         rand::rngs::OsRng.fill_bytes(&mut salt);
@@ -570,9 +589,12 @@ impl Shipper {
             snapshot,
         })
         .map_err(|e| SendError(format!("Encoding the snapshot failed: {e}")))?;
-        self.call_with(region, "rotary.ApplyReplica", body, &key)
-            .await
-            .map(|_| ())
+        let answer = self
+            .call_with(region, "rotary.ApplyReplica", body, &key)
+            .await?;
+        Ok(serde_json::from_slice::<ApplyResponse>(&answer)
+            .ok()
+            .and_then(|a| a.last_accessed_ms))
     }
 
     /// The access key this server uses in `region`, from its credentials secret.

@@ -276,11 +276,13 @@ impl SecretsService {
                         st.status_message = o.message.clone();
                     }
                     Some(o) if o.revision >= secret.row.revision => {
+                        st.last_accessed_date = o.last_accessed_ms.map(rotary_wire::Timestamp);
                         st.status = Some("InSync".to_owned());
                         st.status_message = Some("Replication succeeded".to_owned());
                     }
                     // Applied an older revision: how far behind it is.
                     Some(o) => {
+                        st.last_accessed_date = o.last_accessed_ms.map(rotary_wire::Timestamp);
                         st.status_message = Some(format!(
                             "Newer changes are being sent; the region was last in sync at {}.",
                             rfc3339(o.at_ms)
@@ -735,6 +737,16 @@ impl SecretsService {
             }
         }
         Err(api_error!(ThrottlingException, "Rate exceeded"))
+    }
+
+    /// The day of the last read of the replica named `name` here (LastAccessedDate), which
+    /// the primary shows in the region's `ReplicationStatus`.
+    pub async fn replica_last_accessed(&self, name: &str) -> Result<Option<i64>, ApiError> {
+        Ok(self
+            .load(name)
+            .await?
+            .filter(|c| c.secret.doc.is_replica())
+            .and_then(|c| c.secret.row.last_accessed_ms))
     }
 
     /// Deletes the replica named `name` of a primary in `primary_region`, if this region

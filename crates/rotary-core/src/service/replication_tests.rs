@@ -306,6 +306,7 @@ async fn statuses_follow_the_recorded_outcomes() {
         ok,
         message: (!ok).then(|| "Region us-west-2 could not be reached".to_owned()),
         at_ms: 1_700_000_000_000,
+        last_accessed_ms: ok.then_some(1_699_920_000_000),
     };
     primary
         .record_replica_outcome(&uid, "us-west-2", Some(outcome(true, rev)))
@@ -313,6 +314,10 @@ async fn statuses_follow_the_recorded_outcomes() {
         .unwrap();
     let st = first_status(&primary).await;
     assert_eq!(st.status.as_deref(), Some("InSync"));
+    assert_eq!(
+        st.last_accessed_date,
+        Some(rotary_wire::Timestamp(1_699_920_000_000))
+    );
     put(&primary, "db", 2, "v2").await.unwrap();
     let st = first_status(&primary).await;
     assert_eq!(st.status.as_deref(), Some("InProgress"));
