@@ -243,10 +243,27 @@ class Regions:
         self.replicator_key: dict = {}
 
 
+def fixed_port() -> int:
+    """A free port below the kernel's ephemeral range (32768-60999). A server's port is
+    chosen before it starts (its peers' configs name it) and kept across a restart: a port
+    in the ephemeral range could meanwhile become some outgoing connection's source port."""
+    import random
+
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free port in 20000-32000")
+
+
 @pytest.fixture(scope="module")
 def regions(tmp_path_factory):
     base = tmp_path_factory.mktemp("replication")
-    servers = {r: RegionServer(base / r, r, lib.free_port()) for r in (EAST, WEST, EU)}
+    servers = {r: RegionServer(base / r, r, fixed_port()) for r in (EAST, WEST, EU)}
     wire = WireRecorder()
     wire.target_port = servers[EU].port
     servers[EAST].configure([servers[WEST], servers[EU]], via={EU: wire.url})
