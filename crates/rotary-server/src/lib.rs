@@ -28,6 +28,7 @@ mod listener;
 mod metrics;
 pub mod replication;
 mod router;
+pub mod signed_client;
 mod tls;
 
 pub use limits::{connections_for_fds, raise_fd_limit, BodyLimits, Limits, RESERVED_FDS};

@@ -15,12 +15,10 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 use base64::engine::general_purpose::STANDARD as B64;
 use base64::Engine as _;
 use hmac::{Hmac, Mac};
@@ -651,57 +649,22 @@ impl Shipper {
         let Some((peer, http)) = self.peers.get(region) else {
             return Err(SendError(format!("No peer for region {region}.")));
         };
-        let url = format!("{}/", peer.endpoint.trim_end_matches('/'));
-        let parsed = reqwest::Url::parse(&url)
-            .map_err(|e| SendError(format!("The endpoint of region {region} is not a URL: {e}")))?;
-        let host = match (parsed.host_str(), parsed.port()) {
-            (Some(h), Some(p)) => format!("{h}:{p}"),
-            (Some(h), None) => h.to_owned(),
-            (None, _) => {
-                return Err(SendError(format!(
-                    "The endpoint of region {region} has no host."
-                )))
-            }
-        };
-        let headers = [
-            ("host", host.as_str()),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target),
-        ];
-        let identity = aws_credential_types::Credentials::new(
+        let credentials = aws_credential_types::Credentials::new(
             key.access_key_id.clone(),
             key.secret_access_key.clone(),
             None,
             None,
             "rotary-replication",
+        );
+        let req = crate::signed_client::signed_json_post(
+            http,
+            &peer.endpoint,
+            region,
+            target,
+            body,
+            &credentials,
         )
-        .into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(region)
-            .name("secretsmanager")
-            .time(wall_clock())
-            .settings(SigningSettings::default())
-            .build()
-            .map_err(|e| SendError(format!("Signing failed: {e}")))?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url.clone(),
-            headers.iter().copied(),
-            SignableBody::Bytes(&body),
-        )
-        .map_err(|e| SendError(format!("Signing failed: {e}")))?;
-        let (instructions, _) = sign(signable, &params)
-            .map_err(|e| SendError(format!("Signing failed: {e}")))?
-            .into_parts();
-        let mut req = http.post(&url).body(body);
-        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
-            req = req.header(*name, *value);
-        }
-        for (name, value) in instructions.headers() {
-            req = req.header(name, value);
-        }
+        .map_err(|e| SendError(format!("Calling region {region}: {e}.")))?;
         let resp = req.send().await.map_err(|e| {
             self.called(region, false);
             SendError(format!(
@@ -740,15 +703,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         src = s.source();
     }
     out
-}
-
-/// The signing time: SigV4 is checked against the peer's wall clock, never a test clock.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a request's signing time is wall-clock time"
-)]
-fn wall_clock() -> SystemTime {
-    SystemTime::now()
 }
 
 #[cfg(test)]

@@ -137,11 +137,7 @@ impl SecretsService {
             Ok(Outcome::Changed((), None))
         })
         .await?;
-        let secret = self.resolve(id).await?;
-        Ok(ReplicationResponse {
-            arn: Some(secret.row.arn.clone()),
-            replication_status: Some(self.replica_statuses(&secret).await?),
-        })
+        self.replication_response(id).await
     }
 
     /// RemoveRegionsFromReplication: the regions leave the secret's replication now and
@@ -177,6 +173,12 @@ impl SecretsService {
             Ok(Outcome::Changed((), None))
         })
         .await?;
+        self.replication_response(id).await
+    }
+
+    /// The answer of ReplicateSecretToRegions and RemoveRegionsFromReplication: the
+    /// primary's ARN and every region's status after the change.
+    async fn replication_response(&self, id: &str) -> Result<ReplicationResponse, ApiError> {
         let secret = self.resolve(id).await?;
         Ok(ReplicationResponse {
             arn: Some(secret.row.arn.clone()),
@@ -358,15 +360,9 @@ impl SecretsService {
     /// The replica of secret `uid` in `region` was deleted there: the region leaves the
     /// secret's list of replicas to delete.
     pub async fn replica_removed(&self, uid: &str, region: &str) -> Result<(), ApiError> {
-        let Some(rec) = self
-            .store
-            .find("", Lookup::Uid(uid))
-            .await
-            .map_err(internal)?
-        else {
+        let Some(arn) = self.arn_of_uid(uid).await? else {
             return Ok(());
         };
-        let arn = rec.row.arn.clone();
         self.mutate_any(&arn, None, |secret, _| {
             let Some(repl) = secret.doc.replication.as_mut() else {
                 return Ok(Outcome::Unchanged(()));
@@ -388,15 +384,10 @@ impl SecretsService {
     /// snapshots are not forced, so a secret there that stops being this replica (promoted)
     /// is never overwritten by them.
     pub async fn replica_force_applied(&self, uid: &str, region: &str) -> Result<(), ApiError> {
-        let Some(rec) = self
-            .store
-            .find("", Lookup::Uid(uid))
-            .await
-            .map_err(internal)?
-        else {
+        let Some(arn) = self.arn_of_uid(uid).await? else {
             return Ok(());
         };
-        self.mutate(&rec.row.arn, None, |secret, _| {
+        self.mutate(&arn, None, |secret, _| {
             let Some(r) = secret
                 .doc
                 .replication
@@ -596,6 +587,22 @@ impl SecretsService {
             })?;
             self.seal(&kms_name, &arn, vid, &plain).map(Some)
         };
+        // A version the replica does not hold yet, its value sealed here.
+        let new_version = |i: usize, v: &SnapshotVersion| -> Result<VersionWrite, ApiError> {
+            let ciphertext = seal(i, &v.version_id)?;
+            Ok(VersionWrite {
+                row: VersionRow {
+                    version_id: v.version_id.clone(),
+                    seq: v.seq,
+                    created_ms: v.created_ms,
+                    last_accessed_ms: None,
+                    stages: v.stages.clone(),
+                    kms_key_id: Some(kms_name.clone()),
+                    has_value: ciphertext.is_some(),
+                },
+                ciphertext,
+            })
+        };
         for _ in 0..MAX_WRITE_ATTEMPTS {
             let existing = self
                 .store
@@ -605,19 +612,7 @@ impl SecretsService {
             let Some(rec) = existing else {
                 let mut versions = Vec::with_capacity(snap.versions.len());
                 for (i, v) in snap.versions.iter().enumerate() {
-                    let ciphertext = seal(i, &v.version_id)?;
-                    versions.push(VersionWrite {
-                        row: VersionRow {
-                            version_id: v.version_id.clone(),
-                            seq: v.seq,
-                            created_ms: v.created_ms,
-                            last_accessed_ms: None,
-                            stages: v.stages.clone(),
-                            kms_key_id: Some(kms_name.clone()),
-                            has_value: ciphertext.is_some(),
-                        },
-                        ciphertext,
-                    });
+                    versions.push(new_version(i, v)?);
                 }
                 let row = SecretRow {
                     uid: uuid::Uuid::new_v4().to_string(),
@@ -688,21 +683,7 @@ impl SecretsService {
                         row.has_value = row.has_value || ciphertext.is_some();
                         upsert_versions.push(VersionWrite { row, ciphertext });
                     }
-                    None => {
-                        let ciphertext = seal(i, &v.version_id)?;
-                        upsert_versions.push(VersionWrite {
-                            row: VersionRow {
-                                version_id: v.version_id.clone(),
-                                seq: v.seq,
-                                created_ms: v.created_ms,
-                                last_accessed_ms: None,
-                                stages: v.stages.clone(),
-                                kms_key_id: Some(kms_name.clone()),
-                                has_value: ciphertext.is_some(),
-                            },
-                            ciphertext,
-                        });
-                    }
+                    None => upsert_versions.push(new_version(i, v)?),
                 }
             }
             let delete_versions = secret

@@ -224,7 +224,10 @@ impl SecretsService {
         }
     }
 
-    async fn arn_of_uid(&self, uid: &str) -> Result<Option<String>, ApiError> {
+    /// The ARN of the secret whose internal id is `uid`, if it still exists (the rotation
+    /// driver and the replication shipper know secrets by internal id; writes find them by
+    /// ARN).
+    pub(crate) async fn arn_of_uid(&self, uid: &str) -> Result<Option<String>, ApiError> {
         let rec = self
             .store
             .find(&self.namespace, rotary_store::Lookup::Uid(uid))

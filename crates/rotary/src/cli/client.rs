@@ -1,12 +1,8 @@
 //! A SigV4-signed JSON 1.1 client for Rotary's API.
 
-use std::time::SystemTime;
-
 use anyhow::{anyhow, bail, Context};
 use aws_config::BehaviorVersion;
 use aws_credential_types::provider::ProvideCredentials;
-use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
-use aws_sigv4::sign::v4;
 
 /// An API error answered by the server.
 #[derive(Debug)]
@@ -96,44 +92,15 @@ impl Client {
     ) -> anyhow::Result<serde_json::Value> {
         let body = serde_json::to_vec(body)?;
         let url = format!("{}/", self.endpoint);
-        let host = reqwest::Url::parse(&url)
-            .context("invalid endpoint URL")?
-            .host_str()
-            .map(str::to_owned)
-            .ok_or_else(|| anyhow!("the endpoint URL has no host"))?;
-        let parsed = reqwest::Url::parse(&url)?;
-        let host = match parsed.port() {
-            Some(p) => format!("{host}:{p}"),
-            None => host,
-        };
-        let headers = [
-            ("host", host.as_str()),
-            ("content-type", "application/x-amz-json-1.1"),
-            ("x-amz-target", target),
-        ];
-        let identity = self.credentials.clone().into();
-        let params = v4::SigningParams::builder()
-            .identity(&identity)
-            .region(&self.region)
-            .name("secretsmanager")
-            .time(wall_clock())
-            .settings(SigningSettings::default())
-            .build()?
-            .into();
-        let signable = SignableRequest::new(
-            "POST",
-            url.clone(),
-            headers.iter().copied(),
-            SignableBody::Bytes(&body),
-        )?;
-        let (instructions, _) = sign(signable, &params)?.into_parts();
-        let mut req = self.http.post(&url).body(body.clone());
-        for (name, value) in headers.iter().filter(|(n, _)| *n != "host") {
-            req = req.header(*name, *value);
-        }
-        for (name, value) in instructions.headers() {
-            req = req.header(name, value);
-        }
+        let req = rotary_server::signed_client::signed_json_post(
+            &self.http,
+            &self.endpoint,
+            &self.region,
+            target,
+            body,
+            &self.credentials,
+        )
+        .map_err(|e| anyhow!("{e}"))?;
         let resp = req.send().await.with_context(|| format!("calling {url}"))?;
         let status = resp.status();
         let bytes = resp.bytes().await?;
@@ -165,15 +132,6 @@ impl Client {
         }
         Ok(json)
     }
-}
-
-/// The signing time: SigV4 is checked against the server's wall clock, never a test clock.
-#[expect(
-    clippy::disallowed_methods,
-    reason = "a request's signing time is wall-clock time"
-)]
-fn wall_clock() -> SystemTime {
-    SystemTime::now()
 }
 
 #[cfg(test)]
