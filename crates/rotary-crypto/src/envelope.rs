@@ -50,6 +50,24 @@ type Material = Zeroizing<[u8; 32]>;
 pub struct Keyring {
     master: RwLock<MasterKeys>,
     keys: RwLock<HashMap<String, BTreeMap<u32, Material>>>,
+    /// Data keys recently unwrapped, by their wrapped form: a read of a value opened before
+    /// skips one of its two AES-GCM operations. See [`DATA_KEY_CACHE`].
+    data_keys: quick_cache::sync::Cache<[u8; WRAPPED_DK_LEN], Arc<DataKey>>,
+}
+
+/// How many unwrapped data keys [`Keyring`] keeps (each value has its own): the most
+/// recently useful ones, about 300 KiB in all. A key stays until newer ones push it out or
+/// the process ends, and its bytes are zeroed when it is dropped. It adds no exposure beyond
+/// the KMS keys that unwrap it, which the keyring holds in memory for the process's life.
+pub const DATA_KEY_CACHE: usize = 4096;
+
+/// An unwrapped data key, with the KMS key version that wrapped it: a hit must name the same
+/// key and version as the value being opened (the wrapped bytes were authenticated under
+/// them).
+struct DataKey {
+    name: Box<str>,
+    version: u32,
+    key: Material,
 }
 
 /// The master keys a node holds: the one it seals with, and during an online master-key
@@ -102,6 +120,7 @@ impl Keyring {
                 also: None,
             }),
             keys: RwLock::new(HashMap::new()),
+            data_keys: quick_cache::sync::Cache::new(DATA_KEY_CACHE),
         }
     }
 
@@ -289,6 +308,28 @@ impl Keyring {
     }
 
     fn unwrap_data_key(&self, p: &Parsed<'_>) -> Result<Material> {
+        let wrapped: [u8; WRAPPED_DK_LEN] = p
+            .wrapped_dk
+            .try_into()
+            .map_err(|_| Error::Decrypt("malformed ciphertext"))?;
+        if let Some(hit) = self.data_keys.get(&wrapped) {
+            if *hit.name == *p.name && hit.version == p.version {
+                return Ok(hit.key.clone());
+            }
+        }
+        let dk = self.unwrap_data_key_uncached(p)?;
+        self.data_keys.insert(
+            wrapped,
+            Arc::new(DataKey {
+                name: p.name.into(),
+                version: p.version,
+                key: dk.clone(),
+            }),
+        );
+        Ok(dk)
+    }
+
+    fn unwrap_data_key_uncached(&self, p: &Parsed<'_>) -> Result<Material> {
         let kek = self.material(p.name, p.version)?;
         let dk = if p.version == 1 {
             open(&kek, p.name.as_bytes(), p.wrapped_dk)?
@@ -413,6 +454,33 @@ mod tests {
         // A second keyring over another master key cannot load the stored key.
         let other = Keyring::new(MasterKey::generate());
         assert!(other.load(&stored).is_err());
+    }
+
+    #[test]
+    fn a_cached_data_key_opens_only_what_it_was_unwrapped_for() {
+        let ring = Keyring::new(MasterKey::generate());
+        ring.generate("key-aaa").unwrap();
+        ring.generate("key-bbb").unwrap();
+        let sealed = ring.seal("key-aaa", b"arn\0v1", b"hunter2").unwrap();
+        // Opened twice: the second open takes the cached data key.
+        for _ in 0..2 {
+            assert_eq!(ring.open(b"arn\0v1", &sealed).unwrap().expose(), b"hunter2");
+        }
+        assert!(
+            ring.open(b"arn\0v2", &sealed).is_err(),
+            "the value's AAD still binds"
+        );
+        // The same wrapped data key under another key's name (same length): not a hit, and
+        // the other key cannot unwrap it.
+        let mut renamed = sealed.clone();
+        let at = renamed.windows(7).position(|w| w == b"key-aaa").unwrap();
+        renamed[at..at + 7].copy_from_slice(b"key-bbb");
+        assert!(ring.open(b"arn\0v1", &renamed).is_err());
+        // A changed wrapped data key is not a hit either.
+        let mut tampered = sealed.clone();
+        tampered[at + 7] ^= 1;
+        assert!(ring.open(b"arn\0v1", &tampered).is_err());
+        assert_eq!(ring.open(b"arn\0v1", &sealed).unwrap().expose(), b"hunter2");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use rotary_core::Ctx;
 
-use crate::router::AppState;
+use crate::router::{AppState, NamedIds};
 use rotary_wire::{ApiError, Operation};
 use serde::Serialize;
 
@@ -26,18 +26,19 @@ macro_rules! ops {
     };
 }
 
-/// Runs one operation on a raw JSON body.
+/// Runs one operation on a raw JSON body. The hot read also says in `named` which secret
+/// and version it answered with, so that the audit record need not read the answer again.
 pub(crate) async fn dispatch(
     st: &AppState,
     cx: &Ctx,
     op: Operation,
     body: &[u8],
+    named: &mut Option<NamedIds>,
 ) -> Result<Vec<u8>, ApiError> {
     let svc = &st.service;
     let functions = st.rotation.registry().as_ref();
     ops!(svc, cx, op, body;
         CreateSecret => create_secret,
-        GetSecretValue => get_secret_value,
         BatchGetSecretValue => batch_get_secret_value,
         PutSecretValue => put_secret_value,
         UpdateSecret => update_secret,
@@ -61,5 +62,14 @@ pub(crate) async fn dispatch(
             encode(&svc.rotate_secret(cx, decode(body)?, functions).await?)
         }
         Operation::CancelRotateSecret => encode(&svc.cancel_rotate_secret(cx, decode(body)?).await?),
+        Operation::GetSecretValue => {
+            let r = svc.get_secret_value(cx, decode(body)?).await?;
+            *named = Some(NamedIds {
+                arn: r.arn.clone(),
+                version_id: r.version_id.clone(),
+                token: None,
+            });
+            encode(&r)
+        }
     )
 }

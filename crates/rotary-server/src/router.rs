@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use http_body_util::BodyExt;
+use rotary_auth::sigv4::Prechecked;
 use rotary_auth::{CredentialSource, Principal, PrincipalKind, RequestParts, Verifier};
 use rotary_core::{Ctx, OffsetClock, SecretsService};
 use rotary_rotation::RotationEngine;
@@ -83,6 +84,8 @@ struct AuditFacts {
     version_id: Option<String>,
     denial: Option<DenialReason>,
     authentication_failed: bool,
+    /// What the answer names, when the operation said so (else the answer is read).
+    answer: Option<NamedIds>,
 }
 
 /// Error types that mean the caller was not authenticated.
@@ -107,13 +110,13 @@ fn claimed_access_key(parts: &axum::http::request::Parts) -> Option<String> {
 
 /// The secret and version a request or its answer names, for the audit record.
 #[derive(Default, serde::Deserialize)]
-struct NamedIds {
+pub(crate) struct NamedIds {
     #[serde(rename = "ARN")]
-    arn: Option<String>,
+    pub(crate) arn: Option<String>,
     #[serde(rename = "VersionId")]
-    version_id: Option<String>,
+    pub(crate) version_id: Option<String>,
     #[serde(rename = "ClientRequestToken")]
-    token: Option<String>,
+    pub(crate) token: Option<String>,
 }
 
 impl NamedIds {
@@ -269,7 +272,30 @@ async fn run_as(
         );
         return error_response(&e, &request_id);
     }
-    let result = match read_body(st, &parts, body, session.is_some()).await {
+    let headers = header_pairs(&parts);
+    // A console request was authenticated by its session instead.
+    let pre = match session {
+        Some(_) => Ok(None),
+        None => rotary_auth::sigv4::precheck(
+            &RequestParts {
+                method: parts.method.as_str(),
+                path: parts.uri.path(),
+                query: parts.uri.query().unwrap_or_default(),
+                headers: &headers,
+                body: b"",
+            },
+            &st.region,
+            SERVICE,
+            st.credentials.as_ref(),
+            time::OffsetDateTime::now_utc(),
+        )
+        .map(Some),
+    };
+    let (pre, refused) = match pre {
+        Ok(p) => (p, None),
+        Err(e) => (None, Some(e)),
+    };
+    let result = match read_body(st, &parts, body, refused).await {
         Err(BodyError::Api(e, closing)) => {
             close = closing;
             facts.authentication_failed = is_authentication_error(e.code());
@@ -284,6 +310,8 @@ async fn run_as(
             let r = handle(
                 st,
                 &parts,
+                &headers,
+                pre,
                 body.clone(),
                 op,
                 &request_id,
@@ -293,8 +321,9 @@ async fn run_as(
             .await;
             // An answer naming one secret is read once for its ARN (CreateSecret's exists
             // only now) and version; list answers are not scanned.
-            let answer = match (&r, op) {
-                (Ok(out), Some(Target::Aws(o)))
+            let answer = match (&r, op, facts.answer.take()) {
+                (Ok(_), _, Some(named)) => named,
+                (Ok(out), Some(Target::Aws(o)), None)
                     if !matches!(o, Operation::ListSecrets | Operation::BatchGetSecretValue) =>
                 {
                     NamedIds::of(out)
@@ -318,7 +347,7 @@ async fn run_as(
         Err(e) => AuditOutcome::Error(e.code().as_str().to_owned()),
     };
     let operation = match op {
-        Some(Target::Aws(o)) => format!("secretsmanager:{}", o.name()),
+        Some(Target::Aws(o)) => ["secretsmanager:", o.name()].concat(),
         Some(t) => format!("rotary:{}", t.label()),
         None if target.is_empty() => "unknown".to_owned(),
         None => format!("unknown:{}", target.chars().take(64).collect::<String>()),
@@ -337,14 +366,15 @@ async fn run_as(
         rec = rec.access_key(k);
     }
     if let Some(c) = parts.extensions.get::<ConnInfo>() {
-        rec = rec.source(c.peer.ip().to_string());
+        rec = rec.source(ip_text(c.peer.ip()));
     }
     if let Some(ua) = parts
         .headers
         .get(header::USER_AGENT)
         .and_then(|v| v.to_str().ok())
     {
-        rec = rec.user_agent(ua.chars().take(256).collect::<String>());
+        // At most 256 characters (a header value is ASCII, so also bytes).
+        rec = rec.user_agent(ua.get(..256).unwrap_or(ua));
     }
     if let Some(s) = facts.secret_arn.take() {
         rec = rec.secret(s);
@@ -431,36 +461,40 @@ impl Target {
     }
 }
 
+/// Runs one request whose body was read: `pre` is what the SigV4 pre-check of its headers
+/// found (`None` for a console request, authenticated by its `session`).
+#[allow(clippy::too_many_arguments)]
 async fn handle(
     st: &AppState,
     parts: &axum::http::request::Parts,
+    headers: &[(&str, &[u8])],
+    pre: Option<Prechecked<'_>>,
     body: Bytes,
     op: Option<Target>,
     request_id: &str,
     facts: &mut AuditFacts,
     session: Option<&Principal>,
 ) -> Result<Vec<u8>, ApiError> {
-    let headers = header_pairs(parts);
-    let path = parts.uri.path();
-    let query = parts.uri.query().unwrap_or_default();
     let signed = RequestParts {
         method: parts.method.as_str(),
-        path,
-        query,
-        headers: &headers,
+        path: parts.uri.path(),
+        query: parts.uri.query().unwrap_or_default(),
+        headers,
         body: &body,
     };
     let now = time::OffsetDateTime::now_utc();
-    let principal = match session {
-        Some(p) => p.clone(),
-        None => st
-            .verifier
-            .verify(&signed, st.credentials.as_ref(), now)
-            .map_err(|e| {
-                facts.authentication_failed = true;
-                auth_error(e)
-            })?,
+    let verified = match (session, pre) {
+        (Some(p), _) => Ok(p.clone()),
+        (None, Some(pre)) => {
+            st.verifier
+                .verify_prechecked(&signed, pre, st.credentials.as_ref(), now)
+        }
+        (None, None) => st.verifier.verify(&signed, st.credentials.as_ref(), now),
     };
+    let principal = verified.map_err(|e| {
+        facts.authentication_failed = true;
+        auth_error(e)
+    })?;
     facts.principal_arn = Some(principal.arn.clone());
     facts.access_key_id = Some(principal.access_key_id.clone());
     let Some(op) = op else {
@@ -527,14 +561,28 @@ async fn handle(
     }
     match op {
         Target::Aws(Operation::BatchGetSecretValue) => {
-            let out = dispatch(st, &cx, Operation::BatchGetSecretValue, &body).await?;
+            let out = dispatch(
+                st,
+                &cx,
+                Operation::BatchGetSecretValue,
+                &body,
+                &mut facts.answer,
+            )
+            .await?;
             filter_batch(st, &principal, &info, out).await
         }
         Target::Aws(Operation::ValidateResourcePolicy) => {
-            let out = dispatch(st, &cx, Operation::ValidateResourcePolicy, &body).await?;
+            let out = dispatch(
+                st,
+                &cx,
+                Operation::ValidateResourcePolicy,
+                &body,
+                &mut facts.answer,
+            )
+            .await?;
             Ok(add_engine_findings(&body, out))
         }
-        Target::Aws(op) => dispatch(st, &cx, op, &body).await,
+        Target::Aws(op) => dispatch(st, &cx, op, &body, &mut facts.answer).await,
         Target::Rotary(op) => {
             rotary_rotation::api::handle(&st.rotation, st.test_clock.as_deref(), &cx, op, &body)
                 .await
@@ -788,35 +836,18 @@ fn expects_continue(parts: &axum::http::request::Parts) -> bool {
         .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
 }
 
-/// Reads the body, but only for a request whose headers pass the SigV4 pre-check (so an
-/// unauthenticated caller never makes the server buffer anything), no larger than the
+/// Reads the body, but only for a request whose headers passed the SigV4 pre-check
+/// (`refused` is its error otherwise, so an unauthenticated caller never makes the server
+/// buffer anything), no larger than the
 /// maximum, within the body timeout, and with the bytes reserved from the shared body budget.
 /// The permit returns the bytes to the budget when dropped.
 async fn read_body(
     st: &AppState,
     parts: &axum::http::request::Parts,
     mut body: Body,
-    session: bool,
+    refused: Option<rotary_auth::AuthError>,
 ) -> Result<(Bytes, BodyPermit), BodyError> {
-    let pre = {
-        let headers = header_pairs(parts);
-        let signed = RequestParts {
-            method: parts.method.as_str(),
-            path: parts.uri.path(),
-            query: parts.uri.query().unwrap_or_default(),
-            headers: &headers,
-            body: b"",
-        };
-        rotary_auth::sigv4::precheck(
-            &signed,
-            &st.region,
-            SERVICE,
-            st.credentials.as_ref(),
-            time::OffsetDateTime::now_utc(),
-        )
-    };
-    // A console request was authenticated by its session instead.
-    if let (false, Err(e)) = (session, pre) {
+    if let Some(e) = refused {
         if expects_continue(parts) {
             return Err(BodyError::Api(auth_error(e), true));
         }
@@ -906,11 +937,66 @@ fn body_timeout_response(st: &AppState, request_id: &str) -> Response {
     r
 }
 
+/// An address as the audit record gives it; IPv4 without the formatting machinery, since
+/// every request writes one.
+fn ip_text(ip: std::net::IpAddr) -> String {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return ip.to_string();
+    };
+    let mut out = String::with_capacity(15);
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        let (h, t, u) = (octet / 100, octet / 10 % 10, octet % 10);
+        if h > 0 {
+            out.push(char::from(b'0' + h));
+        }
+        if h > 0 || t > 0 {
+            out.push(char::from(b'0' + t));
+        }
+        out.push(char::from(b'0' + u));
+    }
+    out
+}
+
 /// A request id in the form AWS uses (a UUID v4). It needs to be unique, not secret, so it
 /// comes from the thread's user-space generator rather than a system call per request.
 fn new_request_id() -> String {
     use rand::Rng as _;
+    let mut text = [0u8; uuid::fmt::Hyphenated::LENGTH];
     uuid::Builder::from_random_bytes(rand::thread_rng().gen())
         .into_uuid()
-        .to_string()
+        .hyphenated()
+        .encode_lower(&mut text)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ip_text_is_the_standard_form() {
+        for ip in [
+            "0.0.0.0",
+            "127.0.0.1",
+            "10.20.30.40",
+            "100.200.9.255",
+            "1.10.100.109",
+            "::1",
+            "2001:db8::5",
+        ] {
+            let addr: std::net::IpAddr = ip.parse().expect("address");
+            assert_eq!(ip_text(addr), addr.to_string());
+        }
+    }
+
+    #[test]
+    fn request_ids_are_lower_case_uuids() {
+        let id = new_request_id();
+        assert_eq!(id.len(), 36);
+        assert_eq!(uuid::Uuid::parse_str(&id).expect("uuid").to_string(), id);
+        assert_ne!(id, new_request_id());
+    }
 }

@@ -187,11 +187,24 @@ pub(crate) fn canonical_request(
 }
 
 /// `AWS4-HMAC-SHA256\n<amz-date>\n<scope>\n<hex sha256(canonical request)>`.
-pub(crate) fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &[u8]) -> String {
-    format!(
-        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
-        hex::encode(Sha256::digest(canonical_request))
-    )
+pub(crate) fn string_to_sign(amz_date: &str, scope: [&str; 4], canonical_request: &[u8]) -> String {
+    let mut hash = [0u8; 64];
+    // A SHA-256 digest always fits 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(canonical_request), &mut hash);
+    let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + 64 + 96);
+    out.push_str(ALGORITHM);
+    out.push('\n');
+    out.push_str(amz_date);
+    out.push('\n');
+    for (i, part) in scope.iter().enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        out.push_str(part);
+    }
+    out.push('\n');
+    out.push_str(std::str::from_utf8(&hash).unwrap_or_default());
+    out
 }
 
 #[cfg(test)]
@@ -386,7 +399,7 @@ mod tests {
         assert_eq!(
             string_to_sign(
                 "20150830T123600Z",
-                "20150830/us-east-1/service/aws4_request",
+                ["20150830", "us-east-1", "service", "aws4_request"],
                 creq.as_bytes()
             ),
             "AWS4-HMAC-SHA256\n20150830T123600Z\n20150830/us-east-1/service/aws4_request\n\

@@ -79,7 +79,11 @@ pub fn sign(
     let scope = format!("{day}/{region}/{service}/{TERMINATOR}");
     let payload_hash = canonical::payload_hash(req)?;
     let canonical_request = canonical::canonical_request(req, signed, &payload_hash)?;
-    let string_to_sign = canonical::string_to_sign(amz_date, &scope, &canonical_request);
+    let string_to_sign = canonical::string_to_sign(
+        amz_date,
+        [day, region, service, TERMINATOR],
+        &canonical_request,
+    );
     let mut key = verify::hmac_sha256(format!("AWS4{secret}").as_bytes(), day.as_bytes());
     for part in [region, service, TERMINATOR] {
         key = verify::hmac_sha256(&key, part.as_bytes());

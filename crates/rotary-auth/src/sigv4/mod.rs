@@ -29,7 +29,7 @@ mod vectors;
 pub use credential::{Credential, CredentialSource, SecretKey};
 pub use error::{AuthError, AuthErrorCode};
 pub use precheck::precheck;
-pub use verify::Verifier;
+pub use verify::{Prechecked, Verifier};
 
 /// The only signing algorithm accepted.
 const ALGORITHM: &str = "AWS4-HMAC-SHA256";

@@ -104,7 +104,13 @@ pub(crate) struct Scope<'c> {
 }
 
 impl Scope<'_> {
+    /// Date, region, service and terminator: the scope of the string to sign.
+    pub(crate) fn parts(&self) -> [&str; 4] {
+        [self.date, self.region, self.service, self.terminator]
+    }
+
     /// `date/region/service/terminator`, as it appears in the string to sign.
+    #[cfg(test)]
     pub(crate) fn to_scope_string(&self) -> String {
         format!(
             "{}/{}/{}/{}",

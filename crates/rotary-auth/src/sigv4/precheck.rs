@@ -15,8 +15,8 @@
 
 use time::OffsetDateTime;
 
-use super::verify::{check_scope, check_signed_headers, check_skew, Strictness};
-use super::{canonical, header, parse, AuthError, CredentialSource, RequestParts};
+use super::verify::{header_checks, Checked, HeaderChecks, Prechecked, Strictness};
+use super::{canonical, header, AuthError, Credential, CredentialSource, RequestParts};
 
 /// Checks everything about `req` that does not need its body, for a server of `region` and
 /// `service`, at `now`. `req.body` is ignored (pass an empty slice).
@@ -24,47 +24,65 @@ use super::{canonical, header, parse, AuthError, CredentialSource, RequestParts}
 /// `Ok` means only that the request may be worth reading: it names a known access key, is
 /// dated within the window and is scoped to this server. It is not authenticated until
 /// [`Verifier::verify`](super::Verifier::verify) accepts it with its body.
-pub fn precheck(
-    req: &RequestParts<'_>,
+pub fn precheck<'h>(
+    req: &RequestParts<'h>,
     region: &str,
     service: &str,
     creds: &dyn CredentialSource,
     now: OffsetDateTime,
-) -> Result<(), AuthError> {
+) -> Result<Prechecked<'h>, AuthError> {
     let Some(authorization) = req.first_header(header::AUTHORIZATION) else {
         return Err(AuthError::missing_token());
     };
-    let authorization = String::from_utf8_lossy(authorization);
-    let amz_date = req
-        .first_header(header::X_AMZ_DATE)
-        .map(String::from_utf8_lossy);
-    let auth = parse::authorization(&authorization, amz_date.is_some())?;
-    let amz_date = amz_date.unwrap_or_default();
+    let amz_date = req.first_header(header::X_AMZ_DATE);
+    let (Ok(authorization), Ok(amz_date)) = (
+        std::str::from_utf8(authorization),
+        amz_date.map(std::str::from_utf8).transpose(),
+    ) else {
+        // A header that is not UTF-8: checked as the verifier reads it (invalid bytes
+        // replaced), and verified from scratch later.
+        let authorization = String::from_utf8_lossy(authorization);
+        let amz_date = amz_date.map(String::from_utf8_lossy);
+        let checked = header_checks(
+            req,
+            &authorization,
+            amz_date.as_deref(),
+            region,
+            service,
+            now,
+            Strictness::Strict,
+        )?;
+        lookup(req, &checked, creds)?;
+        return Ok(Prechecked(None));
+    };
+    let headers = header_checks(
+        req,
+        authorization,
+        amz_date,
+        region,
+        service,
+        now,
+        Strictness::Strict,
+    )?;
+    let credential = lookup(req, &headers, creds)?;
+    Ok(Prechecked(Some(Checked {
+        headers,
+        credential,
+    })))
+}
 
-    let request_time = parse::amz_date(&amz_date)?;
-    check_skew(request_time, now)?;
-
-    let signed = parse::signed_headers(auth.signed_headers);
-    check_signed_headers(req, &signed, Strictness::Strict)?;
-
-    if auth.algorithm != super::ALGORITHM {
-        return Err(AuthError::incomplete(format!(
-            "Unsupported AWS 'algorithm': '{}' (only AWS4-HMAC-SHA256 for now). ",
-            auth.algorithm
-        )));
-    }
-
-    let scope = parse::credential(auth.credential)?;
-    check_scope(&scope, &amz_date, region, service)?;
-
+/// The last two header-only checks: every signed header present, then the access key known.
+fn lookup(
+    req: &RequestParts<'_>,
+    checked: &HeaderChecks<'_>,
+    creds: &dyn CredentialSource,
+) -> Result<Credential, AuthError> {
     // The verifier builds the canonical request, which needs every signed header, before it
     // looks the key up; so an unknown key must not hide a missing signed header here either.
-    canonical::check_signed_headers_exist(req, &signed)?;
-
-    if creds.lookup(scope.access_key_id).is_none() {
-        return Err(AuthError::unrecognized());
-    }
-    Ok(())
+    canonical::check_signed_headers_exist(req, &checked.signed)?;
+    creds
+        .lookup(checked.scope.access_key_id)
+        .ok_or_else(AuthError::unrecognized)
 }
 
 #[cfg(test)]
@@ -132,7 +150,125 @@ mod tests {
                 .unwrap_err();
             assert_eq!(&full, e);
         }
-        pre
+        pre.map(|_| ())
+    }
+
+    /// A request signed with the key of [`keys`], as the SDKs sign it.
+    fn signed_request(body: &[u8]) -> (Vec<(String, Vec<u8>)>, Vec<u8>) {
+        let date = "20251106T132608Z";
+        let mut headers: Vec<(String, Vec<u8>)> = vec![
+            ("host".into(), b"localhost".to_vec()),
+            ("x-amz-date".into(), date.as_bytes().to_vec()),
+            (
+                "x-amz-target".into(),
+                b"secretsmanager.ListSecrets".to_vec(),
+            ),
+            (
+                "content-type".into(),
+                b"application/x-amz-json-1.1".to_vec(),
+            ),
+        ];
+        let signed: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+        let mut sorted = signed.clone();
+        sorted.sort();
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &pairs,
+            body,
+        };
+        let auth = crate::sigv4::fuzzing::sign(
+            &req,
+            "secret",
+            "AKIDEXAMPLE",
+            date,
+            "us-east-1",
+            "secretsmanager",
+            &sorted,
+        )
+        .expect("signs");
+        headers.push(("authorization".into(), auth.into_bytes()));
+        (headers, body.to_vec())
+    }
+
+    /// Pre-check, then the verification finished with the body `sent` (the body signed may
+    /// differ), against verifying from scratch: the same result.
+    fn both(headers: &[(String, Vec<u8>)], sent: &[u8]) -> Result<Principal, AuthError> {
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let head = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &pairs,
+            body: b"",
+        };
+        let full = RequestParts { body: sent, ..head };
+        let v = Verifier::new("us-east-1", "secretsmanager");
+        let pre = precheck(&head, "us-east-1", "secretsmanager", &keys(), NOW)?;
+        let finished = v.verify_prechecked(&full, pre, &keys(), NOW);
+        let scratch = v.verify(&full, &keys(), NOW);
+        assert_eq!(
+            finished.as_ref().map(|p| p.arn.clone()),
+            scratch.as_ref().map(|p| p.arn.clone())
+        );
+        finished
+    }
+
+    #[test]
+    fn finishing_a_precheck_verifies_the_body_and_signature() {
+        let (headers, body) = signed_request(b"{}");
+        assert_eq!(
+            both(&headers, &body).expect("verified").arn,
+            "arn:aws:iam::123456789012:root"
+        );
+        let err = both(&headers, b"{\"MaxResults\":1}").unwrap_err();
+        assert_eq!(err.code, AuthErrorCode::InvalidSignature);
+    }
+
+    #[test]
+    fn finishing_a_precheck_checks_the_clock_again() {
+        let (headers, body) = signed_request(b"{}");
+        let pairs: Vec<(&str, &[u8])> = headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect();
+        let req = RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers: &pairs,
+            body: &body,
+        };
+        let pre = precheck(&req, "us-east-1", "secretsmanager", &keys(), NOW).expect("passes");
+        // The body took ten minutes to arrive.
+        let later = NOW + time::Duration::minutes(10);
+        let err = Verifier::new("us-east-1", "secretsmanager")
+            .verify_prechecked(&req, pre, &keys(), later)
+            .unwrap_err();
+        assert_eq!(err.code, AuthErrorCode::InvalidSignature);
+        assert!(
+            err.message.starts_with("Signature expired"),
+            "{}",
+            err.message
+        );
+    }
+
+    #[test]
+    fn a_header_that_is_not_utf8_is_verified_from_scratch() {
+        let (mut headers, body) = signed_request(b"{}");
+        let auth = headers.last_mut().expect("authorization");
+        auth.1.truncate(auth.1.len() - 2);
+        auth.1.extend_from_slice(&[0xff, 0xfe]);
+        let err = both(&headers, &body).unwrap_err();
+        assert_eq!(err.code, AuthErrorCode::InvalidSignature);
     }
 
     #[test]

@@ -110,49 +110,73 @@ impl Verifier {
         let Some(authorization) = req.first_header(header::AUTHORIZATION) else {
             return Err(AuthError::missing_token());
         };
-        let authorization = String::from_utf8_lossy(authorization);
-        let amz_date = req
-            .first_header(header::X_AMZ_DATE)
-            .map(String::from_utf8_lossy);
-        let auth = parse::authorization(&authorization, amz_date.is_some())?;
-        let amz_date = amz_date.unwrap_or_default();
-
-        let request_time = parse::amz_date(&amz_date)?;
-        check_skew(request_time, now)?;
-
-        let signed_headers = parse::signed_headers(auth.signed_headers);
-        check_signed_headers(req, &signed_headers, strictness)?;
-
-        if auth.algorithm != super::ALGORITHM {
-            return Err(AuthError::incomplete(format!(
-                "Unsupported AWS 'algorithm': '{}' (only AWS4-HMAC-SHA256 for now). ",
-                auth.algorithm
-            )));
-        }
-
-        let scope = parse::credential(auth.credential)?;
-        check_scope(&scope, &amz_date, &self.region, &self.service)?;
-
+        let authorization = utf8(authorization);
+        let amz_date = req.first_header(header::X_AMZ_DATE).map(utf8);
+        let h = header_checks(
+            req,
+            &authorization,
+            amz_date.as_deref(),
+            &self.region,
+            &self.service,
+            now,
+            strictness,
+        )?;
         // Everything that can be checked without the key is checked before the lookup, so a
         // storage-backed source is not queried for requests that cannot succeed.
         let payload_hash = canonical::payload_hash(req)?;
-        let canonical_request = canonical::canonical_request(req, &signed_headers, &payload_hash)?;
-        let string_to_sign =
-            canonical::string_to_sign(&amz_date, &scope.to_scope_string(), &canonical_request);
-
+        let canonical_request = canonical::canonical_request(req, &h.signed, &payload_hash)?;
         let credential = creds
-            .lookup(scope.access_key_id)
+            .lookup(h.scope.access_key_id)
             .ok_or_else(AuthError::unrecognized)?;
+        self.check_signature(req, &h, &canonical_request, credential)
+    }
 
-        let signing_key = self.signing_key(&credential, scope.access_key_id, scope.date);
-        let expected = hex::encode(hmac_sha256(
-            signing_key.as_slice(),
-            string_to_sign.as_bytes(),
-        ));
-        if !bool::from(expected.as_bytes().ct_eq(auth.signature.as_bytes())) {
+    /// Finishes the verification of a request whose headers [`precheck`](super::precheck)
+    /// accepted, now with its body: the body hash, the signature and the session token, with
+    /// what the pre-check parsed and looked up (the `Authorization` header, its scope, the
+    /// credential) instead of doing it again. The clock skew is checked again against `now`,
+    /// since the body may have taken a while to arrive.
+    ///
+    /// `req` must be the request `pre` was made from, with the body added.
+    pub fn verify_prechecked(
+        &self,
+        req: &RequestParts<'_>,
+        pre: Prechecked<'_>,
+        creds: &dyn CredentialSource,
+        now: OffsetDateTime,
+    ) -> Result<Principal, AuthError> {
+        let Some(Checked {
+            headers,
+            credential,
+        }) = pre.0
+        else {
+            return self.verify(req, creds, now);
+        };
+        check_skew(headers.request_time, now)?;
+        let payload_hash = canonical::payload_hash(req)?;
+        let canonical_request = canonical::canonical_request(req, &headers.signed, &payload_hash)?;
+        self.check_signature(req, &headers, &canonical_request, credential)
+    }
+
+    /// Compares the signature of the request whose canonical form is `canonical_request`
+    /// with the one `credential` gives, then checks its session token.
+    fn check_signature(
+        &self,
+        req: &RequestParts<'_>,
+        h: &HeaderChecks<'_>,
+        canonical_request: &[u8],
+        credential: Credential,
+    ) -> Result<Principal, AuthError> {
+        let string_to_sign =
+            canonical::string_to_sign(h.amz_date, h.scope.parts(), canonical_request);
+        let signing_key = self.signing_key(&credential, h.scope.access_key_id, h.scope.date);
+        let mut expected = [0u8; 64];
+        let mac = hmac_sha256(signing_key.as_slice(), string_to_sign.as_bytes());
+        // A 32-byte MAC always fits 64 hex digits.
+        let _ = hex::encode_to_slice(mac, &mut expected);
+        if !bool::from(expected.as_slice().ct_eq(h.auth.signature.as_bytes())) {
             return Err(AuthError::mismatch());
         }
-
         check_session_token(req, &credential)?;
         Ok(credential.principal)
     }
@@ -202,6 +226,82 @@ impl Verifier {
     fn cached_keys(&self) -> usize {
         self.cache.lock().len()
     }
+}
+
+/// A header value as text: borrowed when it is UTF-8 (every real request), else with the
+/// invalid bytes replaced, so that the checks report it as AWS would.
+fn utf8(v: &[u8]) -> std::borrow::Cow<'_, str> {
+    match std::str::from_utf8(v) {
+        Ok(s) => std::borrow::Cow::Borrowed(s),
+        Err(_) => String::from_utf8_lossy(v),
+    }
+}
+
+/// What the checks of the headers alone established, borrowed from the header texts.
+pub(super) struct HeaderChecks<'h> {
+    pub(super) auth: parse::AuthHeader<'h>,
+    pub(super) amz_date: &'h str,
+    pub(super) request_time: OffsetDateTime,
+    /// `SignedHeaders`, lower case and sorted.
+    pub(super) signed: Vec<String>,
+    pub(super) scope: parse::Scope<'h>,
+}
+
+/// The checks that need the headers only, in AWS's order: the `Authorization` header's
+/// shape, the date's format and skew, the headers that must be signed, the algorithm, the
+/// credential scope. Shared by the verifier and the pre-check, which must give the same
+/// errors.
+pub(super) fn header_checks<'h>(
+    req: &RequestParts<'_>,
+    authorization: &'h str,
+    amz_date: Option<&'h str>,
+    region: &str,
+    service: &str,
+    now: OffsetDateTime,
+    strictness: Strictness,
+) -> Result<HeaderChecks<'h>, AuthError> {
+    let auth = parse::authorization(authorization, amz_date.is_some())?;
+    let amz_date = amz_date.unwrap_or_default();
+
+    let request_time = parse::amz_date(amz_date)?;
+    check_skew(request_time, now)?;
+
+    let signed = parse::signed_headers(auth.signed_headers);
+    check_signed_headers(req, &signed, strictness)?;
+
+    if auth.algorithm != super::ALGORITHM {
+        return Err(AuthError::incomplete(format!(
+            "Unsupported AWS 'algorithm': '{}' (only AWS4-HMAC-SHA256 for now). ",
+            auth.algorithm
+        )));
+    }
+
+    let scope = parse::credential(auth.credential)?;
+    check_scope(&scope, amz_date, region, service)?;
+    Ok(HeaderChecks {
+        auth,
+        amz_date,
+        request_time,
+        signed,
+        scope,
+    })
+}
+
+/// A request whose headers passed [`precheck`](super::precheck): what it parsed and the
+/// credential it looked up, for [`Verifier::verify_prechecked`] to finish with the body.
+/// Borrowed from the request's headers.
+pub struct Prechecked<'h>(pub(super) Option<Checked<'h>>);
+
+impl fmt::Debug for Prechecked<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Prechecked").finish_non_exhaustive()
+    }
+}
+
+/// See [`Prechecked`]. Absent when a header was not UTF-8: the verifier then starts over.
+pub(super) struct Checked<'h> {
+    pub(super) headers: HeaderChecks<'h>,
+    pub(super) credential: Credential,
 }
 
 /// `host` and `x-amz-date` must be signed (AWS's rule and texts); in strict mode so must each

@@ -172,7 +172,10 @@ impl AuditRecord {
 
 /// Hex SHA-256 of `bytes`.
 pub(crate) fn hash_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
+    let mut out = [0u8; 64];
+    // A SHA-256 digest always fits 64 hex digits.
+    let _ = hex::encode_to_slice(Sha256::digest(bytes), &mut out);
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Splits a stored line (without its newline) into the hashed prefix and the stored hash,
@@ -280,19 +283,57 @@ mod rfc3339_ms {
     use time::macros::format_description;
     use time::{OffsetDateTime, UtcOffset};
 
+    /// `2026-12-01T14:13:24.123Z`: written digit by digit (every request's record has one),
+    /// through `time`'s formatter for a year outside 0–9999.
     pub(super) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
-        let fmt = format_description!(
-            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
-        );
-        let text = t
-            .to_offset(UtcOffset::UTC)
-            .format(&fmt)
-            .map_err(serde::ser::Error::custom)?;
-        s.serialize_str(&text)
+        let t = t.to_offset(UtcOffset::UTC);
+        if !(0..=9999).contains(&t.year()) {
+            let fmt = format_description!(
+                "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+            );
+            let text = t.format(&fmt).map_err(serde::ser::Error::custom)?;
+            return s.serialize_str(&text);
+        }
+        let mut out = *b"0000-00-00T00:00:00.000Z";
+        let mut put = |at: usize, width: usize, mut n: u32| {
+            for i in (at..at + width).rev() {
+                out[i] = b'0' + (n % 10) as u8;
+                n /= 10;
+            }
+        };
+        put(0, 4, t.year().unsigned_abs());
+        put(5, 2, u32::from(u8::from(t.month())));
+        put(8, 2, u32::from(t.day()));
+        put(11, 2, u32::from(t.hour()));
+        put(14, 2, u32::from(t.minute()));
+        put(17, 2, u32::from(t.second()));
+        put(20, 3, u32::from(t.millisecond()));
+        s.serialize_str(std::str::from_utf8(&out).map_err(serde::ser::Error::custom)?)
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
         let text = String::deserialize(d)?;
         OffsetDateTime::parse(&text, &Rfc3339).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod time_tests {
+    use super::*;
+
+    #[test]
+    fn times_are_written_as_rfc3339_with_milliseconds() {
+        for (ms, text) in [
+            (0, "1970-01-01T00:00:00.000Z"),
+            (1_764_598_404_123, "2025-12-01T14:13:24.123Z"),
+            (253_402_300_799_999, "9999-12-31T23:59:59.999Z"),
+            (951_782_400_007, "2000-02-29T00:00:00.007Z"),
+        ] {
+            let rec = AuditRecord::new(ms, "r", "op", Outcome::Allowed);
+            let json = serde_json::to_value(&rec).expect("serializes");
+            assert_eq!(json["Time"], text);
+            let back: AuditRecord = serde_json::from_value(json).expect("parses");
+            assert_eq!(back.time, rec.time);
+        }
     }
 }
