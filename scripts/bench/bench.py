@@ -9,7 +9,9 @@ Subcommands (all take --url; the root key comes from ROTARY_ROOT_ACCESS_KEY_ID a
 ROTARY_ROOT_SECRET_ACCESS_KEY, as the server's):
   serve         spawn a server, wait for /health; print its pid and the ms that took
   create        create --count secrets named PREFIX-000000.. concurrently
-  sign-get      write a wrk request file: one GetSecretValue per secret (replay.lua)
+  sign-get      write a wrk request file: one GetSecretValue per secret (replay.lua); signed
+                with BENCH_ACCESS_KEY_ID / BENCH_SECRET_ACCESS_KEY when set (see `user`)
+  user          create an IAM user allowed GetSecretValue on PREFIX-*; print its access key
   sign-put      write a wrk request file: PutSecretValue, distinct ClientRequestTokens
   writers       N concurrent writers to one secret; outcomes by error type
   list          ListSecrets, first page of 100: median of 10, without and with a filter
@@ -50,6 +52,15 @@ class Signer:
         self.akid = os.environ["ROTARY_ROOT_ACCESS_KEY_ID"]
         self.secret = os.environ["ROTARY_ROOT_SECRET_ACCESS_KEY"]
         self._keys: dict[str, bytes] = {}
+
+    @classmethod
+    def for_requests(cls, host: str) -> "Signer":
+        """The root key, or the one in BENCH_ACCESS_KEY_ID / BENCH_SECRET_ACCESS_KEY."""
+        s = cls(host)
+        if os.environ.get("BENCH_ACCESS_KEY_ID"):
+            s.akid = os.environ["BENCH_ACCESS_KEY_ID"]
+            s.secret = os.environ["BENCH_SECRET_ACCESS_KEY"]
+        return s
 
     def _key(self, day: str) -> bytes:
         k = self._keys.get(day)
@@ -202,8 +213,23 @@ def write_requests(path: str, rows) -> int:
     return n
 
 
+def cmd_user(a) -> None:
+    """An IAM user whose one inline policy allows GetSecretValue on the secrets PREFIX-*, as
+    an application's role would be; prints "ACCESS_KEY_ID SECRET_ACCESS_KEY"."""
+    cl = Client(a.url)
+    cl.ok("rotary.CreateUser", {"UserName": a.name})
+    policy = {"Version": "2012-10-17", "Statement": [{
+        "Sid": "ReadAppSecrets", "Effect": "Allow",
+        "Action": ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"],
+        "Resource": f"arn:aws:secretsmanager:{REGION}:*:secret:{a.prefix}-*"}]}
+    cl.ok("rotary.PutUserPolicy", {"UserName": a.name, "PolicyName": "read",
+                                   "PolicyDocument": json.dumps(policy)})
+    key = cl.ok("rotary.CreateAccessKey", {"UserName": a.name})["AccessKey"]
+    print(key["AccessKeyId"], key["SecretAccessKey"])
+
+
 def cmd_sign_get(a) -> None:
-    s = Signer(urllib.parse.urlsplit(a.url).netloc)
+    s = Signer.for_requests(urllib.parse.urlsplit(a.url).netloc)
     target = "secretsmanager.GetSecretValue"
 
     def rows():
@@ -380,6 +406,9 @@ def main() -> None:
     sp.add_argument("--prefix", required=True, help="the secret's name when --count is 0")
     sp.add_argument("--count", type=int, default=0)
     sp.add_argument("--out", required=True)
+    sp = add("user", cmd_user)
+    sp.add_argument("--name", default="bench-reader")
+    sp.add_argument("--prefix", required=True)
     sp = add("sign-put", cmd_sign_put)
     sp.add_argument("--prefix", required=True)
     sp.add_argument("--secrets", type=int, default=400)

@@ -113,7 +113,7 @@ pub struct RequestInfo {
 pub struct Allowed {
     /// The secret the request acts on, when there is one.
     pub secret_arn: Option<String>,
-    /// The statement that allowed it (`None` for root).
+    /// The statement that allowed it, when asked for (`None` for root).
     pub reason: Option<String>,
     /// The secret as loaded for the decision, for the operation to reuse (`Ctx::prefetched`).
     pub prefetched: Option<Arc<Prefetched>>,
@@ -214,7 +214,8 @@ impl Authorizer {
             });
         }
         let body: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
-        let mut allowed = self.decide(principal, action, &body, secret.as_ref(), info, &[])?;
+        let mut allowed =
+            self.decide(principal, action, &body, secret.as_ref(), info, &[], false)?;
         allowed.prefetched = prefetched;
         Ok(allowed)
     }
@@ -251,7 +252,7 @@ impl Authorizer {
                 (Action::Rotary(name, resource), Value::Null, None)
             }
         };
-        match self.decide(principal, act, &body, secret.as_ref(), info, context) {
+        match self.decide(principal, act, &body, secret.as_ref(), info, context, true) {
             Ok(a) => Simulation {
                 decision: "allowed",
                 matched_statement: a.reason,
@@ -285,9 +286,13 @@ impl Authorizer {
             secret.as_ref(),
             info,
             &[],
+            false,
         )
     }
 
+    /// The decision for one request. `extra` adds condition keys (a simulation's); `explain`
+    /// names the allowing statement in [`Allowed::reason`] (a simulation shows it).
+    #[allow(clippy::too_many_arguments)]
     fn decide(
         &self,
         principal: &Principal,
@@ -296,21 +301,10 @@ impl Authorizer {
         secret: Option<&AuthzView>,
         info: &RequestInfo,
         extra: &[(String, Vec<String>)],
+        explain: bool,
     ) -> Result<Allowed, Box<Denied>> {
         let action_name = action.name();
         let resource = self.resource(action, body, secret);
-        let mut ctx = self.context(
-            principal,
-            &action_name,
-            &resource,
-            action,
-            body,
-            secret,
-            info,
-        );
-        for (key, values) in extra {
-            ctx.set(key, values.clone());
-        }
         let resource_policy = match secret {
             Some(view) => match self.resource_policy(view) {
                 Ok(p) => p,
@@ -334,9 +328,42 @@ impl Authorizer {
             },
             None => None,
         };
+        let user_policies: Arc<[Arc<Policy>]> = match &principal.kind {
+            PrincipalKind::User { name } => self
+                .identities
+                .identity_policies(name)
+                .unwrap_or_else(|| Arc::from(Vec::new())),
+            PrincipalKind::Root | PrincipalKind::Session { .. } => Arc::from(Vec::new()),
+        };
+        let session_policy = match &principal.kind {
+            PrincipalKind::Session { scope, .. } => session_policy_for(scope),
+            PrincipalKind::Root | PrincipalKind::User { .. } => None,
+        };
+        // The condition keys are gathered only when a policy to evaluate reads them: most
+        // policies decide by action and resource alone, and the keys cost more than that.
+        let reads_context = !extra.is_empty()
+            || user_policies
+                .iter()
+                .chain(&resource_policy)
+                .chain(&session_policy)
+                .any(|p| p.reads_context());
+        let mut ctx = if reads_context {
+            self.context(
+                principal,
+                &action_name,
+                &resource,
+                action,
+                body,
+                secret,
+                info,
+            )
+        } else {
+            RequestContext::for_principal(principal, &action_name, &resource)
+        };
+        for (key, values) in extra {
+            ctx.set(key, values.clone());
+        }
         let secret_arn = secret.map(|s| s.arn.clone());
-        let user_policies: Arc<[Arc<Policy>]>;
-        let session_policy;
         let decision: Decision<'_> = match &principal.kind {
             PrincipalKind::Root => {
                 let repairs_policy = matches!(
@@ -365,21 +392,14 @@ impl Authorizer {
                     }
                 }
             }
-            PrincipalKind::User { name } => {
-                user_policies = self
-                    .identities
-                    .identity_policies(name)
-                    .unwrap_or_else(|| Arc::from(Vec::new()));
-                evaluate(
-                    user_policies.iter().map(|p| &**p),
-                    resource_policy.as_deref(),
-                    &ctx,
-                )
-            }
-            PrincipalKind::Session { scope, .. } => {
+            PrincipalKind::User { .. } => evaluate(
+                user_policies.iter().map(|p| &**p),
+                resource_policy.as_deref(),
+                &ctx,
+            ),
+            PrincipalKind::Session { .. } => {
                 // A session acts only within its session policy; a resource policy's Deny
                 // still applies, its Allow grants nothing beyond the session policy.
-                session_policy = session_policy_for(scope);
                 let within = session_policy
                     .as_deref()
                     .map(|p| evaluate([p], None, &ctx))
@@ -414,7 +434,10 @@ impl Authorizer {
         if decision.is_allowed() {
             return Ok(Allowed {
                 secret_arn,
-                reason: decision.statement.map(|s| s.to_string()),
+                reason: decision
+                    .statement
+                    .filter(|_| explain)
+                    .map(|s| s.to_string()),
                 prefetched: None,
             });
         }

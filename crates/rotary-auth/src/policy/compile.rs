@@ -18,6 +18,7 @@ pub struct Policy {
     kind: PolicyKind,
     document: PolicyDocument,
     pub(crate) statements: Vec<CompiledStatement>,
+    reads_context: bool,
 }
 
 impl Policy {
@@ -40,11 +41,29 @@ impl Policy {
                     .map_err(|m| PolicyError::statement(i, st.sid.as_deref(), &m))
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let reads_context = statements.iter().any(|st| {
+            !st.conditions.is_empty()
+                || st
+                    .actions
+                    .inner()
+                    .iter()
+                    .chain(st.resources.inner())
+                    .any(Pattern::has_vars)
+        });
         Ok(Policy {
             kind,
             document,
             statements,
+            reads_context,
         })
+    }
+
+    /// Whether evaluating the policy reads the request's condition keys: a statement has a
+    /// `Condition`, or an action or resource names a policy variable (`${aws:username}`).
+    /// A policy that does not decides every request from its principal, action and
+    /// resource alone, so a caller may leave the other keys out of the context.
+    pub fn reads_context(&self) -> bool {
+        self.reads_context
     }
 
     /// The parsed document this policy was compiled from.

@@ -1285,3 +1285,31 @@ fn bench_eval_ten_statement_policy() {
     assert_eq!(allowed, n);
     println!("ten-statement policy: {per:?} per evaluation");
 }
+
+#[test]
+fn a_policy_reads_the_context_only_with_conditions_or_variables() {
+    let plain = identity(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:Get*","Resource":"arn:aws:secretsmanager:*:*:secret:app/*"}]}"#,
+    );
+    assert!(!plain.reads_context());
+    let conditioned = identity(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"*"},{"Effect":"Deny","Action":"*","Resource":"*","Condition":{"Bool":{"aws:SecureTransport":"false"}}}]}"#,
+    );
+    assert!(conditioned.reads_context());
+    let variable = identity(
+        r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}/*"}]}"#,
+    );
+    assert!(variable.reads_context());
+    // Before 2012-10-17, `${…}` is literal text.
+    let literal = identity(
+        r#"{"Version":"2008-10-17","Statement":[{"Effect":"Allow","Action":"secretsmanager:*","Resource":"arn:aws:secretsmanager:*:*:secret:${aws:username}/*"}]}"#,
+    );
+    assert!(!literal.reads_context());
+    // Without the keys, a policy that does not read them decides as with them.
+    let res = "arn:aws:secretsmanager:us-east-1:123456789012:secret:app/db-AbCdEf";
+    let full = ctx(GET, res)
+        .with_source_ip(IpAddr::from([10, 1, 2, 3]))
+        .with_secure_transport(true);
+    assert!(allowed(&[&plain], &ctx(GET, res)));
+    assert!(allowed(&[&plain], &full));
+}
