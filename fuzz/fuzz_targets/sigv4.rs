@@ -21,7 +21,8 @@
 //!   canonical URIs are rooted, encoded and have no empty segment;
 //! - `precheck` agrees with `verify`: it gives verify's error, except that it may report a
 //!   missing signed header or an unknown key where verify reports a body that does not match
-//!   its claimed hash; anything verify accepts passes it;
+//!   its claimed hash; anything verify accepts passes it; and `verify_prechecked` finishes
+//!   what it passes with verify's result;
 //! - the same request signed correctly by the client algorithm is accepted as the key's
 //!   principal, and is refused once its body changes.
 #![no_main]
@@ -212,10 +213,17 @@ fn precheck_agrees_with_verify(req: &Req, now: OffsetDateTime, service: &str) {
             body: b"",
             ..*parts
         };
-        (
-            precheck(&head_only, REGION, service, &Keys, now),
-            verifier.verify(parts, &Keys, now),
-        )
+        let full = verifier.verify(parts, &Keys, now);
+        let pre = precheck(&head_only, REGION, service, &Keys, now).map(|checked| {
+            // Finishing the pre-check with the body decides as verifying from scratch.
+            let finished = verifier.verify_prechecked(parts, checked, &Keys, now);
+            assert_eq!(
+                finished.as_ref().map(|p| p.arn.clone()),
+                full.as_ref().map(|p| p.arn.clone()),
+                "verify_prechecked and verify disagree"
+            );
+        });
+        (pre, full)
     });
     match (&pre, &full) {
         (Ok(()), _) => {}
