@@ -6,8 +6,9 @@
 //! [`rotary-kms-key-version:<n>:<name>`]; they in turn wrap every secret version's data key,
 //! which therefore needs no change), the
 //! root credentials (`root-credentials`), the key check (`master-key-check`), the `SealedEnv`
-//! of each registered function (`function:<name>`) and the `SealedSecret` of each access key
-//! (`iam:key:<akid>`). Steps, each leaving a data directory that one of the two keys opens:
+//! of each registered function (`function:<name>`), the `SealedSecret` of each access key
+//! (`iam:key:<akid>`) and the rotation sessions published for other nodes
+//! (`session:<akid>` [`rotary-session:<akid>`]). Steps, each leaving a data directory that one of the two keys opens:
 //!
 //! 1. the new key is written to `KEYFILE.new` (0600, synced);
 //! 2. one store transaction replaces every sealed value with its re-wrapped form and the key
@@ -368,6 +369,11 @@ fn rewrap(
         let label = rotary_rotation::FunctionRegistry::env_label(name);
         return json_member(key, value, "SealedEnv", &label, old, new);
     }
+    // Rotation sessions published for the other nodes (short-lived, but one issued just
+    // before a rotation must still open on every node after it).
+    if let Some(akid) = key.strip_prefix(crate::serve::SESSION_META_PREFIX) {
+        return raw(&crate::serve::session_label(akid));
+    }
     if key.starts_with("iam:key:") {
         let akid = serde_json::from_slice::<serde_json::Value>(value)
             .ok()
@@ -418,4 +424,31 @@ pub(crate) fn sync_dir(file: &Path) -> anyhow::Result<()> {
             .with_context(|| format!("syncing {}", dir.display()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn published_rotation_sessions_are_rewrapped() {
+        let (old, new) = (MasterKey::generate(), MasterKey::generate());
+        let label = crate::serve::session_label("ASIAEXAMPLE");
+        let record = br#"{"secret":"s","token":"t","expires_ms":1}"#;
+        let sealed = old.wrap(&label, record).expect("wraps");
+        let key = format!("{}ASIAEXAMPLE", crate::serve::SESSION_META_PREFIX);
+        let rewrapped = rewrap(&key, &sealed, &old, &new)
+            .expect("re-wraps")
+            .expect("the master key seals it");
+        assert_eq!(
+            new.unwrap(&label, &rewrapped).expect("opens").expose(),
+            record
+        );
+        assert!(old.unwrap(&label, &rewrapped).is_err());
+        // Bound to its access key id: under another id's label it does not open.
+        let other = crate::serve::session_label("ASIAOTHER");
+        assert!(new.unwrap(&other, &rewrapped).is_err());
+        // Already under the new key: refused from the old one, as `rekey` expects.
+        assert!(rewrap(&key, &rewrapped, &old, &new).is_err());
+    }
 }

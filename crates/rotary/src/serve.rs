@@ -778,9 +778,12 @@ struct SessionRecord {
     expires_ms: i64,
 }
 
-const SESSION_META_PREFIX: &str = "session:";
+/// Where a published rotation session is kept: `session:<access key id>`, its record sealed
+/// under the master key with [`session_label`].
+pub(crate) const SESSION_META_PREFIX: &str = "session:";
 
-fn session_label(akid: &str) -> Vec<u8> {
+/// The AAD of a published rotation session's record.
+pub(crate) fn session_label(akid: &str) -> Vec<u8> {
     format!("rotary-session:{akid}").into_bytes()
 }
 
