@@ -903,8 +903,12 @@ def test_schedules_next_rotation_dates_and_a_scheduled_rotation(make_server):
     expected_next = {
         "days7": {days_window(t, 7)[1] - 1 for t in (t0, t1)},
         "rate10": {days_window(t, 10)[1] - 1 for t in (t0, t1)},
-        "cron": {cron_1_15_16h_2h_window(t)[1] - 1 for t in (t0, t1)},
+        # The first window starting after the configuration: one that is open when the
+        # schedule is set (16:00-18:00 UTC on the 1st and 15th) counts as already begun, and
+        # the schedule starts with the next (the schedule's anchor is the configuration time).
+        "cron": {cron_1_15_16h_2h_window(t, after_start=t)[1] - 1 for t in (t0, t1)},
     }
+    planned_end = {}
     for key, name in names.items():
         # RotateImmediately=false: only testSecret ran, on a copy that was removed again.
         rec = rot.wait_outcome(name, outcomes=FINAL_OUTCOMES, TestOnly=True)
@@ -920,9 +924,10 @@ def test_schedules_next_rotation_dates_and_a_scheduled_rotation(make_server):
             assert d["RotationRules"][k] == v, d["RotationRules"]
         nxt = d["NextRotationDate"].timestamp()
         assert nxt in expected_next[key], (key, iso(nxt), [iso(x) for x in expected_next[key]])
+        planned_end[key] = nxt + 1
 
     # Move past the cron window: the scheduler rotates it (late).
-    c_start, c_end = cron_1_15_16h_2h_window(time.time())
+    c_end = planned_end["cron"]
     jump = c_end - time.time() + 120
     now = rot.advance(jump)
     assert abs(now - (time.time() + jump)) < 30, (iso(now), jump)
