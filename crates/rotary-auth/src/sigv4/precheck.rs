@@ -125,6 +125,25 @@ mod tests {
         )]))
     }
 
+    /// `POST /` with these headers and body.
+    fn post<'a>(headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -> RequestParts<'a> {
+        RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        }
+    }
+
+    /// Owned headers as [`RequestParts`] takes them.
+    fn pairs(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
+        headers
+            .iter()
+            .map(|(n, v)| (n.as_str(), v.as_slice()))
+            .collect()
+    }
+
     fn run(auth: Option<&str>, date: &str) -> Result<(), AuthError> {
         let mut headers: Vec<(&str, &[u8])> = vec![
             ("host", b"localhost"),
@@ -135,13 +154,7 @@ mod tests {
         if let Some(a) = auth {
             headers.push(("authorization", a.as_bytes()));
         }
-        let req = RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &headers,
-            body: b"",
-        };
+        let req = post(&headers, b"");
         let pre = precheck(&req, "us-east-1", "secretsmanager", &keys(), NOW);
         // Whatever the pre-check refuses, full verification refuses the same way.
         if let Err(e) = &pre {
@@ -168,28 +181,17 @@ mod tests {
                 b"application/x-amz-json-1.1".to_vec(),
             ),
         ];
-        let signed: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
-        let mut sorted = signed.clone();
-        sorted.sort();
-        let pairs: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        let req = RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &pairs,
-            body,
-        };
+        let mut signed: Vec<String> = headers.iter().map(|(n, _)| n.clone()).collect();
+        signed.sort();
+        let pairs = pairs(&headers);
         let auth = crate::sigv4::fuzzing::sign(
-            &req,
+            &post(&pairs, body),
             "secret",
             "AKIDEXAMPLE",
             date,
             "us-east-1",
             "secretsmanager",
-            &sorted,
+            &signed,
         )
         .expect("signs");
         headers.push(("authorization".into(), auth.into_bytes()));
@@ -199,18 +201,9 @@ mod tests {
     /// Pre-check, then the verification finished with the body `sent` (the body signed may
     /// differ), against verifying from scratch: the same result.
     fn both(headers: &[(String, Vec<u8>)], sent: &[u8]) -> Result<Principal, AuthError> {
-        let pairs: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        let head = RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &pairs,
-            body: b"",
-        };
-        let full = RequestParts { body: sent, ..head };
+        let pairs = pairs(headers);
+        let head = post(&pairs, b"");
+        let full = post(&pairs, sent);
         let v = Verifier::new("us-east-1", "secretsmanager");
         let pre = precheck(&head, "us-east-1", "secretsmanager", &keys(), NOW)?;
         let finished = v.verify_prechecked(&full, pre, &keys(), NOW);
@@ -236,17 +229,8 @@ mod tests {
     #[test]
     fn finishing_a_precheck_checks_the_clock_again() {
         let (headers, body) = signed_request(b"{}");
-        let pairs: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(n, v)| (n.as_str(), v.as_slice()))
-            .collect();
-        let req = RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers: &pairs,
-            body: &body,
-        };
+        let pairs = pairs(&headers);
+        let req = post(&pairs, &body);
         let pre = precheck(&req, "us-east-1", "secretsmanager", &keys(), NOW).expect("passes");
         // The body took ten minutes to arrive.
         let later = NOW + time::Duration::minutes(10);
