@@ -480,14 +480,13 @@ def test_signed_request_over_h2c(start):
     assert "SecretList" in json.loads(data)
 
 
-def test_idle_h2c_connection_gets_goaway(start):
-    """An HTTP/2 connection with no stream and no traffic is closed with a GOAWAY after
-    --idle-timeout-seconds (the header timeout does not apply to HTTP/2)."""
+def _h2c_goaway_after(srv):
+    """Opens an h2c connection, starts no stream, and returns when the server's GOAWAY came
+    (seconds), or None if none came within 10 s."""
     h2conn = pytest.importorskip("h2.connection")
     h2config = pytest.importorskip("h2.config")
     h2events = pytest.importorskip("h2.events")
     h2exc = pytest.importorskip("h2.exceptions")
-    srv = start("--idle-timeout-seconds", "2")
     s = socket.create_connection(("127.0.0.1", srv.port), timeout=10)
     c = h2conn.H2Connection(h2config.H2Configuration(client_side=True))
     c.initiate_connection()
@@ -515,8 +514,26 @@ def test_idle_h2c_connection_gets_goaway(start):
         if goaway_after is not None:
             break
     s.close()
+    return goaway_after
+
+
+def test_idle_h2c_connection_gets_goaway(start):
+    """An HTTP/2 connection with no stream and no traffic is closed with a GOAWAY after
+    --idle-timeout-seconds (the header timeout does not apply to HTTP/2)."""
+    goaway_after = _h2c_goaway_after(start("--idle-timeout-seconds", "2"))
     assert goaway_after is not None, "no GOAWAY within 10 s"
     assert 1.5 <= goaway_after <= 5, goaway_after
+
+
+def test_h2c_connection_outlives_the_header_timeout(start):
+    """The header timeout bounds the wait for an HTTP/1 request head only: an h2c
+    connection without a stream stays open past it and gets its GOAWAY at the idle
+    timeout."""
+    goaway_after = _h2c_goaway_after(
+        start("--idle-timeout-seconds", "4", "--header-timeout-seconds", "1")
+    )
+    assert goaway_after is not None, "no GOAWAY within 10 s"
+    assert 3.5 <= goaway_after <= 7, goaway_after
 
 
 def test_expect_continue_refused_before_the_body_is_sent(start):

@@ -1,6 +1,6 @@
 //! The domain view of a stored secret and the working copy that operations change.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rotary_store::{SecretRecord, SecretRow, SecretUpdate, VersionRow, VersionWrite};
 use rotary_wire::dto::{ArnNameResponse, DescribeSecretResponse, Tag};
@@ -318,12 +318,10 @@ impl Secret {
 
 /// Labels sorted lexicographically, as AWS returns them.
 pub fn sorted(stages: &[String]) -> Vec<String> {
-    stages
-        .iter()
-        .cloned()
-        .collect::<BTreeSet<_>>()
-        .into_iter()
-        .collect()
+    let mut out = stages.to_vec();
+    out.sort_unstable();
+    out.dedup();
+    out
 }
 
 #[cfg(test)]

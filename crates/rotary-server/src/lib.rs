@@ -32,7 +32,7 @@ pub mod signed_client;
 mod tls;
 
 pub use limits::{connections_for_fds, raise_fd_limit, BodyLimits, Limits, RESERVED_FDS};
-pub use listener::{serve, ConnInfo};
+pub use listener::{serve, serve_api, ConnInfo};
 pub use metrics::Metrics;
-pub use router::{metrics_router, router, AppState, MetricsAccess, MAX_BODY_BYTES};
+pub use router::{metrics_router, router, AppShared, AppState, MetricsAccess, MAX_BODY_BYTES};
 pub use tls::{TlsError, TlsFiles};

@@ -9,11 +9,12 @@
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use axum::http::Method;
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -24,6 +25,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tower::Service;
 
 use crate::limits::{Limits, H2_CONNECTION_WINDOW, H2_MAX_FRAME, H2_STREAM_WINDOW};
+use crate::router::AppState;
 use crate::tls::TlsFiles;
 
 /// Under connection pressure, connections silent for this long with no request in flight
@@ -39,6 +41,31 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 pub async fn serve(
     listener: TcpListener,
     app: Router,
+    limits: Limits,
+    tls: Option<Arc<TlsFiles>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    serve_with(listener, app, None, limits, tls, shutdown).await
+}
+
+/// Serves the API's router for `state` as [`serve`] does, except that `POST /` (every API
+/// request) goes to the request pipeline directly: axum's routing, which would pick the same
+/// handler, costs a few percent of a hot read's CPU.
+pub async fn serve_api(
+    listener: TcpListener,
+    state: AppState,
+    limits: Limits,
+    tls: Option<Arc<TlsFiles>>,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let app = crate::router::router(state.clone());
+    serve_with(listener, app, Some(state), limits, tls, shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    app: Router,
+    api: Option<AppState>,
     limits: Limits,
     tls: Option<Arc<TlsFiles>>,
     shutdown: impl Future<Output = ()>,
@@ -73,6 +100,7 @@ pub async fn serve(
         let conn = Conn {
             builder: builder.clone(),
             app: app.clone(),
+            api: api.clone(),
             limits: limits.clone(),
             pressure: pressure.clone(),
             stop: stop_rx.clone(),
@@ -88,6 +116,7 @@ pub async fn serve(
             let io = Tracked {
                 inner: tcp,
                 activity: conn.activity.clone(),
+                preface: 0,
             };
             match tls {
                 None => conn.run(io).await,
@@ -95,7 +124,12 @@ pub async fn serve(
                     match tokio::time::timeout(conn.limits.header_read_timeout, acceptor.accept(io))
                         .await
                     {
-                        Ok(Ok(stream)) => conn.run(stream).await,
+                        Ok(Ok(stream)) => {
+                            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                conn.activity.http2.store(true, Ordering::Relaxed);
+                            }
+                            conn.run(stream).await
+                        }
                         Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                         Err(_) => tracing::debug!("TLS handshake timed out"),
                     }
@@ -118,9 +152,11 @@ pub async fn serve(
 
 fn builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
     let mut b = auto::Builder::new(TokioExecutor::new());
+    // The header timeout is kept by `watch` (see `Activity`), not by hyper's timer, which
+    // hyper arms anew for every request (a timer allocation and two wheel updates each).
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout)
+        .header_read_timeout(None)
         // hyper's floor for the read buffer is 8 KiB; a head that does not fit gets 431.
         .max_buf_size(limits.max_header_bytes.max(8192))
         .keep_alive(true);
@@ -163,11 +199,18 @@ async fn take_slot(
     }
 }
 
-/// When a connection last moved bytes, and how many of its requests are in flight.
+/// When a connection last moved bytes, how many of its requests are in flight, and since
+/// when it has been waiting for the next request head.
 struct Activity {
     started: Instant,
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// 1 + the millisecond (since `started`) from which the connection has waited for a
+    /// request head: its start, or the end of its last request. 0 while a request is in
+    /// flight.
+    head_wait_from: AtomicU64,
+    /// An HTTP/2 connection: its streams are not bound by the header timeout.
+    http2: AtomicBool,
 }
 
 impl Activity {
@@ -176,12 +219,42 @@ impl Activity {
             started: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            head_wait_from: AtomicU64::new(1),
+            http2: AtomicBool::new(false),
         }
     }
 
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Bytes were written: an answer still going out to a slow reader does not count
+    /// against the wait for the next head, which begins once it is written.
+    fn wrote(&self) {
+        let now = self.now_ms();
+        self.last_ms.store(now, Ordering::Relaxed);
+        if self.head_wait_from.load(Ordering::Relaxed) != 0 {
+            self.head_wait_from.store(now + 1, Ordering::Relaxed);
+        }
+    }
+
+    /// How long an HTTP/1 connection with no request in flight has waited for the next
+    /// request head (`Some(ZERO)` while one is in flight: the wait has not begun); `None`
+    /// on HTTP/2.
+    fn head_wait(&self) -> Option<Duration> {
+        if self.http2.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.head_wait_from.load(Ordering::Relaxed) {
+            0 => Some(Duration::ZERO),
+            from => Some(Duration::from_millis(
+                self.now_ms().saturating_sub(from - 1),
+            )),
+        }
     }
 
     /// How long the connection has been idle: zero while a request is in flight.
@@ -200,21 +273,52 @@ struct InFlight(Arc<Activity>);
 impl InFlight {
     fn new(activity: &Arc<Activity>) -> Self {
         activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        activity.head_wait_from.store(0, Ordering::Relaxed);
         Self(activity.clone())
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.touch();
-        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        let now = self.0.now_ms();
+        self.0.last_ms.store(now, Ordering::Relaxed);
+        if self.0.in_flight.fetch_sub(1, Ordering::Relaxed) == 1 {
+            // The next head is waited for from now (hyper reads it once this answer is
+            // written, so the wait includes the writing).
+            self.0.head_wait_from.store(now + 1, Ordering::Relaxed);
+        }
     }
 }
 
-/// A socket that records when it last read or wrote bytes.
+/// A socket that records when it last read or wrote bytes, and whether it opened with the
+/// HTTP/2 connection preface (h2c).
 struct Tracked<T> {
     inner: T,
     activity: Arc<Activity>,
+    /// How many bytes of [`H2_PREFACE`] the connection opened with so far; past its length
+    /// once the connection is known not to be h2c.
+    preface: usize,
+}
+
+/// The bytes an HTTP/2 client opens a connection with (RFC 9113 §3.4).
+const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+const NOT_H2C: usize = usize::MAX;
+
+impl<T> Tracked<T> {
+    /// Follows the connection's first bytes against the HTTP/2 preface.
+    fn check_preface(&mut self, read: &[u8]) {
+        let want = &H2_PREFACE[self.preface..];
+        let n = read.len().min(want.len());
+        if read[..n] != want[..n] {
+            self.preface = NOT_H2C;
+            return;
+        }
+        self.preface += n;
+        if self.preface == H2_PREFACE.len() {
+            self.activity.http2.store(true, Ordering::Relaxed);
+            self.preface = NOT_H2C;
+        }
+    }
 }
 
 impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
@@ -227,6 +331,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for Tracked<T> {
         let r = Pin::new(&mut self.inner).poll_read(cx, buf);
         if matches!(r, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.activity.touch();
+            if self.preface != NOT_H2C {
+                let read = &buf.filled()[before..];
+                self.check_preface(read);
+            }
         }
         r
     }
@@ -240,7 +348,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         r
     }
@@ -260,7 +368,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     ) -> Poll<io::Result<usize>> {
         let r = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(r, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.activity.wrote();
         }
         r
     }
@@ -270,10 +378,18 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Tracked<T> {
     }
 }
 
+/// Where a request goes: straight to the API pipeline, or through the router.
+enum To {
+    Api(AppState),
+    Router(Router),
+}
+
 /// One accepted connection and what it needs to be served.
 struct Conn {
     builder: Arc<auto::Builder<TokioExecutor>>,
     app: Router,
+    /// The API's state when `POST /` bypasses the router (see [`serve_api`]).
+    api: Option<AppState>,
     limits: Arc<Limits>,
     pressure: Arc<Notify>,
     stop: watch::Receiver<bool>,
@@ -298,16 +414,33 @@ impl Conn {
     {
         let activity = self.activity.clone();
         let app = self.app.clone();
+        let api = self.api.clone();
         let info = self.info;
         let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
             let in_flight = InFlight::new(&activity);
-            let mut app = app.clone();
+            if req.version() == hyper::Version::HTTP_2 {
+                activity.http2.store(true, Ordering::Relaxed);
+            }
+            let to = match &api {
+                Some(st) if req.method() == Method::POST && req.uri().path() == "/" => {
+                    To::Api(st.clone())
+                }
+                _ => To::Router(app.clone()),
+            };
             async move {
                 let mut req = req.map(axum::body::Body::new);
-                req.extensions_mut().insert(info);
-                let response = app.call(req).await;
+                let response = match to {
+                    To::Api(st) => crate::router::run_on(&st, req, info).await,
+                    To::Router(mut app) => {
+                        req.extensions_mut().insert(info);
+                        match app.call(req).await {
+                            Ok(r) => r,
+                            Err(never) => match never {},
+                        }
+                    }
+                };
                 drop(in_flight);
-                response
+                Ok::<_, std::convert::Infallible>(response)
             }
         });
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
@@ -322,10 +455,16 @@ impl Conn {
                     }
                     return;
                 }
-                () = wait_idle(&self.activity, self.limits.idle_timeout, &self.pressure), if closing.is_none() => {
-                    conn.as_mut().graceful_shutdown();
-                    closing = Some(tokio::time::Instant::now() + self.limits.body_timeout);
-                }
+                stall = watch(&self.activity, &self.limits, &self.pressure), if closing.is_none() => match stall {
+                    Stall::Idle => {
+                        conn.as_mut().graceful_shutdown();
+                        closing = Some(tokio::time::Instant::now() + self.limits.body_timeout);
+                    }
+                    Stall::SlowHead => {
+                        tracing::debug!("A request head did not arrive within the header timeout; closing the connection");
+                        return;
+                    }
+                },
                 _ = self.stop.changed(), if closing.is_none() => {
                     conn.as_mut().graceful_shutdown();
                     closing = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
@@ -336,19 +475,38 @@ impl Conn {
     }
 }
 
-/// Completes when the connection has been idle for `idle`, or for [`PRESSURE_MIN_IDLE`]
-/// when the accept loop is out of connection slots.
-async fn wait_idle(activity: &Activity, idle: Duration, pressure: &Notify) {
+/// Why [`watch`] says a connection should go.
+enum Stall {
+    /// Idle for the idle timeout, or for [`PRESSURE_MIN_IDLE`] when the accept loop is out
+    /// of connection slots: closed gracefully.
+    Idle,
+    /// An HTTP/1 connection waited longer than the header timeout for a request head (a
+    /// slow head, or no next request on a kept-alive connection): closed at once.
+    SlowHead,
+}
+
+/// Completes when the connection should be closed. Its timer is set anew only when it
+/// fires, at most a header timeout apart, not for every request.
+async fn watch(activity: &Activity, limits: &Limits, pressure: &Notify) -> Stall {
     loop {
         let idle_for = activity.idle_for();
-        if idle_for >= idle {
-            return;
+        if idle_for >= limits.idle_timeout {
+            return Stall::Idle;
+        }
+        let mut wait = limits.idle_timeout - idle_for;
+        if let Some(waited) = activity.head_wait() {
+            if waited >= limits.header_read_timeout {
+                return Stall::SlowHead;
+            }
+            // With a request in flight (`waited` is zero) this checks again a header
+            // timeout later, by when the next head's wait has begun.
+            wait = wait.min(limits.header_read_timeout - waited);
         }
         tokio::select! {
-            () = tokio::time::sleep(idle - idle_for) => {}
+            () = tokio::time::sleep(wait) => {}
             () = pressure.notified() => {
                 if activity.idle_for() >= PRESSURE_MIN_IDLE {
-                    return;
+                    return Stall::Idle;
                 }
             }
         }

@@ -46,9 +46,28 @@ pub enum MetricsAccess {
     Separate,
 }
 
-/// Shared state of the handlers.
+/// Shared state of the handlers. axum's `State` extractor clones it for every request, so it
+/// is one `Arc` (one reference-count increment) rather than a dozen and a `String`.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl AppState {
+    /// Wraps what the handlers share.
+    pub fn new(shared: AppShared) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+/// What the handlers share (see [`AppState`]).
+pub struct AppShared {
     /// The domain service.
     pub service: Arc<SecretsService>,
     /// The rotation engine.
@@ -214,13 +233,17 @@ async fn metrics(State(st): State<AppState>) -> Response {
     r
 }
 
+/// `x-amzn-RequestId` (HTTP/1 writes names in lower case, as AWS's own endpoints do): a
+/// constant, so that no answer parses and allocates the name.
+const REQUEST_ID_HEADER: header::HeaderName = header::HeaderName::from_static("x-amzn-requestid");
+
 fn json_response(status: StatusCode, body: Vec<u8>, request_id: Option<&str>) -> Response {
     let mut r = Response::new(Body::from(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(AMZ_JSON));
     if let Some(id) = request_id.and_then(|id| HeaderValue::from_str(id).ok()) {
-        r.headers_mut().insert("x-amzn-RequestId", id);
+        r.headers_mut().insert(REQUEST_ID_HEADER, id);
     }
     r
 }
@@ -238,18 +261,37 @@ async fn api(State(st): State<AppState>, req: Request) -> Response {
 /// console for the principal its session signed in as, which then goes through the same
 /// authorization, audit, metrics and dispatch as a signed request.
 pub(crate) async fn run(st: &AppState, req: Request, session: Option<&Principal>) -> Response {
+    let conn = req.extensions().get::<ConnInfo>().copied();
+    run_traced(st, req, session, conn).await
+}
+
+/// A signed API request that came on `conn`: the listener hands `POST /` here directly (see
+/// `listener::serve_api`), without attaching the connection as an extension.
+pub(crate) async fn run_on(st: &AppState, req: Request, conn: ConnInfo) -> Response {
+    run_traced(st, req, None, Some(conn)).await
+}
+
+async fn run_traced(
+    st: &AppState,
+    req: Request,
+    session: Option<&Principal>,
+    conn: Option<ConnInfo>,
+) -> Response {
     use tracing::Instrument;
     let request_id = new_request_id();
     // Every line logged while the request runs (an internal error's, deep in the service or
     // the store) carries the id the client got in `x-amzn-RequestId`.
     let span = tracing::info_span!("request", request_id = %request_id);
-    run_as(st, req, session, request_id).instrument(span).await
+    run_as(st, req, session, conn, request_id)
+        .instrument(span)
+        .await
 }
 
 async fn run_as(
     st: &AppState,
     req: Request,
     session: Option<&Principal>,
+    conn: Option<ConnInfo>,
     request_id: String,
 ) -> Response {
     let started = Instant::now();
@@ -317,6 +359,7 @@ async fn run_as(
                 &request_id,
                 &mut facts,
                 session,
+                conn,
             )
             .await;
             // An answer naming one secret is read once for its ARN (CreateSecret's exists
@@ -365,7 +408,7 @@ async fn run_as(
     {
         rec = rec.access_key(k);
     }
-    if let Some(c) = parts.extensions.get::<ConnInfo>() {
+    if let Some(c) = conn {
         rec = rec.source(ip_text(c.peer.ip()));
     }
     if let Some(ua) = parts
@@ -474,6 +517,7 @@ async fn handle(
     request_id: &str,
     facts: &mut AuditFacts,
     session: Option<&Principal>,
+    conn: Option<ConnInfo>,
 ) -> Result<Vec<u8>, ApiError> {
     let signed = RequestParts {
         method: parts.method.as_str(),
@@ -521,7 +565,6 @@ async fn handle(
         prefetched: None,
     };
     tracing::debug!(request_id, operation = op.label(), principal = %principal.arn, "Request authenticated");
-    let conn = parts.extensions.get::<ConnInfo>().copied();
     let info = RequestInfo {
         source_ip: conn.map(|c| c.peer.ip()),
         secure_transport: conn.is_some_and(|c| c.tls),

@@ -19,7 +19,7 @@ use rotary_rotation::webhook::WebhookConfig;
 use rotary_rotation::{EngineConfig, FunctionRegistry, RotationEngine};
 use rotary_server::authz::Authorizer;
 use rotary_server::iam::Iam;
-use rotary_server::{AppState, BodyLimits, Metrics, MetricsAccess, TlsFiles};
+use rotary_server::{AppShared, AppState, BodyLimits, Metrics, MetricsAccess, TlsFiles};
 use rotary_store::{PgStoreOptions, PostgresStore, SqliteStore, Store};
 use serde::{Deserialize, Serialize};
 use tracing_subscriber::EnvFilter;
@@ -426,7 +426,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         None => None,
     };
     let metrics = Arc::new(Metrics::default());
-    let state = AppState {
+    let state = AppState::new(AppShared {
         service: service.clone(),
         rotation: engine.clone(),
         test_clock,
@@ -447,7 +447,7 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         authorizer: Arc::new(Authorizer::new(service.clone(), iam.clone())),
         iam: iam.clone(),
         audit: audit.clone(),
-    };
+    });
 
     let purger = service.clone();
     tokio::spawn(async move {
@@ -526,15 +526,9 @@ pub(crate) async fn run(config: Config) -> anyhow::Result<()> {
         tokio::spawn(Arc::new(shipper).run());
         tracing::info!(regions = ?config.regions.iter().map(|r| &r.name).collect::<Vec<_>>(), "Replicating secrets to other regions");
     }
-    rotary_server::serve(
-        listener,
-        rotary_server::router(state),
-        limits,
-        tls,
-        stopped(),
-    )
-    .await
-    .context("serving")?;
+    rotary_server::serve_api(listener, state, limits, tls, stopped())
+        .await
+        .context("serving")?;
     if let Some(m) = metrics_server {
         let _ = m.await;
     }

@@ -7,6 +7,7 @@
 //! `double-url-encode` vector in the SigV4 test suite).
 
 use sha2::{Digest, Sha256};
+use std::borrow::Cow;
 
 use super::{header, AuthError, RequestParts, ALGORITHM};
 
@@ -146,7 +147,7 @@ pub(crate) fn payload_hash(req: &RequestParts<'_>) -> Result<String, AuthError> 
 /// runs it too, before the key lookup, as the verifier does.
 pub(crate) fn check_signed_headers_exist(
     req: &RequestParts<'_>,
-    signed: &[String],
+    signed: &[Cow<'_, str>],
 ) -> Result<(), AuthError> {
     match signed.iter().find(|name| req.first_header(name).is_none()) {
         Some(name) => Err(AuthError::incomplete(format!(
@@ -161,15 +162,22 @@ pub(crate) fn check_signed_headers_exist(
 /// Fails if a signed header is absent from the request.
 pub(crate) fn canonical_request(
     req: &RequestParts<'_>,
-    signed: &[String],
+    signed: &[Cow<'_, str>],
     payload_hash: &str,
 ) -> Result<Vec<u8>, AuthError> {
     let mut out = Vec::with_capacity(256 + req.path.len() + req.query.len());
     out.extend_from_slice(req.method.as_bytes());
     out.push(b'\n');
-    out.extend_from_slice(canonical_uri(req.path).as_bytes());
+    // Every API request is `POST /` without a query: those need no work.
+    if req.path == "/" {
+        out.push(b'/');
+    } else {
+        out.extend_from_slice(canonical_uri(req.path).as_bytes());
+    }
     out.push(b'\n');
-    out.extend_from_slice(canonical_query(req.query).as_bytes());
+    if !req.query.is_empty() {
+        out.extend_from_slice(canonical_query(req.query).as_bytes());
+    }
     out.push(b'\n');
     check_signed_headers_exist(req, signed)?;
     for name in signed {
@@ -180,7 +188,12 @@ pub(crate) fn canonical_request(
         out.push(b'\n');
     }
     out.push(b'\n');
-    out.extend_from_slice(signed.join(";").as_bytes());
+    for (i, name) in signed.iter().enumerate() {
+        if i > 0 {
+            out.push(b';');
+        }
+        out.extend_from_slice(name.as_bytes());
+    }
     out.push(b'\n');
     out.extend_from_slice(payload_hash.as_bytes());
     Ok(out)
@@ -349,11 +362,7 @@ mod tests {
     #[test]
     fn missing_signed_header_is_incomplete() {
         let headers: &[(&str, &[u8])] = &[("host", b"h"), ("x-amz-date", b"20150830T123600Z")];
-        let signed = [
-            "accept".to_owned(),
-            "host".to_owned(),
-            "x-amz-date".to_owned(),
-        ];
+        let signed = ["accept".into(), "host".into(), "x-amz-date".into()];
         let e = canonical_request(&req(headers, b""), &signed, "x").unwrap_err();
         assert_eq!(e.code, AuthErrorCode::IncompleteSignature);
         assert_eq!(
@@ -377,7 +386,7 @@ mod tests {
             headers,
             body: b"",
         };
-        let signed = ["host".to_owned(), "x-amz-date".to_owned()];
+        let signed = ["host".into(), "x-amz-date".into()];
         let creq = canonical_request(&r, &signed, &payload_hash(&r).unwrap()).unwrap();
         assert_eq!(
             String::from_utf8(creq).unwrap(),

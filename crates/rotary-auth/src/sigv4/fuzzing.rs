@@ -4,6 +4,7 @@
 //! the way the SDKs do (from the same canonical request the verifier builds), so a target
 //! can check that a request signed correctly is accepted.
 
+use std::borrow::Cow;
 use time::OffsetDateTime;
 
 use super::{canonical, parse, verify, AuthError, RequestParts, ALGORITHM, TERMINATOR};
@@ -40,6 +41,9 @@ pub fn credential(value: &str) -> Result<[&str; 5], AuthError> {
 /// `SignedHeaders=` as the sorted, lower-case list the canonical request uses.
 pub fn signed_headers(value: &str) -> Vec<String> {
     parse::signed_headers(value)
+        .into_iter()
+        .map(Cow::into_owned)
+        .collect()
 }
 
 /// Parses `X-Amz-Date`.
@@ -78,7 +82,8 @@ pub fn sign(
     let day = amz_date.get(..8).unwrap_or(amz_date);
     let scope = format!("{day}/{region}/{service}/{TERMINATOR}");
     let payload_hash = canonical::payload_hash(req)?;
-    let canonical_request = canonical::canonical_request(req, signed, &payload_hash)?;
+    let names: Vec<Cow<'_, str>> = signed.iter().map(|n| Cow::Borrowed(n.as_str())).collect();
+    let canonical_request = canonical::canonical_request(req, &names, &payload_hash)?;
     let string_to_sign = canonical::string_to_sign(
         amz_date,
         [day, region, service, TERMINATOR],

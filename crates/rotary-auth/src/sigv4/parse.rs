@@ -4,6 +4,8 @@
 //! (mhart/dynalite, `index.js`) recorded them from DynamoDB and they match the reports of
 //! Secrets Manager, STS and SES errors in SDK issue trackers.
 
+use std::borrow::Cow;
+
 use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time};
 
 use super::{AuthError, TERMINATOR};
@@ -87,8 +89,18 @@ pub(crate) fn authorization(header: &str, has_date: bool) -> Result<AuthHeader<'
 }
 
 /// Splits `SignedHeaders` into lower-case names, sorted as SigV4 requires.
-pub(crate) fn signed_headers(value: &str) -> Vec<String> {
-    let mut names: Vec<String> = value.split(';').map(str::to_ascii_lowercase).collect();
+pub(crate) fn signed_headers(value: &str) -> Vec<Cow<'_, str>> {
+    // SDKs send the names in lower case already: borrow them then.
+    let mut names: Vec<Cow<'_, str>> = value
+        .split(';')
+        .map(|n| {
+            if n.bytes().any(|b| b.is_ascii_uppercase()) {
+                Cow::Owned(n.to_ascii_lowercase())
+            } else {
+                Cow::Borrowed(n)
+            }
+        })
+        .collect();
     names.sort_unstable();
     names
 }

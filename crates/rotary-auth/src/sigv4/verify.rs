@@ -1,5 +1,6 @@
 //! The verifier: checks in AWS's order, signing-key derivation and its cache.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -243,7 +244,7 @@ pub(super) struct HeaderChecks<'h> {
     pub(super) amz_date: &'h str,
     pub(super) request_time: OffsetDateTime,
     /// `SignedHeaders`, lower case and sorted.
-    pub(super) signed: Vec<String>,
+    pub(super) signed: Vec<Cow<'h, str>>,
     pub(super) scope: parse::Scope<'h>,
 }
 
@@ -309,7 +310,7 @@ pub(super) struct Checked<'h> {
 /// `precheck`, which must give the same errors.
 pub(super) fn check_signed_headers(
     req: &RequestParts<'_>,
-    signed: &[String],
+    signed: &[Cow<'_, str>],
     strictness: Strictness,
 ) -> Result<(), AuthError> {
     let is_signed = |name: &str| signed.iter().any(|h| h == name);
