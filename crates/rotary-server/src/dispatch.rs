@@ -20,7 +20,9 @@ macro_rules! ops {
      $( $variant:ident => $method:ident ),* ;
      $( $extra:tt )*) => {
         match $op {
-            $( Operation::$variant => encode(&$svc.$method($cx, decode($body)?).await?), )*
+            $( Operation::$variant => {
+                encode(&Box::pin($svc.$method($cx, decode($body)?)).await?)
+            } )*
             $( $extra )*
         }
     };
@@ -28,6 +30,10 @@ macro_rules! ops {
 
 /// Runs one operation on a raw JSON body. The hot read also says in `named` which secret
 /// and version it answered with, so that the audit record need not read the answer again.
+///
+/// Every operation but GetSecretValue runs boxed: a future is as large as the largest one it
+/// may await, and the request's future (which holds this one) is moved a few times before
+/// it runs, so the hot read would otherwise copy the state of the largest write.
 pub(crate) async fn dispatch(
     st: &AppState,
     cx: &Ctx,
@@ -59,9 +65,11 @@ pub(crate) async fn dispatch(
         RemoveRegionsFromReplication => remove_regions_from_replication,
         StopReplicationToReplica => stop_replication_to_replica;
         Operation::RotateSecret => {
-            encode(&svc.rotate_secret(cx, decode(body)?, functions).await?)
+            encode(&Box::pin(svc.rotate_secret(cx, decode(body)?, functions)).await?)
         }
-        Operation::CancelRotateSecret => encode(&svc.cancel_rotate_secret(cx, decode(body)?).await?),
+        Operation::CancelRotateSecret => {
+            encode(&Box::pin(svc.cancel_rotate_secret(cx, decode(body)?)).await?)
+        }
         Operation::GetSecretValue => {
             let r = svc.get_secret_value(cx, decode(body)?).await?;
             *named = Some(NamedIds {
