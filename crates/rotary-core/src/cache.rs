@@ -49,6 +49,9 @@ pub struct CachedSecret {
     /// `(index in secret.versions, end of its value in sealed)`, by index; a value starts
     /// where the previous one ends.
     spans: Box<[(u32, u32)]>,
+    /// The index of the version labelled AWSCURRENT, found once: a read of a secret the CPU
+    /// has not touched lately then skips a walk through every version's labels.
+    current: Option<u32>,
     weight: u64,
 }
 
@@ -92,13 +95,22 @@ impl CachedSecret {
         let sealed: Arc<[u8]> = bytes.into();
         let uid: Arc<str> = secret.row.uid.as_str().into();
         let weight = Self::heap_bytes(&secret, doc_len, &uid, &sealed, &spans);
+        let current = secret
+            .label_holder(crate::labels::AWSCURRENT)
+            .map(|i| i as u32);
         Self {
             secret,
             uid,
             sealed,
             spans,
+            current,
             weight: weight as u64,
         }
+    }
+
+    /// The index in `secret.versions` of the version labelled AWSCURRENT.
+    pub fn current(&self) -> Option<usize> {
+        self.current.map(|i| i as usize)
     }
 
     /// What the entry holds on the heap, with malloc's overhead: the weight that the
@@ -136,7 +148,13 @@ impl CachedSecret {
 
     /// The sealed value of a version, as read with the metadata.
     pub fn sealed(&self, version_id: &str) -> Option<&[u8]> {
-        let i = self.secret.version_index(version_id)? as u32;
+        self.sealed_at(self.secret.version_index(version_id)?)
+    }
+
+    /// The sealed value of the version at `index` in `secret.versions`, as read with the
+    /// metadata.
+    pub fn sealed_at(&self, index: usize) -> Option<&[u8]> {
+        let i = u32::try_from(index).ok()?;
         let mut start = 0;
         for &(at, end) in self.spans.iter() {
             if at == i {
@@ -288,6 +306,7 @@ impl SecretCache {
             uid: old.uid.clone(),
             sealed: old.sealed.clone(),
             spans: old.spans.clone(),
+            current: old.current,
             weight: old.weight,
         };
         entries.insert(old.uid.clone(), Arc::new(entry));
@@ -516,7 +535,12 @@ mod tests {
                 seq: i as i64,
                 created_ms: 0,
                 last_accessed_ms: None,
-                stages: vec![],
+                // "c" is current, and not the first version: the index is found, not assumed.
+                stages: if *id == "c" {
+                    vec!["AWSCURRENT".into()]
+                } else {
+                    vec![]
+                },
                 kms_key_id: None,
                 has_value: *id != "b",
             });
@@ -543,6 +567,15 @@ mod tests {
         assert_eq!(e.sealed("b"), None);
         assert_eq!(e.sealed("c"), Some(b"third".as_slice()));
         assert_eq!(e.sealed("d"), None);
+        assert_eq!(e.current(), Some(2));
+        assert_eq!(e.sealed_at(2), Some(b"third".as_slice()));
+        assert_eq!(e.sealed_at(1), None);
+        assert_eq!(e.sealed_at(3), None);
+        // An access recorded on the entry keeps what it found.
+        let c = SecretCache::new(1 << 20);
+        c.fill("s", e.clone(), c.ticket());
+        c.record_access(&e.uid, "c", 86_400_000);
+        assert_eq!(c.get("s").and_then(|e| e.current()), Some(2));
     }
 
     #[test]

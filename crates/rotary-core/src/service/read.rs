@@ -69,6 +69,8 @@ impl SecretsService {
         if secret.is_deleted() {
             return Err(deleted_error());
         }
+        // What the cache found once, when `cached` holds this very secret.
+        let cached = cached.filter(|c| std::ptr::eq(&c.secret, secret));
         let idx = match (version_id, stage) {
             (Some(id), Some(stage)) => {
                 let i = secret
@@ -91,15 +93,18 @@ impl SecretsService {
                 .ok_or_else(|| version_not_found(id))?,
             (None, stage) => {
                 let stage = stage.unwrap_or(AWSCURRENT);
-                secret
-                    .label_holder(stage)
+                let holder = match cached {
+                    Some(c) if stage == AWSCURRENT => c.current(),
+                    _ => secret.label_holder(stage),
+                };
+                holder
                     .filter(|&i| secret.versions[i].row.has_value)
                     .ok_or_else(|| stage_not_found(stage))?
             }
         };
         let v = &secret.versions[idx].row;
         let read;
-        let sealed = match cached.and_then(|c| c.sealed(&v.version_id)) {
+        let sealed = match cached.and_then(|c| c.sealed_at(idx)) {
             Some(sealed) => sealed,
             None => {
                 read = self
