@@ -206,8 +206,8 @@ struct Activity {
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
     /// 1 + the millisecond (since `started`) from which the connection has waited for a
-    /// request head: its start, or the end of its last request. 0 while a request is in
-    /// flight.
+    /// request head: its start, or the end of its last request or the last byte written
+    /// after it, whichever came later. 0 while a request is in flight.
     head_wait_from: AtomicU64,
     /// An HTTP/2 connection: its streams are not bound by the header timeout.
     http2: AtomicBool,
