@@ -288,19 +288,9 @@ mod tests {
         assert_eq!(out, b"\"a b c\",x y,");
     }
 
-    fn req<'a>(headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -> RequestParts<'a> {
-        RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers,
-            body,
-        }
-    }
-
     #[test]
     fn payload_hash_of_body_by_default() {
-        let r = req(&[], b"");
+        let r = RequestParts::post(&[], b"");
         assert_eq!(
             payload_hash(&r).unwrap(),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -314,11 +304,11 @@ mod tests {
             b"9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
         )];
         assert_eq!(
-            payload_hash(&req(good, b"Param1=value1")).unwrap(),
+            payload_hash(&RequestParts::post(good, b"Param1=value1")).unwrap(),
             "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e"
         );
         assert_eq!(
-            payload_hash(&req(good, b"Param1=value2")).unwrap_err(),
+            payload_hash(&RequestParts::post(good, b"Param1=value2")).unwrap_err(),
             AuthError::mismatch()
         );
     }
@@ -343,7 +333,7 @@ mod tests {
         ];
         for headers in refused {
             assert_eq!(
-                payload_hash(&req(headers, body)).unwrap_err(),
+                payload_hash(&RequestParts::post(headers, body)).unwrap_err(),
                 AuthError::mismatch(),
                 "{headers:?}"
             );
@@ -354,7 +344,7 @@ mod tests {
             ("X-Amz-Content-SHA256", hash.as_bytes()),
         ];
         assert_eq!(
-            payload_hash(&req(dup, body)).unwrap_err(),
+            payload_hash(&RequestParts::post(dup, body)).unwrap_err(),
             AuthError::mismatch()
         );
     }
@@ -363,7 +353,7 @@ mod tests {
     fn missing_signed_header_is_incomplete() {
         let headers: &[(&str, &[u8])] = &[("host", b"h"), ("x-amz-date", b"20150830T123600Z")];
         let signed = ["accept".into(), "host".into(), "x-amz-date".into()];
-        let e = canonical_request(&req(headers, b""), &signed, "x").unwrap_err();
+        let e = canonical_request(&RequestParts::post(headers, b""), &signed, "x").unwrap_err();
         assert_eq!(e.code, AuthErrorCode::IncompleteSignature);
         assert_eq!(
             e.message,

@@ -76,6 +76,18 @@ impl<'a> RequestParts<'a> {
             .map(|(_, v)| trim_ows(v))
     }
 
+    /// `POST /` without a query, as every API request is: the tests' request.
+    #[cfg(test)]
+    pub(crate) fn post(headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -> Self {
+        RequestParts {
+            method: "POST",
+            path: "/",
+            query: "",
+            headers,
+            body,
+        }
+    }
+
     /// The first header called `name` (lower case); later duplicates are ignored, as AWS does.
     fn first_header(&self, name: &str) -> Option<&'a [u8]> {
         self.header_values(name).next()
@@ -137,13 +149,7 @@ mod tests {
     #[test]
     fn request_parts_debug_hides_values_and_body() {
         let headers: &[(&str, &[u8])] = &[("x-amz-security-token", b"tok-canary")];
-        let req = RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers,
-            body: b"body-canary",
-        };
+        let req = RequestParts::post(headers, b"body-canary");
         let dbg = format!("{req:?}");
         assert!(!dbg.contains("canary"), "{dbg}");
         assert!(dbg.contains("x-amz-security-token"));

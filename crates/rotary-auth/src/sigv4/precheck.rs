@@ -125,17 +125,6 @@ mod tests {
         )]))
     }
 
-    /// `POST /` with these headers and body.
-    fn post<'a>(headers: &'a [(&'a str, &'a [u8])], body: &'a [u8]) -> RequestParts<'a> {
-        RequestParts {
-            method: "POST",
-            path: "/",
-            query: "",
-            headers,
-            body,
-        }
-    }
-
     /// Owned headers as [`RequestParts`] takes them.
     fn pairs(headers: &[(String, Vec<u8>)]) -> Vec<(&str, &[u8])> {
         headers
@@ -154,7 +143,7 @@ mod tests {
         if let Some(a) = auth {
             headers.push(("authorization", a.as_bytes()));
         }
-        let req = post(&headers, b"");
+        let req = RequestParts::post(&headers, b"");
         let pre = precheck(&req, "us-east-1", "secretsmanager", &keys(), NOW);
         // Whatever the pre-check refuses, full verification refuses the same way.
         if let Err(e) = &pre {
@@ -185,7 +174,7 @@ mod tests {
         signed.sort();
         let pairs = pairs(&headers);
         let auth = crate::sigv4::fuzzing::sign(
-            &post(&pairs, body),
+            &RequestParts::post(&pairs, body),
             "secret",
             "AKIDEXAMPLE",
             date,
@@ -202,8 +191,8 @@ mod tests {
     /// differ), against verifying from scratch: the same result.
     fn both(headers: &[(String, Vec<u8>)], sent: &[u8]) -> Result<Principal, AuthError> {
         let pairs = pairs(headers);
-        let head = post(&pairs, b"");
-        let full = post(&pairs, sent);
+        let head = RequestParts::post(&pairs, b"");
+        let full = RequestParts::post(&pairs, sent);
         let v = Verifier::new("us-east-1", "secretsmanager");
         let pre = precheck(&head, "us-east-1", "secretsmanager", &keys(), NOW)?;
         let finished = v.verify_prechecked(&full, pre, &keys(), NOW);
@@ -230,7 +219,7 @@ mod tests {
     fn finishing_a_precheck_checks_the_clock_again() {
         let (headers, body) = signed_request(b"{}");
         let pairs = pairs(&headers);
-        let req = post(&pairs, &body);
+        let req = RequestParts::post(&pairs, &body);
         let pre = precheck(&req, "us-east-1", "secretsmanager", &keys(), NOW).expect("passes");
         // The body took ten minutes to arrive.
         let later = NOW + time::Duration::minutes(10);
