@@ -77,7 +77,7 @@ pub(crate) async fn dispatch(
                 version_id: r.version_id.clone(),
                 token: None,
             });
-            encode(&r)
+            Ok(r.to_json())
         }
     )
 }

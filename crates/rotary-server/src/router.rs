@@ -282,7 +282,9 @@ async fn run_traced(
     // Every line logged while the request runs (an internal error's, deep in the service or
     // the store) carries the id the client got in `x-amzn-RequestId`.
     let span = tracing::info_span!("request", request_id = %request_id);
-    run_as(st, req, session, conn, request_id)
+    // Boxed: the pipeline's future is several KiB, and every future that awaits it (up to
+    // hyper's slot for the request in flight) would otherwise be moved with it by value.
+    Box::pin(run_as(st, req, session, conn, request_id))
         .instrument(span)
         .await
 }

@@ -17,6 +17,7 @@ pub mod dto;
 pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod json;
 pub mod operation;
 pub mod rotary_api;
 pub mod sensitive;

@@ -61,6 +61,17 @@ impl Blob {
     }
 }
 
+impl Blob {
+    /// Appends the value as a JSON string of standard base64 (which needs no escaping).
+    pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
+        let start = out.len() + 1;
+        let len = base64::encoded_len(self.0.len(), true).unwrap_or(0);
+        out.resize(start + len, b'"');
+        let _ = STANDARD.encode_slice(&self.0, &mut out[start..start + len]);
+        out.push(b'"');
+    }
+}
+
 impl Drop for Blob {
     fn drop(&mut self) {
         self.0.zeroize();

@@ -48,7 +48,10 @@ impl Violations {
     pub fn len(&mut self, path: &str, field: Option<&str>, min: usize, max: usize) {
         if let Some(s) = field {
             let n = s.chars().count();
-            self.len_value(path, Some(quote(s)), n, min, max);
+            // The quoted value is formatted only for a violation (every request checks).
+            if n < min || n > max {
+                self.len_value(path, Some(quote(s)), n, min, max);
+            }
         }
     }
 

@@ -133,13 +133,47 @@ fn push_header_values<'a>(out: &mut Vec<u8>, values: impl Iterator<Item = &'a [u
 /// arrived, and a captured request could be replayed with any body (issue #9). AWS answers a
 /// body its signature does not cover with the signature-mismatch error, so that is the error
 /// here too; it is decided before the key lookup, as it needs no key.
-pub(crate) fn payload_hash(req: &RequestParts<'_>) -> Result<String, AuthError> {
-    let body_hash = hex::encode(Sha256::digest(req.body));
+pub(crate) fn payload_hash(req: &RequestParts<'_>) -> Result<Sha256Hex, AuthError> {
+    let body_hash = Sha256Hex::of(req.body);
     let mut claimed = req.header_values(header::X_AMZ_CONTENT_SHA256);
     match (claimed.next(), claimed.next()) {
         (None, _) => Ok(body_hash),
         (Some(claimed), None) if claimed == body_hash.as_bytes() => Ok(body_hash),
         _ => Err(AuthError::mismatch()),
+    }
+}
+
+/// A SHA-256 digest in lower-case hex, kept on the stack (every request hashes its body).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Sha256Hex([u8; 64]);
+
+impl Sha256Hex {
+    pub(crate) fn of(bytes: &[u8]) -> Self {
+        let mut out = [0u8; 64];
+        // A SHA-256 digest always fits 64 hex digits.
+        let _ = hex::encode_to_slice(Sha256::digest(bytes), &mut out);
+        Self(out)
+    }
+}
+
+impl std::ops::Deref for Sha256Hex {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        // Hex digits are ASCII.
+        std::str::from_utf8(&self.0).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Debug for Sha256Hex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self)
+    }
+}
+
+impl PartialEq<&str> for Sha256Hex {
+    fn eq(&self, other: &&str) -> bool {
+        &**self == *other
     }
 }
 

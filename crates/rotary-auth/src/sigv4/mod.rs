@@ -72,7 +72,8 @@ impl<'a> RequestParts<'a> {
     fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
         self.headers
             .iter()
-            .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
+            // Names from hyper are lower case already, as `name` is: compare exactly first.
+            .filter(move |(n, _)| *n == name || n.eq_ignore_ascii_case(name))
             .map(|(_, v)| trim_ows(v))
     }
 

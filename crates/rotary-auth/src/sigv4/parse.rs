@@ -38,10 +38,7 @@ pub(crate) fn authorization(header: &str, has_date: bool) -> Result<AuthHeader<'
     let (mut credential, mut signed_headers, mut signature) = (None, None, None);
     // AWS splits on commas *and* whitespace: `Credential= AKID/…` is reported as the pair
     // `'AKID/…' not a valid key=value pair`.
-    for param in params.split(|c: char| c == ',' || c.is_ascii_whitespace()) {
-        if param.is_empty() {
-            continue;
-        }
+    for param in split_params(params) {
         let Some((key, value)) = param.split_once('=') else {
             return Err(AuthError::incomplete(format!(
                 "'{param}' not a valid key=value pair (missing equal-sign) in Authorization \
@@ -86,6 +83,19 @@ pub(crate) fn authorization(header: &str, has_date: bool) -> Result<AuthHeader<'
             Err(AuthError::incomplete(message))
         }
     }
+}
+
+/// The non-empty pieces of `params` between commas and ASCII whitespace. Split by bytes: the
+/// separators are ASCII, so every cut falls on a character boundary, and the header is read
+/// on every request.
+fn split_params(params: &str) -> impl Iterator<Item = &str> {
+    let is_separator = |b: &u8| *b == b',' || b.is_ascii_whitespace();
+    params
+        .as_bytes()
+        .split(is_separator)
+        .filter(|piece| !piece.is_empty())
+        // The pieces are cut at ASCII bytes of a `str`, so they are UTF-8.
+        .map(|piece| std::str::from_utf8(piece).unwrap_or_default())
 }
 
 /// Splits `SignedHeaders` into lower-case names, sorted as SigV4 requires.

@@ -151,17 +151,31 @@ impl AuditRecord {
 
     /// Sets `sequence` and `prev_hash`, computes `hash`, and returns the JSON line
     /// (with its trailing newline).
+    ///
+    /// Written field by field (every request has a record): the bytes are serde's for this
+    /// struct, which `Deserialize` reads back (a test compares the two).
     pub(crate) fn seal(&mut self, sequence: u64, prev_hash: &str) -> Result<Vec<u8>, String> {
         self.sequence = sequence;
         self.prev_hash = prev_hash.to_owned();
-        self.hash = String::new();
-        let mut line = serde_json::to_vec(&*self).map_err(|e| e.to_string())?;
-        // Serialized with an empty hash, the line ends in `,"Hash":""}`: cut that off.
-        let cut = line.len().saturating_sub(HASH_MARKER.len() + 2);
-        if line.get(cut..cut + HASH_MARKER.len()) != Some(HASH_MARKER) {
-            return Err("record did not serialize with Hash last".into());
+        let mut line = Vec::with_capacity(512);
+        let mut o = rotary_wire::json::Object::new(&mut line);
+        o.u64("Sequence", sequence);
+        rfc3339_ms::with_text(&self.time, |t| o.str("Time", t))?;
+        o.str("RequestId", &self.request_id);
+        o.opt_str("PrincipalArn", self.principal_arn.as_deref());
+        o.opt_str("AccessKeyId", self.access_key_id.as_deref());
+        o.opt_str("SourceAddress", self.source_address.as_deref());
+        o.opt_str("UserAgent", self.user_agent.as_deref());
+        o.str("Operation", &self.operation);
+        o.opt_str("SecretArn", self.secret_arn.as_deref());
+        o.opt_str("VersionId", self.version_id.as_deref());
+        o.str("Outcome", self.outcome.as_str());
+        if let Some(r) = &self.reason {
+            o.serde("Reason", r).map_err(|e| e.to_string())?;
         }
-        line.truncate(cut);
+        o.opt_str("FunctionArn", self.function_arn.as_deref());
+        o.str("PrevHash", prev_hash);
+        // The object stays open: the hash covers the line up to here.
         self.hash = hash_hex(&line);
         line.extend_from_slice(HASH_MARKER);
         line.extend_from_slice(self.hash.as_bytes());
@@ -286,13 +300,18 @@ mod rfc3339_ms {
     /// `2026-12-01T14:13:24.123Z`: written digit by digit (every request's record has one),
     /// through `time`'s formatter for a year outside 0–9999.
     pub(super) fn serialize<S: Serializer>(t: &OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+        with_text(t, |text| s.serialize_str(text)).map_err(serde::ser::Error::custom)?
+    }
+
+    /// Calls `f` with the time's text (without allocating for years 0–9999).
+    pub(super) fn with_text<R>(t: &OffsetDateTime, f: impl FnOnce(&str) -> R) -> Result<R, String> {
         let t = t.to_offset(UtcOffset::UTC);
         if !(0..=9999).contains(&t.year()) {
             let fmt = format_description!(
                 "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
             );
-            let text = t.format(&fmt).map_err(serde::ser::Error::custom)?;
-            return s.serialize_str(&text);
+            let text = t.format(&fmt).map_err(|e| e.to_string())?;
+            return Ok(f(&text));
         }
         let mut out = *b"0000-00-00T00:00:00.000Z";
         let mut put = |at: usize, width: usize, mut n: u32| {
@@ -308,7 +327,7 @@ mod rfc3339_ms {
         put(14, 2, u32::from(t.minute()));
         put(17, 2, u32::from(t.second()));
         put(20, 3, u32::from(t.millisecond()));
-        s.serialize_str(std::str::from_utf8(&out).map_err(serde::ser::Error::custom)?)
+        Ok(f(std::str::from_utf8(&out).map_err(|e| e.to_string())?))
     }
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
@@ -334,6 +353,78 @@ mod time_tests {
             assert_eq!(json["Time"], text);
             let back: AuditRecord = serde_json::from_value(json).expect("parses");
             assert_eq!(back.time, rec.time);
+        }
+    }
+}
+
+#[cfg(test)]
+mod line_tests {
+    use super::*;
+
+    /// The line as serde writes the struct, cut and hashed the same way: what `seal` wrote
+    /// before it was written by hand.
+    fn serde_line(rec: &AuditRecord, sequence: u64, prev_hash: &str) -> Vec<u8> {
+        let mut rec = rec.clone();
+        rec.sequence = sequence;
+        rec.prev_hash = prev_hash.to_owned();
+        rec.hash = String::new();
+        let mut line = serde_json::to_vec(&rec).expect("serializes");
+        line.truncate(line.len() - HASH_MARKER.len() - 2);
+        let hash = hash_hex(&line);
+        line.extend_from_slice(HASH_MARKER);
+        line.extend_from_slice(hash.as_bytes());
+        line.extend_from_slice(b"\"}\n");
+        line
+    }
+
+    #[test]
+    fn sealed_lines_are_what_serde_writes() {
+        let awkward = "a\"b\\c\nd\u{1}é€/𝄞";
+        let full = AuditRecord::new(
+            1_764_598_404_123,
+            "req-1",
+            "secretsmanager:GetSecretValue",
+            Outcome::Denied,
+        )
+        .principal("arn:aws:iam::000000000000:user/alice")
+        .access_key("AKIAEXAMPLE")
+        .source("127.0.0.1")
+        .user_agent(awkward)
+        .secret("arn:aws:secretsmanager:us-east-1:000000000000:secret:x-AbCdEf")
+        .version("v1")
+        .denied_by(DenialReason {
+            kind: DenialKind::ExplicitDeny,
+            policy: Some(awkward.into()),
+            statement: Some("#2".into()),
+        })
+        .function("arn:aws:lambda:us-east-1:000000000000:function:f");
+        let cases = [
+            full,
+            AuditRecord::new(0, "", "", Outcome::Allowed),
+            AuditRecord::new(-1, awkward, awkward, Outcome::Error(awkward.into())),
+            AuditRecord::new(
+                253_402_300_800_000,
+                "r",
+                "op",
+                Outcome::AuthenticationFailed,
+            ),
+        ];
+        for (i, rec) in cases.iter().enumerate() {
+            for sequence in [1, 9, u64::MAX] {
+                let mut sealed = rec.clone();
+                let line = sealed.seal(sequence, GENESIS_HASH).expect("seals");
+                assert_eq!(
+                    String::from_utf8(line.clone()).unwrap(),
+                    String::from_utf8(serde_line(rec, sequence, GENESIS_HASH)).unwrap(),
+                    "case {i}"
+                );
+                assert_eq!(
+                    check_line_hash(&line[..line.len() - 1]),
+                    Ok(sealed.hash.as_str())
+                );
+                let back: AuditRecord = serde_json::from_slice(&line).expect("parses");
+                assert_eq!(back, sealed);
+            }
         }
     }
 }
