@@ -21,7 +21,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Notify, Semaphore};
+use tokio::sync::{oneshot, watch, Notify, Semaphore};
 use tower::Service;
 
 use crate::limits::{Limits, H2_CONNECTION_WINDOW, H2_MAX_FRAME, H2_STREAM_WINDOW};
@@ -408,7 +408,7 @@ pub struct ConnInfo {
 }
 
 impl Conn {
-    async fn run<I>(mut self, io: I)
+    async fn run<I>(self, io: I)
     where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
@@ -445,34 +445,89 @@ impl Conn {
         });
         let conn = self.builder.serve_connection(TokioIo::new(io), service);
         tokio::pin!(conn);
+        // The timeouts, the pressure of a full server and its shutdown are watched by a task
+        // of their own, which sends one word when the connection should go: polled here
+        // beside the connection, their futures would be polled again on every wake-up of it
+        // (every request), and the `Notify`s behind them are shared by all connections, each
+        // poll taking their lock.
+        let (tell, mut told) = oneshot::channel();
+        let watchdog = tokio::spawn(watchdog(
+            self.activity.clone(),
+            self.limits.clone(),
+            self.pressure.clone(),
+            self.stop.clone(),
+            tell,
+        ));
+        let _watchdog = AbortOnDrop(watchdog);
         let mut closing: Option<tokio::time::Instant> = None;
         loop {
             let deadline = closing.unwrap_or_else(|| tokio::time::Instant::now() + SHUTDOWN_GRACE);
             tokio::select! {
+                biased;
                 result = conn.as_mut() => {
                     if let Err(e) = result {
                         tracing::debug!(error = %e, "Connection ended with an error");
                     }
                     return;
                 }
-                stall = watch(&self.activity, &self.limits, &self.pressure), if closing.is_none() => match stall {
-                    Stall::Idle => {
-                        conn.as_mut().graceful_shutdown();
-                        closing = Some(tokio::time::Instant::now() + self.limits.body_timeout);
-                    }
-                    Stall::SlowHead => {
-                        tracing::debug!("A request head did not arrive within the header timeout; closing the connection");
-                        return;
-                    }
-                },
-                _ = self.stop.changed(), if closing.is_none() => {
+                close = &mut told, if closing.is_none() => {
+                    let grace = match close {
+                        Ok(Close::Idle) => self.limits.body_timeout,
+                        Ok(Close::SlowHead) => {
+                            tracing::debug!("A request head did not arrive within the header timeout; closing the connection");
+                            return;
+                        }
+                        // The server is stopping (or the watchdog is gone, and with it the
+                        // connection's timeouts: it goes as at shutdown).
+                        Ok(Close::Shutdown) | Err(_) => SHUTDOWN_GRACE,
+                    };
                     conn.as_mut().graceful_shutdown();
-                    closing = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                    closing = Some(tokio::time::Instant::now() + grace);
                 }
                 () = tokio::time::sleep_until(deadline), if closing.is_some() => return,
             }
         }
     }
+}
+
+/// What a connection's watchdog tells it.
+enum Close {
+    /// Idle (see [`Stall::Idle`]): closed gracefully, its answer in progress given the body
+    /// timeout to finish.
+    Idle,
+    /// See [`Stall::SlowHead`]: closed at once.
+    SlowHead,
+    /// The server is stopping: closed gracefully within [`SHUTDOWN_GRACE`].
+    Shutdown,
+}
+
+/// Aborts a task when dropped: the watchdog ends with its connection.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Watches one connection (see [`watch`]) and the server's shutdown; tells the connection
+/// once, when it should go.
+async fn watchdog(
+    activity: Arc<Activity>,
+    limits: Arc<Limits>,
+    pressure: Arc<Notify>,
+    mut stop: watch::Receiver<bool>,
+    mut tell: oneshot::Sender<Close>,
+) {
+    let close = tokio::select! {
+        stall = watch(&activity, &limits, &pressure) => match stall {
+            Stall::Idle => Close::Idle,
+            Stall::SlowHead => Close::SlowHead,
+        },
+        _ = stop.changed() => Close::Shutdown,
+        () = tell.closed() => return,
+    };
+    let _ = tell.send(close);
 }
 
 /// Why [`watch`] says a connection should go.
