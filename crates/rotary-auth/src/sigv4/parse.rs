@@ -85,17 +85,25 @@ pub(crate) fn authorization(header: &str, has_date: bool) -> Result<AuthHeader<'
     }
 }
 
-/// The non-empty pieces of `params` between commas and ASCII whitespace. Split by bytes: the
-/// separators are ASCII, so every cut falls on a character boundary, and the header is read
-/// on every request.
+/// The non-empty pieces of `params` between commas and ASCII whitespace. Cut at byte
+/// positions: the separators are ASCII, so every cut falls on a character boundary (no
+/// character-by-character decoding, no UTF-8 check of the pieces), and the header is read on
+/// every request.
 fn split_params(params: &str) -> impl Iterator<Item = &str> {
-    let is_separator = |b: &u8| *b == b',' || b.is_ascii_whitespace();
-    params
-        .as_bytes()
-        .split(is_separator)
-        .filter(|piece| !piece.is_empty())
-        // The pieces are cut at ASCII bytes of a `str`, so they are UTF-8.
-        .map(|piece| std::str::from_utf8(piece).unwrap_or_default())
+    let is_separator = |b: u8| b == b',' || b.is_ascii_whitespace();
+    let bytes = params.as_bytes();
+    let mut at = 0;
+    std::iter::from_fn(move || {
+        while at < bytes.len() && is_separator(bytes[at]) {
+            at += 1;
+        }
+        let start = at;
+        while at < bytes.len() && !is_separator(bytes[at]) {
+            at += 1;
+        }
+        // Both ends are at a separator or an end of the string: character boundaries.
+        (start < at).then(|| params.get(start..at)).flatten()
+    })
 }
 
 /// Splits `SignedHeaders` into lower-case names, sorted as SigV4 requires.
