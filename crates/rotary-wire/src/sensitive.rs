@@ -59,15 +59,15 @@ impl Blob {
     pub fn expose(&self) -> &[u8] {
         &self.0
     }
-}
 
-impl Blob {
-    /// Appends the value as a JSON string of standard base64 (which needs no escaping).
+    /// Appends the value as a JSON string of standard base64 (which needs no escaping),
+    /// encoded in place in `out`.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        let start = out.len() + 1;
         let len = base64::encoded_len(self.0.len(), true).unwrap_or(0);
-        out.resize(start + len, b'"');
-        let _ = STANDARD.encode_slice(&self.0, &mut out[start..start + len]);
+        out.push(b'"');
+        let start = out.len();
+        out.resize(start + len, 0);
+        let _ = STANDARD.encode_slice(&self.0, &mut out[start..]);
         out.push(b'"');
     }
 }
