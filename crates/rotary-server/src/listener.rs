@@ -470,16 +470,16 @@ impl Conn {
                     }
                     return;
                 }
-                close = &mut told, if closing.is_none() => {
-                    let grace = match close {
-                        Ok(Close::Idle) => self.limits.body_timeout,
-                        Ok(Close::SlowHead) => {
+                stall = &mut told, if closing.is_none() => {
+                    let grace = match stall {
+                        Ok(Stall::Idle) => self.limits.body_timeout,
+                        Ok(Stall::SlowHead) => {
                             tracing::debug!("A request head did not arrive within the header timeout; closing the connection");
                             return;
                         }
                         // The server is stopping (or the watchdog is gone, and with it the
                         // connection's timeouts: it goes as at shutdown).
-                        Ok(Close::Shutdown) | Err(_) => SHUTDOWN_GRACE,
+                        Ok(Stall::Shutdown) | Err(_) => SHUTDOWN_GRACE,
                     };
                     conn.as_mut().graceful_shutdown();
                     closing = Some(tokio::time::Instant::now() + grace);
@@ -488,17 +488,6 @@ impl Conn {
             }
         }
     }
-}
-
-/// What a connection's watchdog tells it.
-enum Close {
-    /// Idle (see [`Stall::Idle`]): closed gracefully, its answer in progress given the body
-    /// timeout to finish.
-    Idle,
-    /// See [`Stall::SlowHead`]: closed at once.
-    SlowHead,
-    /// The server is stopping: closed gracefully within [`SHUTDOWN_GRACE`].
-    Shutdown,
 }
 
 /// Aborts a task when dropped: the watchdog ends with its connection.
@@ -517,20 +506,18 @@ async fn watchdog(
     limits: Arc<Limits>,
     pressure: Arc<Notify>,
     mut stop: watch::Receiver<bool>,
-    mut tell: oneshot::Sender<Close>,
+    mut tell: oneshot::Sender<Stall>,
 ) {
-    let close = tokio::select! {
-        stall = watch(&activity, &limits, &pressure) => match stall {
-            Stall::Idle => Close::Idle,
-            Stall::SlowHead => Close::SlowHead,
-        },
-        _ = stop.changed() => Close::Shutdown,
+    let stall = tokio::select! {
+        stall = watch(&activity, &limits, &pressure) => stall,
+        _ = stop.changed() => Stall::Shutdown,
         () = tell.closed() => return,
     };
-    let _ = tell.send(close);
+    let _ = tell.send(stall);
 }
 
-/// Why [`watch`] says a connection should go.
+/// Why a connection should go: what [`watch`] finds, or the server's shutdown, which the
+/// [`watchdog`] tells the connection.
 enum Stall {
     /// Idle for the idle timeout, or for [`PRESSURE_MIN_IDLE`] when the accept loop is out
     /// of connection slots: closed gracefully.
@@ -538,6 +525,8 @@ enum Stall {
     /// An HTTP/1 connection waited longer than the header timeout for a request head (a
     /// slow head, or no next request on a kept-alive connection): closed at once.
     SlowHead,
+    /// The server is stopping: closed gracefully within [`SHUTDOWN_GRACE`].
+    Shutdown,
 }
 
 /// Completes when the connection should be closed. Its timer is set anew only when it

@@ -235,9 +235,7 @@ pub(crate) fn canonical_request(
 
 /// `AWS4-HMAC-SHA256\n<amz-date>\n<scope>\n<hex sha256(canonical request)>`.
 pub(crate) fn string_to_sign(amz_date: &str, scope: [&str; 4], canonical_request: &[u8]) -> String {
-    let mut hash = [0u8; 64];
-    // A SHA-256 digest always fits 64 hex digits.
-    let _ = hex::encode_to_slice(Sha256::digest(canonical_request), &mut hash);
+    let hash = Sha256Hex::of(canonical_request);
     let mut out = String::with_capacity(ALGORITHM.len() + amz_date.len() + 64 + 96);
     out.push_str(ALGORITHM);
     out.push('\n');
@@ -250,7 +248,7 @@ pub(crate) fn string_to_sign(amz_date: &str, scope: [&str; 4], canonical_request
         out.push_str(part);
     }
     out.push('\n');
-    out.push_str(std::str::from_utf8(&hash).unwrap_or_default());
+    out.push_str(&hash);
     out
 }
 
